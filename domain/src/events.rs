@@ -1,0 +1,628 @@
+//! Every event the ledger stores, one enum per aggregate.
+//!
+//! Stored events are a compatibility boundary: each variant has a stable
+//! type name (the `type` field of its JSON) and a schema version, and the
+//! golden files under `domain/tests/golden/` pin their serialized shape.
+//! A change of shape is a new schema version, never an edit in place.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::deadline::PolicyName;
+use crate::ids::{
+    AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
+};
+use crate::subject::{Platform, Subject};
+use crate::text::{Contact, MatterRef, Note, Reason};
+use crate::values::{
+    Channel, ErasureStep, HoldKind, Initiator, RetentionBasis, Role, Verification,
+};
+
+/// What every event enum offers the application layer.
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
+    /// The stable type name stored in the envelope.
+    fn event_type(&self) -> &'static str;
+    /// The schema version of this type's payload.
+    fn schema_version(&self) -> u16 {
+        1
+    }
+    /// The subjects this event is about, as tags (`workspace:ws-42`,
+    /// `hold-scope:file:f-9`, ...), for reads across streams and for
+    /// conditional appends.
+    fn tags(&self) -> Vec<String>;
+}
+
+/// The tag under which a hold on `scope` is found by the decisions that
+/// must respect it.
+pub fn hold_scope_tag(scope: &Subject) -> String {
+    format!("hold-scope:{scope}")
+}
+
+macro_rules! event_types {
+    ($enum:ident { $($variant:ident),+ $(,)? }) => {
+        impl $enum {
+            /// Every type name of this enum.
+            pub const TYPES: &'static [&'static str] = &[$(stringify!($variant)),+];
+        }
+
+        impl $enum {
+            fn type_name(&self) -> &'static str {
+                match self {
+                    $($enum::$variant { .. } => stringify!($variant)),+
+                }
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------- workspace
+
+/// Events of a workspace's membership, stream `workspace-{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum WorkspaceEvent {
+    WorkspaceCreated {
+        workspace: WorkspaceId,
+        owner: AccountId,
+    },
+    MemberAdded {
+        workspace: WorkspaceId,
+        account: AccountId,
+        role: Role,
+        added_by: Initiator,
+    },
+    /// R10: the member loses access; what they created stays.
+    MemberRemoved {
+        workspace: WorkspaceId,
+        account: AccountId,
+        removed_by: Initiator,
+    },
+}
+event_types!(WorkspaceEvent {
+    WorkspaceCreated,
+    MemberAdded,
+    MemberRemoved
+});
+
+impl DomainEvent for WorkspaceEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            WorkspaceEvent::WorkspaceCreated { workspace, owner } => {
+                vec![format!("workspace:{workspace}"), format!("account:{owner}")]
+            }
+            WorkspaceEvent::MemberAdded {
+                workspace, account, ..
+            }
+            | WorkspaceEvent::MemberRemoved {
+                workspace, account, ..
+            } => {
+                vec![
+                    format!("workspace:{workspace}"),
+                    format!("account:{account}"),
+                ]
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------- resource
+
+/// Events of a product resource, stream `resource-{kind}:{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ResourceEvent {
+    ResourceRegistered {
+        /// Always a resource subject, e.g. `file:f-9`.
+        resource: Subject,
+        workspace: Option<WorkspaceId>,
+        /// The account the resource belongs to (profiles, credentials).
+        account: Option<AccountId>,
+        /// The project or folder that contains it.
+        parent: Option<Subject>,
+        /// R6: the file this artifact was derived from.
+        derived_from: Option<Subject>,
+        /// R8: resources this one refers to (a canvas showing a file).
+        references: Vec<Subject>,
+        created_by: Option<AccountId>,
+    },
+}
+event_types!(ResourceEvent { ResourceRegistered });
+
+impl DomainEvent for ResourceEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            ResourceEvent::ResourceRegistered {
+                resource,
+                workspace,
+                account,
+                parent,
+                derived_from,
+                references,
+                ..
+            } => {
+                let mut tags = vec![resource.to_string()];
+                tags.extend(workspace.iter().map(|w| format!("workspace:{w}")));
+                tags.extend(account.iter().map(|a| format!("account:{a}")));
+                tags.extend(parent.iter().map(Subject::to_string));
+                tags.extend(derived_from.iter().map(Subject::to_string));
+                tags.extend(references.iter().map(Subject::to_string));
+                dedup(tags)
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------- integration
+
+/// Events of a connection to an external platform, stream `integration-{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum IntegrationEvent {
+    IntegrationConnected {
+        integration: IntegrationId,
+        workspace: WorkspaceId,
+        platform: Platform,
+        external_account: ExternalAccountId,
+        connected_by: Initiator,
+    },
+    /// R1: from here on syncs stop and the connection is unusable.
+    IntegrationDisconnected {
+        integration: IntegrationId,
+        workspace: WorkspaceId,
+        platform: Platform,
+        external_account: ExternalAccountId,
+        disconnected_by: Initiator,
+        channel: Channel,
+        reason: Option<Reason>,
+        /// R2: what disconnecting does not do, in words shown to people.
+        platform_data_notice: String,
+    },
+}
+event_types!(IntegrationEvent {
+    IntegrationConnected,
+    IntegrationDisconnected
+});
+
+impl DomainEvent for IntegrationEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            IntegrationEvent::IntegrationConnected {
+                integration,
+                workspace,
+                platform,
+                external_account,
+                ..
+            }
+            | IntegrationEvent::IntegrationDisconnected {
+                integration,
+                workspace,
+                platform,
+                external_account,
+                ..
+            } => vec![
+                format!("integration:{integration}"),
+                format!("workspace:{workspace}"),
+                format!("{platform}:{external_account}"),
+            ],
+        }
+    }
+}
+
+// --------------------------------------------------------------------- hold
+
+/// Events of a legal or moderation hold, stream `hold-{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum HoldEvent {
+    HoldPlaced {
+        hold: HoldId,
+        /// A resource, a workspace or an account.
+        scope: Subject,
+        kind: HoldKind,
+        matter: MatterRef,
+        reason: Reason,
+        placed_by: String,
+    },
+    HoldLifted {
+        hold: HoldId,
+        scope: Subject,
+        reason: Reason,
+        lifted_by: String,
+    },
+}
+event_types!(HoldEvent {
+    HoldPlaced,
+    HoldLifted
+});
+
+impl DomainEvent for HoldEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            HoldEvent::HoldPlaced { hold, scope, .. }
+            | HoldEvent::HoldLifted { hold, scope, .. } => {
+                vec![
+                    format!("hold:{hold}"),
+                    hold_scope_tag(scope),
+                    scope.to_string(),
+                ]
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ request
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "kebab-case")]
+pub enum RefusalReason {
+    /// R11: the account is the sole owner of workspaces with other members.
+    SoleOwnerOfSharedWorkspace { workspaces: Vec<WorkspaceId> },
+    /// The requester could not be verified.
+    VerificationFailed { detail: Note },
+}
+
+impl RefusalReason {
+    /// The reason in words, for status pages and reports.
+    pub fn explain(&self) -> String {
+        match self {
+            RefusalReason::SoleOwnerOfSharedWorkspace { workspaces } => format!(
+                "the account is the sole owner of {} that other members use ({}); \
+                 transfer ownership or remove the other members first",
+                if workspaces.len() == 1 {
+                    "a workspace"
+                } else {
+                    "workspaces"
+                },
+                workspaces
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            RefusalReason::VerificationFailed { detail } => {
+                format!("the requester could not be verified: {detail}")
+            }
+        }
+    }
+
+    /// A short stable code, for counting refusals by reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefusalReason::SoleOwnerOfSharedWorkspace { .. } => "sole-owner-of-shared-workspace",
+            RefusalReason::VerificationFailed { .. } => "verification-failed",
+        }
+    }
+}
+
+/// Events of a deletion request and its erasure tasks, stream `request-{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum RequestEvent {
+    DeletionRequested {
+        request: RequestId,
+        /// A resource, workspace, account, integration or external account.
+        scope: Subject,
+        channel: Channel,
+        policy: PolicyName,
+        received_at: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+        requested_by: Initiator,
+        /// R15: the operator who recorded a request that came by e-mail.
+        recorded_by: Option<String>,
+        verification: Verification,
+        /// Personal contact details of the requester, if given.
+        contact: Option<Contact>,
+        /// The code a Meta data-deletion callback answered with (R5).
+        confirmation_code: Option<String>,
+    },
+    RequestVerified {
+        request: RequestId,
+        method: Note,
+        verified_by: String,
+    },
+    DeletionRefused {
+        request: RequestId,
+        reason: RefusalReason,
+    },
+    /// R7: blocked, not refused; resumes when the last covering hold lifts.
+    DeletionBlocked {
+        request: RequestId,
+        holds: Vec<HoldId>,
+    },
+    DeletionResumed {
+        request: RequestId,
+    },
+    DeadlineExtended {
+        request: RequestId,
+        due_at: DateTime<Utc>,
+        reason: Reason,
+    },
+    /// One erasure step released to workers.
+    TaskReleased {
+        request: RequestId,
+        task: TaskId,
+        step: ErasureStep,
+        target: Subject,
+        workspace: Option<WorkspaceId>,
+        /// The scopes whose holds stop this task: the target, its
+        /// workspace, its account, its parents and its source file.
+        covered_by: Vec<Subject>,
+    },
+    TaskClaimed {
+        request: RequestId,
+        task: TaskId,
+        worker: String,
+        lease_until: DateTime<Utc>,
+    },
+    /// R6: a failed attempt, recorded and retried later.
+    TaskFailed {
+        request: RequestId,
+        task: TaskId,
+        worker: String,
+        attempt: u32,
+        error: Note,
+        next_attempt_at: DateTime<Utc>,
+    },
+    TaskCompleted {
+        request: RequestId,
+        task: TaskId,
+        step: ErasureStep,
+        target: Subject,
+        worker: String,
+    },
+    /// R1 / R14: a record kept on purpose, with its basis and end date.
+    RetentionExceptionRecorded {
+        request: RequestId,
+        target: Subject,
+        basis: RetentionBasis,
+        until: DateTime<Utc>,
+        note: Note,
+    },
+    /// Every step is done. R13: residual copies in backups and logs are
+    /// purged by `residual_copies_purged_by`.
+    DeletionCompleted {
+        request: RequestId,
+        completed_at: DateTime<Utc>,
+        residual_copies_purged_by: DateTime<Utc>,
+    },
+}
+event_types!(RequestEvent {
+    DeletionRequested,
+    RequestVerified,
+    DeletionRefused,
+    DeletionBlocked,
+    DeletionResumed,
+    DeadlineExtended,
+    TaskReleased,
+    TaskClaimed,
+    TaskFailed,
+    TaskCompleted,
+    RetentionExceptionRecorded,
+    DeletionCompleted,
+});
+
+impl RequestEvent {
+    pub fn request(&self) -> RequestId {
+        match self {
+            RequestEvent::DeletionRequested { request, .. }
+            | RequestEvent::RequestVerified { request, .. }
+            | RequestEvent::DeletionRefused { request, .. }
+            | RequestEvent::DeletionBlocked { request, .. }
+            | RequestEvent::DeletionResumed { request }
+            | RequestEvent::DeadlineExtended { request, .. }
+            | RequestEvent::TaskReleased { request, .. }
+            | RequestEvent::TaskClaimed { request, .. }
+            | RequestEvent::TaskFailed { request, .. }
+            | RequestEvent::TaskCompleted { request, .. }
+            | RequestEvent::RetentionExceptionRecorded { request, .. }
+            | RequestEvent::DeletionCompleted { request, .. } => *request,
+        }
+    }
+}
+
+impl DomainEvent for RequestEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        let mut tags = vec![format!("request:{}", self.request())];
+        match self {
+            RequestEvent::DeletionRequested { scope, .. } => tags.push(scope.to_string()),
+            RequestEvent::DeletionBlocked { holds, .. } => {
+                tags.extend(holds.iter().map(|h| format!("hold:{h}")));
+            }
+            RequestEvent::TaskReleased {
+                task,
+                target,
+                workspace,
+                ..
+            } => {
+                tags.push(format!("task:{task}"));
+                tags.push(target.to_string());
+                tags.extend(workspace.iter().map(|w| format!("workspace:{w}")));
+            }
+            RequestEvent::TaskClaimed { task, .. } | RequestEvent::TaskFailed { task, .. } => {
+                tags.push(format!("task:{task}"));
+            }
+            RequestEvent::TaskCompleted { task, target, .. } => {
+                tags.push(format!("task:{task}"));
+                tags.push(target.to_string());
+            }
+            RequestEvent::RetentionExceptionRecorded { target, .. } => {
+                tags.push(target.to_string());
+            }
+            RequestEvent::RequestVerified { .. }
+            | RequestEvent::DeletionRefused { .. }
+            | RequestEvent::DeletionResumed { .. }
+            | RequestEvent::DeadlineExtended { .. }
+            | RequestEvent::DeletionCompleted { .. } => {}
+        }
+        dedup(tags)
+    }
+}
+
+// ----------------------------------------------------------------- callback
+
+/// Events of the public callback endpoints, stream `callbacks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CallbackEvent {
+    /// R5: an invalid callback is refused, recorded, and deletes nothing.
+    CallbackRefused {
+        endpoint: String,
+        reason: String,
+        received_at: DateTime<Utc>,
+    },
+}
+event_types!(CallbackEvent { CallbackRefused });
+
+impl DomainEvent for CallbackEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        vec!["callbacks".to_owned()]
+    }
+}
+
+// -------------------------------------------------------------------- all
+
+/// Any stored event, decoded by its type name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum LedgerEvent {
+    Workspace(WorkspaceEvent),
+    Resource(ResourceEvent),
+    Integration(IntegrationEvent),
+    Hold(HoldEvent),
+    Request(RequestEvent),
+    Callback(CallbackEvent),
+}
+
+/// A stored payload that does not decode: an unknown type, or a shape the
+/// type's schema does not accept. The log is corrupt or newer than this
+/// build; an operator must look.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode event of type {event_type} (schema {schema_version}): {reason}")]
+pub struct DecodeError {
+    pub event_type: String,
+    pub schema_version: u16,
+    pub reason: String,
+}
+
+impl LedgerEvent {
+    /// Decodes a payload stored under `event_type` and `schema_version`.
+    pub fn decode(
+        event_type: &str,
+        schema_version: u16,
+        payload: &serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        let error = |reason: String| DecodeError {
+            event_type: event_type.to_owned(),
+            schema_version,
+            reason,
+        };
+        if schema_version != 1 {
+            return Err(error("unknown schema version".into()));
+        }
+        let decode = |payload: &serde_json::Value| -> Result<LedgerEvent, serde_json::Error> {
+            let p = payload.clone();
+            Ok(if WorkspaceEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Workspace(serde_json::from_value(p)?)
+            } else if ResourceEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Resource(serde_json::from_value(p)?)
+            } else if IntegrationEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Integration(serde_json::from_value(p)?)
+            } else if HoldEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Hold(serde_json::from_value(p)?)
+            } else if RequestEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Request(serde_json::from_value(p)?)
+            } else if CallbackEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Callback(serde_json::from_value(p)?)
+            } else {
+                return Err(serde::de::Error::custom("unknown event type"));
+            })
+        };
+        let event = decode(payload).map_err(|e| error(e.to_string()))?;
+        if event.event_type() != event_type {
+            return Err(error(format!(
+                "payload says {}, envelope says {event_type}",
+                event.event_type()
+            )));
+        }
+        Ok(event)
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            LedgerEvent::Workspace(e) => e.event_type(),
+            LedgerEvent::Resource(e) => e.event_type(),
+            LedgerEvent::Integration(e) => e.event_type(),
+            LedgerEvent::Hold(e) => e.event_type(),
+            LedgerEvent::Request(e) => e.event_type(),
+            LedgerEvent::Callback(e) => e.event_type(),
+        }
+    }
+
+    pub fn tags(&self) -> Vec<String> {
+        match self {
+            LedgerEvent::Workspace(e) => e.tags(),
+            LedgerEvent::Resource(e) => e.tags(),
+            LedgerEvent::Integration(e) => e.tags(),
+            LedgerEvent::Hold(e) => e.tags(),
+            LedgerEvent::Request(e) => e.tags(),
+            LedgerEvent::Callback(e) => e.tags(),
+        }
+    }
+
+    /// Every type name the ledger knows.
+    pub fn all_types() -> Vec<&'static str> {
+        [
+            WorkspaceEvent::TYPES,
+            ResourceEvent::TYPES,
+            IntegrationEvent::TYPES,
+            HoldEvent::TYPES,
+            RequestEvent::TYPES,
+            CallbackEvent::TYPES,
+        ]
+        .concat()
+    }
+}
+
+macro_rules! into_ledger_event {
+    ($($enum:ident => $variant:ident),+) => {
+        $(impl From<$enum> for LedgerEvent {
+            fn from(event: $enum) -> Self {
+                LedgerEvent::$variant(event)
+            }
+        })+
+    };
+}
+into_ledger_event!(
+    WorkspaceEvent => Workspace,
+    ResourceEvent => Resource,
+    IntegrationEvent => Integration,
+    HoldEvent => Hold,
+    RequestEvent => Request,
+    CallbackEvent => Callback
+);
+
+fn dedup(mut tags: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    tags.retain(|tag| seen.insert(tag.clone()));
+    tags
+}

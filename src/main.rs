@@ -1,0 +1,79 @@
+//! The `lethe` binary: the command line and, later, the service.
+
+use std::process::ExitCode;
+
+use adapters::store::{self, VerifyError};
+use clap::{Parser, Subcommand};
+
+/// Lethe, an event-sourced deletion ledger.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-walk the event log's hash chain. Exits 0 when the log is intact,
+    /// 1 when it was altered (naming the first bad position), 2 when the
+    /// store cannot be read.
+    Verify {
+        /// The event store: sqlite://PATH or postgres://...
+        #[arg(long, env = "LETHE_STORE", default_value = "sqlite://./data/lethe.db")]
+        store: String,
+    },
+}
+
+/// The log was altered.
+const EXIT_BROKEN: u8 = 1;
+/// The store could not be opened or read.
+const EXIT_UNAVAILABLE: u8 = 2;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Verify { store } => Ok(verify(&store).await),
+    }
+}
+
+async fn verify(url: &str) -> ExitCode {
+    let store = match store::open(url).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("lethe verify: cannot open {url}: {error}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let outcome = store::verify(&store).await;
+    store.close().await;
+    match outcome {
+        Ok(report) => {
+            println!(
+                "intact: {} events, head hash {}",
+                report.events,
+                hex_string(&report.head_hash)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(VerifyError::Broken(chain_break)) => {
+            eprintln!(
+                "BROKEN at position {}: {}",
+                chain_break.position, chain_break.reason
+            );
+            ExitCode::from(EXIT_BROKEN)
+        }
+        Err(VerifyError::Store(error)) => {
+            eprintln!("lethe verify: cannot read the log: {error}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
