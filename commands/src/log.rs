@@ -178,7 +178,9 @@ pub enum StoreError {
     },
     /// An event with one of the condition's tags was appended after the
     /// position the decision was read at. Re-read, decide again, retry.
-    #[error("an event tagged {tag} was appended at position {position}, after the decision was read")]
+    #[error(
+        "an event tagged {tag} was appended at position {position}, after the decision was read"
+    )]
     ConditionFailed { tag: Tag, position: Position },
     /// The append itself is malformed (empty, too large, bad names, ...).
     /// Nothing was stored; fix the input, a retry will fail the same way.

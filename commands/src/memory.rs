@@ -10,8 +10,8 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::log::{
-    chain_hash, stored_bytes, truncate_micros, validate_append, AppendRequest, Appended, EventStore,
-    ExpectedVersion, Position, RecordedEvent, StoreError, StreamId, Tag, GENESIS_HASH,
+    chain_hash, stored_bytes, truncate_micros, validate_append, AppendRequest, Appended,
+    EventStore, ExpectedVersion, Position, RecordedEvent, StoreError, StreamId, Tag, GENESIS_HASH,
     READ_EVENTS_MAX,
 };
 
@@ -151,7 +151,9 @@ impl EventStore for MemoryStore {
             stream_version: version,
             deduplicated: false,
         };
-        state.stream_versions.insert(request.stream.clone(), version);
+        state
+            .stream_versions
+            .insert(request.stream.clone(), version);
         for new in &request.events {
             state.by_event_id.insert(new.event_id, appended.clone());
         }

@@ -33,6 +33,12 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
     fn tags(&self) -> Vec<String>;
 }
 
+/// The tag of the event that erased `subject` (R12), so that a decision can
+/// learn whether a subject is gone without reading all of its history.
+pub fn erased_tag(subject: &Subject) -> String {
+    format!("erased:{subject}")
+}
+
 /// The tag under which a hold on `scope` is found by the decisions that
 /// must respect it.
 pub fn hold_scope_tag(scope: &Subject) -> String {
@@ -449,18 +455,27 @@ impl DomainEvent for RequestEvent {
                 task,
                 target,
                 workspace,
+                covered_by,
                 ..
             } => {
+                // Tagged with every covering scope, so that a new hold on
+                // any of them finds the tasks it suspends.
                 tags.push(format!("task:{task}"));
                 tags.push(target.to_string());
                 tags.extend(workspace.iter().map(|w| format!("workspace:{w}")));
+                tags.extend(covered_by.iter().map(Subject::to_string));
             }
             RequestEvent::TaskClaimed { task, .. } | RequestEvent::TaskFailed { task, .. } => {
                 tags.push(format!("task:{task}"));
             }
-            RequestEvent::TaskCompleted { task, target, .. } => {
+            RequestEvent::TaskCompleted {
+                task, step, target, ..
+            } => {
                 tags.push(format!("task:{task}"));
                 tags.push(target.to_string());
+                if step.erases_target() {
+                    tags.push(erased_tag(target));
+                }
             }
             RequestEvent::RetentionExceptionRecorded { target, .. } => {
                 tags.push(target.to_string());

@@ -1,0 +1,34 @@
+//! Errors of the application layer.
+
+use domain::error::DomainError;
+use domain::events::DecodeError;
+
+use crate::log::StoreError;
+
+/// Why a command did not take effect. Nothing was stored in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The rules refused the command. Show the reason to the caller (4xx,
+    /// see [`DomainError`] for which).
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// The request, hold or task named does not exist. Check the id (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Other writers kept changing what this decision read, beyond the
+    /// retry budget. Retry the command later (409).
+    #[error("the decision kept conflicting with concurrent writes; retry later")]
+    Contended,
+    /// The event store failed. Retry later; report 503 meanwhile.
+    #[error(transparent)]
+    Store(StoreError),
+    /// A stored event does not decode. An operator must look (500).
+    #[error(transparent)]
+    Corrupt(#[from] DecodeError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(error: StoreError) -> Self {
+        CommandError::Store(error)
+    }
+}

@@ -1,0 +1,1446 @@
+//! The application service: every command of the ledger as "read what the
+//! decision needs, let the domain decide, append on the condition that
+//! nothing read has moved, retry on conflict".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::deadline::{PolicyName, PolicyTable};
+use domain::events::{
+    erased_tag, hold_scope_tag, CallbackEvent, HoldEvent, LedgerEvent, RequestEvent,
+};
+use domain::ids::{
+    AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
+};
+use domain::inventory::Inventory;
+use domain::membership::Registration;
+use domain::request::{NewRequest, Request, RequestState};
+use domain::subject::{ExternalAccount, Platform, Subject};
+use domain::text::{Contact, MatterRef, Note, Reason};
+use domain::values::{Channel, HoldKind, Initiator, RetentionBasis, Role};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::{new_id, Clock};
+use crate::error::CommandError;
+use crate::log::{
+    AppendCondition, AppendRequest, Appended, EventStore, ExpectedVersion, Metadata, NewEvent,
+    Position, RecordedEvent, StreamId, Tag, READ_EVENTS_MAX,
+};
+
+/// How often a decision is re-read and retried after a conflict.
+pub const CONFLICT_RETRIES_MAX: usize = 16;
+/// How many rounds of "read what the last read pointed to" a load makes.
+const LOAD_EXPANSION_ROUNDS_MAX: usize = 8;
+/// Longest lease a worker may take on a task.
+pub const LEASE_SECONDS_MAX: i64 = 3_600;
+
+/// Who is asking, and in answer to what; becomes the events' metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The authenticated principal, e.g. `service:file-manager`.
+    pub actor: String,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    /// `http`, `cli`, `meta-callback`, `reactor`, ...
+    pub source_channel: Option<String>,
+}
+
+impl Context {
+    pub fn new(actor: impl Into<String>, source_channel: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            source_channel: Some(source_channel.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Self {
+        self.idempotency_key = key;
+        self
+    }
+
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            idempotency_key: self.idempotency_key.clone(),
+            source_channel: self.source_channel.clone(),
+        }
+    }
+
+    /// A deterministic id when the caller gave an idempotency key.
+    fn id_for(&self, purpose: &str) -> Uuid {
+        new_id(
+            self.idempotency_key
+                .as_deref()
+                .map(|key| (purpose, self.actor.as_str(), key)),
+        )
+    }
+}
+
+/// A deletion request as the caller sees it right after a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestSummary {
+    pub request_id: RequestId,
+    pub scope: String,
+    pub state: &'static str,
+    pub due_at: DateTime<Utc>,
+    pub blocked_by: Vec<HoldId>,
+    pub tasks_total: usize,
+    pub tasks_done: usize,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub residual_copies_purged_by: Option<DateTime<Utc>>,
+    pub confirmation_code: Option<String>,
+}
+
+impl RequestSummary {
+    pub fn of(request: &Request) -> Self {
+        Self {
+            request_id: request.id,
+            scope: request.scope.to_string(),
+            state: request.state().as_str(),
+            due_at: request.due_at,
+            blocked_by: request.blocked_by.clone(),
+            tasks_total: request.tasks.len(),
+            tasks_done: request.tasks.values().filter(|t| t.completed).count(),
+            completed_at: request.completed_at,
+            residual_copies_purged_by: request.residual_copies_purged_by,
+            confirmation_code: request.confirmation_code.clone(),
+        }
+    }
+}
+
+/// A task leased to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimedTask {
+    pub task_id: TaskId,
+    pub request_id: RequestId,
+    pub step: String,
+    pub target: String,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What a deletion request command carries from the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionRequestInput {
+    pub scope: Subject,
+    pub channel: Channel,
+    /// `None`: chosen from the scope (YouTube data → youtube-api-user-data).
+    pub policy: Option<PolicyName>,
+    pub requested_by: Initiator,
+    pub recorded_by: Option<String>,
+    pub verification: Option<Note>,
+    pub contact: Option<Contact>,
+}
+
+/// The stream names of the ledger's aggregates.
+pub mod streams {
+    use super::*;
+
+    pub fn workspace(id: &WorkspaceId) -> StreamId {
+        StreamId::new(format!("workspace-{id}"))
+    }
+    pub fn resource(subject: &Subject) -> StreamId {
+        StreamId::new(format!("resource-{subject}"))
+    }
+    pub fn integration(id: &IntegrationId) -> StreamId {
+        StreamId::new(format!("integration-{id}"))
+    }
+    pub fn hold(id: HoldId) -> StreamId {
+        StreamId::new(format!("hold-{id}"))
+    }
+    pub fn request(id: RequestId) -> StreamId {
+        StreamId::new(format!("request-{id}"))
+    }
+    pub fn callbacks() -> StreamId {
+        StreamId::new("callbacks")
+    }
+}
+
+/// What a decision reads before it decides.
+#[derive(Debug, Default)]
+struct Load {
+    streams: Vec<StreamId>,
+    tags: Vec<String>,
+    /// Follow references: workspaces, parents, sources.
+    expand: bool,
+    /// Read the holds on every scope that covers what was read.
+    holds: bool,
+}
+
+/// What a decision saw, and where in the log.
+#[derive(Debug)]
+struct View {
+    read_at: Position,
+    events: BTreeMap<Position, (StreamId, LedgerEvent)>,
+    stream_versions: BTreeMap<StreamId, u64>,
+    tags_read: BTreeSet<String>,
+    inventory: Inventory,
+}
+
+impl View {
+    fn version(&self, stream: &StreamId) -> ExpectedVersion {
+        match self.stream_versions.get(stream) {
+            Some(0) | None => ExpectedVersion::NoStream,
+            Some(version) => ExpectedVersion::Exact(*version),
+        }
+    }
+
+    fn request(&self, id: RequestId) -> Option<Request> {
+        let stream = streams::request(id);
+        let events: Vec<&RequestEvent> = self
+            .events
+            .values()
+            .filter(|(s, _)| *s == stream)
+            .filter_map(|(_, e)| match e {
+                LedgerEvent::Request(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        Request::from_events(events)
+    }
+
+    fn condition_on_all_reads(&self) -> Option<AppendCondition> {
+        Some(AppendCondition {
+            tags: self.tags_read.iter().cloned().map(Tag::new).collect(),
+            after: self.read_at,
+        })
+    }
+}
+
+/// One append a decision wants, and what to answer afterwards.
+struct Decision<T> {
+    stream: StreamId,
+    expected: ExpectedVersion,
+    condition: Option<AppendCondition>,
+    events: Vec<LedgerEvent>,
+    output: T,
+}
+
+/// The ledger's application service.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    policies: PolicyTable,
+}
+
+impl std::fmt::Debug for dyn EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventStore")
+    }
+}
+
+impl Ledger {
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, policies: PolicyTable) -> Self {
+        Self {
+            store,
+            clock,
+            policies,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn policies(&self) -> &PolicyTable {
+        &self.policies
+    }
+
+    // ------------------------------------------------------------ machinery
+
+    async fn read_tag_pages(
+        &self,
+        tags: &[String],
+        view: &mut View,
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .filter(|t| view.tags_read.insert((*t).clone()))
+            .cloned()
+            .map(Tag::new)
+            .collect();
+        let mut found = Vec::new();
+        if tags.is_empty() {
+            return Ok(found);
+        }
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .read_by_tags(&tags, after, READ_EVENTS_MAX)
+                .await?;
+            let full = page.len() == READ_EVENTS_MAX;
+            if let Some(last) = page.last() {
+                after = last.position;
+            }
+            found.extend(page);
+            if !full {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn read_stream_pages(
+        &self,
+        stream: &StreamId,
+        view: &mut View,
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        if view.stream_versions.contains_key(stream) {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .read_stream(stream, after, READ_EVENTS_MAX)
+                .await?;
+            let full = page.len() == READ_EVENTS_MAX;
+            if let Some(last) = page.last() {
+                after = last.stream_version;
+            }
+            found.extend(page);
+            if !full {
+                break;
+            }
+        }
+        view.stream_versions.insert(stream.clone(), after);
+        Ok(found)
+    }
+
+    fn absorb(view: &mut View, events: Vec<RecordedEvent>) -> Result<(), CommandError> {
+        for recorded in events {
+            if view.events.contains_key(&recorded.position) {
+                continue;
+            }
+            let event = LedgerEvent::decode(
+                &recorded.event_type,
+                recorded.schema_version,
+                &recorded.payload,
+            )?;
+            view.events
+                .insert(recorded.position, (recorded.stream, event));
+        }
+        Ok(())
+    }
+
+    async fn load(&self, load: Load) -> Result<View, CommandError> {
+        let read_at = self.store.head().await?;
+        let mut view = View {
+            read_at,
+            events: BTreeMap::new(),
+            stream_versions: BTreeMap::new(),
+            tags_read: BTreeSet::new(),
+            inventory: Inventory::default(),
+        };
+        for stream in &load.streams {
+            let events = self.read_stream_pages(stream, &mut view).await?;
+            Self::absorb(&mut view, events)?;
+        }
+        let events = self.read_tag_pages(&load.tags, &mut view).await?;
+        Self::absorb(&mut view, events)?;
+        let mut loaded_workspaces = BTreeSet::new();
+        for round in 0..LOAD_EXPANSION_ROUNDS_MAX {
+            view.inventory = Inventory::from_events(view.events.values().map(|(_, e)| e));
+            if !load.expand || round + 1 == LOAD_EXPANSION_ROUNDS_MAX {
+                break;
+            }
+            let (workspaces, resources) = referenced(&view.inventory);
+            let new_workspaces: Vec<WorkspaceId> = workspaces
+                .into_iter()
+                .filter(|w| loaded_workspaces.insert(w.clone()))
+                .collect();
+            let new_tags: Vec<String> = resources
+                .iter()
+                .map(Subject::to_string)
+                .chain(
+                    new_workspaces
+                        .iter()
+                        .map(|w| erased_tag(&Subject::Workspace(w.clone()))),
+                )
+                .filter(|t| !view.tags_read.contains(t))
+                .collect();
+            if new_workspaces.is_empty() && new_tags.is_empty() {
+                break;
+            }
+            for workspace in &new_workspaces {
+                let events = self
+                    .read_stream_pages(&streams::workspace(workspace), &mut view)
+                    .await?;
+                Self::absorb(&mut view, events)?;
+            }
+            let events = self.read_tag_pages(&new_tags, &mut view).await?;
+            Self::absorb(&mut view, events)?;
+        }
+        if load.holds {
+            let mut scopes: BTreeSet<Subject> = BTreeSet::new();
+            for subject in load.tags.iter().filter_map(|t| Subject::parse(t).ok()) {
+                scopes.extend(view.inventory.covering_scopes(&subject));
+            }
+            for subject in view.inventory.resources.keys() {
+                scopes.extend(view.inventory.covering_scopes(subject));
+            }
+            for id in view.inventory.integrations.keys() {
+                scopes.extend(
+                    view.inventory
+                        .covering_scopes(&Subject::Integration(id.clone())),
+                );
+            }
+            for id in view.inventory.workspaces.keys() {
+                scopes.insert(Subject::Workspace(id.clone()));
+            }
+            let tags: Vec<String> = scopes.iter().map(hold_scope_tag).collect();
+            let events = self.read_tag_pages(&tags, &mut view).await?;
+            Self::absorb(&mut view, events)?;
+            view.inventory = Inventory::from_events(view.events.values().map(|(_, e)| e));
+        }
+        Ok(view)
+    }
+
+    fn new_event(&self, ctx: &Context, event: &LedgerEvent, now: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type().to_owned(),
+            schema_version: 1,
+            occurred_at: now,
+            payload: serde_json::to_value(event).expect("events serialize"),
+            metadata: ctx.metadata(),
+            tags: event.tags().into_iter().map(Tag::new).collect(),
+        }
+    }
+
+    /// Reads, decides and appends, retrying the whole round on conflict.
+    async fn execute<T>(
+        &self,
+        ctx: &Context,
+        load: impl Fn() -> Load,
+        decide: impl Fn(&View, DateTime<Utc>) -> Result<Decision<T>, CommandError>,
+    ) -> Result<(T, Option<Appended>), CommandError> {
+        for _ in 0..CONFLICT_RETRIES_MAX {
+            let view = self.load(load()).await?;
+            let now = self.clock.now();
+            let decision = decide(&view, now)?;
+            if decision.events.is_empty() {
+                return Ok((decision.output, None));
+            }
+            let request = AppendRequest {
+                stream: decision.stream,
+                expected: decision.expected,
+                condition: decision.condition,
+                idempotency_key: None,
+                events: decision
+                    .events
+                    .iter()
+                    .map(|e| self.new_event(ctx, e, now))
+                    .collect(),
+            };
+            match self.store.append(request).await {
+                Ok(appended) => return Ok((decision.output, Some(appended))),
+                Err(error) if error.is_conflict() => {
+                    tracing::debug!(%error, "decision conflicted, re-reading");
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CommandError::Contended)
+    }
+
+    fn next_task_ids() -> impl FnMut() -> TaskId {
+        || TaskId::from_uuid(Uuid::now_v7())
+    }
+
+    // ---------------------------------------------------- workspaces & co.
+
+    pub async fn create_workspace(
+        &self,
+        ctx: &Context,
+        workspace: WorkspaceId,
+        owner: AccountId,
+    ) -> Result<(), CommandError> {
+        let stream = streams::workspace(&workspace);
+        self.execute(
+            ctx,
+            || Load {
+                streams: vec![stream.clone()],
+                tags: vec![
+                    erased_tag(&Subject::Workspace(workspace.clone())),
+                    erased_tag(&Subject::Account(owner.clone())),
+                ],
+                ..Load::default()
+            },
+            |view, _| {
+                let events = domain::membership::create_workspace(
+                    &view.inventory,
+                    workspace.clone(),
+                    owner.clone(),
+                )?;
+                Ok(Decision {
+                    stream: stream.clone(),
+                    expected: view.version(&stream),
+                    condition: view.condition_on_all_reads(),
+                    events: events.into_iter().map(Into::into).collect(),
+                    output: (),
+                })
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn add_member(
+        &self,
+        ctx: &Context,
+        workspace: WorkspaceId,
+        account: AccountId,
+        role: Role,
+        added_by: Initiator,
+    ) -> Result<(), CommandError> {
+        let stream = streams::workspace(&workspace);
+        self.execute(
+            ctx,
+            || Load {
+                streams: vec![stream.clone()],
+                tags: vec![
+                    erased_tag(&Subject::Workspace(workspace.clone())),
+                    erased_tag(&Subject::Account(account.clone())),
+                ],
+                ..Load::default()
+            },
+            |view, _| {
+                let events = domain::membership::add_member(
+                    &view.inventory,
+                    workspace.clone(),
+                    account.clone(),
+                    role,
+                    added_by.clone(),
+                )?;
+                Ok(Decision {
+                    stream: stream.clone(),
+                    expected: view.version(&stream),
+                    condition: view.condition_on_all_reads(),
+                    events: events.into_iter().map(Into::into).collect(),
+                    output: (),
+                })
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn remove_member(
+        &self,
+        ctx: &Context,
+        workspace: WorkspaceId,
+        account: AccountId,
+        removed_by: Initiator,
+    ) -> Result<(), CommandError> {
+        let stream = streams::workspace(&workspace);
+        self.execute(
+            ctx,
+            || Load {
+                streams: vec![stream.clone()],
+                tags: vec![erased_tag(&Subject::Workspace(workspace.clone()))],
+                ..Load::default()
+            },
+            |view, _| {
+                let events = domain::membership::remove_member(
+                    &view.inventory,
+                    workspace.clone(),
+                    account.clone(),
+                    removed_by.clone(),
+                )?;
+                Ok(Decision {
+                    stream: stream.clone(),
+                    expected: view.version(&stream),
+                    condition: view.condition_on_all_reads(),
+                    events: events.into_iter().map(Into::into).collect(),
+                    output: (),
+                })
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn register_resource(
+        &self,
+        ctx: &Context,
+        registration: Registration,
+    ) -> Result<(), CommandError> {
+        let stream = streams::resource(&registration.resource);
+        self.execute(
+            ctx,
+            || {
+                let mut tags = vec![registration.resource.to_string()];
+                tags.extend(
+                    registration
+                        .parent
+                        .iter()
+                        .chain(&registration.derived_from)
+                        .chain(&registration.references)
+                        .map(Subject::to_string),
+                );
+                tags.extend(
+                    registration
+                        .account
+                        .iter()
+                        .map(|a| erased_tag(&Subject::Account(a.clone()))),
+                );
+                let mut streams = vec![stream.clone()];
+                if let Some(workspace) = &registration.workspace {
+                    streams.push(streams::workspace(workspace));
+                    tags.push(erased_tag(&Subject::Workspace(workspace.clone())));
+                }
+                Load {
+                    streams,
+                    tags,
+                    ..Load::default()
+                }
+            },
+            |view, _| {
+                let events =
+                    domain::membership::register_resource(&view.inventory, registration.clone())?;
+                Ok(Decision {
+                    stream: stream.clone(),
+                    expected: view.version(&stream),
+                    condition: view.condition_on_all_reads(),
+                    events: events.into_iter().map(Into::into).collect(),
+                    output: (),
+                })
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    // --------------------------------------------------------- integrations
+
+    pub async fn connect_integration(
+        &self,
+        ctx: &Context,
+        integration: IntegrationId,
+        workspace: WorkspaceId,
+        platform: Platform,
+        external_account: ExternalAccountId,
+        connected_by: Initiator,
+    ) -> Result<(), CommandError> {
+        let stream = streams::integration(&integration);
+        self.execute(
+            ctx,
+            || Load {
+                streams: vec![stream.clone(), streams::workspace(&workspace)],
+                tags: vec![
+                    format!("integration:{integration}"),
+                    erased_tag(&Subject::Workspace(workspace.clone())),
+                ],
+                ..Load::default()
+            },
+            |view, _| {
+                let events = domain::integration::connect(
+                    &view.inventory,
+                    integration.clone(),
+                    workspace.clone(),
+                    platform,
+                    external_account.clone(),
+                    connected_by.clone(),
+                )?;
+                Ok(Decision {
+                    stream: stream.clone(),
+                    expected: view.version(&stream),
+                    condition: view.condition_on_all_reads(),
+                    events: events.into_iter().map(Into::into).collect(),
+                    output: (),
+                })
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// R1: disconnects, then opens the clean-up request scoped to the
+    /// integration, whose tasks revoke tokens, clear caches, deactivate the
+    /// connection record and remove retained analytics rows.
+    pub async fn disconnect_integration(
+        &self,
+        ctx: &Context,
+        integration: IntegrationId,
+        disconnected_by: Initiator,
+        channel: Channel,
+        reason: Option<Reason>,
+    ) -> Result<RequestSummary, CommandError> {
+        let stream = streams::integration(&integration);
+        let ((), _) = self
+            .execute(
+                ctx,
+                || Load {
+                    streams: vec![stream.clone()],
+                    tags: vec![format!("integration:{integration}")],
+                    expand: true,
+                    ..Load::default()
+                },
+                |view, _| {
+                    let events = domain::integration::disconnect(
+                        &view.inventory,
+                        integration.clone(),
+                        disconnected_by.clone(),
+                        channel,
+                        reason.clone(),
+                    )?;
+                    Ok(Decision {
+                        stream: stream.clone(),
+                        expected: view.version(&stream),
+                        condition: view.condition_on_all_reads(),
+                        events: events.into_iter().map(Into::into).collect(),
+                        output: (),
+                    })
+                },
+            )
+            .await?;
+        let cleanup_ctx = Context {
+            idempotency_key: ctx
+                .idempotency_key
+                .as_ref()
+                .map(|key| format!("{key}/cleanup")),
+            ..ctx.clone()
+        };
+        self.request_deletion(
+            &cleanup_ctx,
+            DeletionRequestInput {
+                scope: Subject::Integration(integration),
+                channel,
+                policy: None,
+                requested_by: disconnected_by,
+                recorded_by: None,
+                verification: None,
+                contact: None,
+            },
+        )
+        .await
+    }
+
+    /// R4: a valid Meta deauthorization disconnects every matching
+    /// Instagram connection, each as in R1. Returns the clean-up requests.
+    pub async fn meta_deauthorize(
+        &self,
+        ctx: &Context,
+        external: ExternalAccountId,
+    ) -> Result<Vec<RequestSummary>, CommandError> {
+        let external_subject = Subject::External(ExternalAccount {
+            platform: Platform::Instagram,
+            id: external.clone(),
+        });
+        let view = self
+            .load(Load {
+                tags: vec![external_subject.to_string()],
+                ..Load::default()
+            })
+            .await?;
+        let mut summaries = Vec::new();
+        for integration in
+            domain::integration::connections_of(&view.inventory, Platform::Instagram, &external)
+        {
+            let disconnected = view
+                .inventory
+                .integrations
+                .get(&integration)
+                .is_some_and(|i| i.disconnected);
+            if disconnected {
+                continue;
+            }
+            match self
+                .disconnect_integration(
+                    ctx,
+                    integration,
+                    Initiator::Platform,
+                    Channel::MetaCallback,
+                    None,
+                )
+                .await
+            {
+                Ok(summary) => summaries.push(summary),
+                // A concurrent disconnect got there first: that is the goal.
+                Err(CommandError::Rejected(domain::error::DomainError::AlreadyDisconnected(_))) => {
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(summaries)
+    }
+
+    /// R5: a valid Meta data-deletion callback. The request id, and so the
+    /// confirmation code, derives from `callback_key` (a digest of the
+    /// signed payload), so a replayed callback answers with the same code.
+    pub async fn meta_data_deletion(
+        &self,
+        ctx: &Context,
+        external: ExternalAccountId,
+        callback_key: &str,
+    ) -> Result<RequestSummary, CommandError> {
+        let ctx = ctx
+            .clone()
+            .with_idempotency_key(Some(callback_key.to_owned()));
+        self.request_deletion(
+            &ctx,
+            DeletionRequestInput {
+                scope: Subject::External(ExternalAccount {
+                    platform: Platform::Instagram,
+                    id: external,
+                }),
+                channel: Channel::MetaCallback,
+                policy: Some(PolicyName::Internal),
+                requested_by: Initiator::Platform,
+                recorded_by: None,
+                verification: None,
+                contact: None,
+            },
+        )
+        .await
+    }
+
+    /// R5: an invalid callback is refused and recorded; it deletes nothing.
+    pub async fn record_refused_callback(
+        &self,
+        ctx: &Context,
+        endpoint: &str,
+        reason: &str,
+    ) -> Result<(), CommandError> {
+        let now = self.clock.now();
+        let event: LedgerEvent = CallbackEvent::CallbackRefused {
+            endpoint: endpoint.chars().take(200).collect(),
+            reason: reason.chars().take(500).collect(),
+            received_at: now,
+        }
+        .into();
+        self.store
+            .append(AppendRequest {
+                stream: streams::callbacks(),
+                expected: ExpectedVersion::Any,
+                condition: None,
+                idempotency_key: None,
+                events: vec![self.new_event(ctx, &event, now)],
+            })
+            .await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- requests
+
+    fn scope_load(scope: &Subject, request: Option<RequestId>) -> Load {
+        let mut streams = Vec::new();
+        let mut tags = vec![scope.to_string()];
+        match scope {
+            Subject::Workspace(w) => {
+                streams.push(streams::workspace(w));
+                tags.push(erased_tag(scope));
+            }
+            Subject::Account(_) => tags.push(erased_tag(scope)),
+            _ => {}
+        }
+        if let Some(id) = request {
+            streams.push(streams::request(id));
+        }
+        Load {
+            streams,
+            tags,
+            expand: true,
+            holds: true,
+        }
+    }
+
+    fn default_policy(scope: &Subject, inventory: &Inventory) -> PolicyName {
+        let youtube = match scope {
+            Subject::Integration(id) => inventory
+                .integrations
+                .get(id)
+                .is_some_and(|i| i.platform == Platform::Youtube),
+            Subject::External(e) => e.platform == Platform::Youtube,
+            _ => false,
+        };
+        if youtube {
+            PolicyName::YoutubeApiUserData
+        } else {
+            PolicyName::Internal
+        }
+    }
+
+    /// Receives a deletion request and takes it as far as it can go now.
+    /// With an idempotency key, a replay answers with the first request.
+    pub async fn request_deletion(
+        &self,
+        ctx: &Context,
+        input: DeletionRequestInput,
+    ) -> Result<RequestSummary, CommandError> {
+        let request_id = RequestId::from_uuid(ctx.id_for("deletion-request"));
+        let stream = streams::request(request_id);
+        let (summary, _) = self
+            .execute(
+                ctx,
+                || Self::scope_load(&input.scope, Some(request_id)),
+                |view, now| {
+                    if let Some(existing) = view.request(request_id) {
+                        // A replay of the same command: answer as the first time.
+                        return Ok(Decision {
+                            stream: stream.clone(),
+                            expected: ExpectedVersion::Any,
+                            condition: None,
+                            events: Vec::new(),
+                            output: RequestSummary::of(&existing),
+                        });
+                    }
+                    let policy = input
+                        .policy
+                        .unwrap_or_else(|| Self::default_policy(&input.scope, &view.inventory));
+                    let confirmation_code = (input.channel == Channel::MetaCallback)
+                        .then(|| confirmation_code(request_id));
+                    let events = domain::request::receive(
+                        &view.inventory,
+                        NewRequest {
+                            request: request_id,
+                            scope: input.scope.clone(),
+                            channel: input.channel,
+                            policy,
+                            requested_by: input.requested_by.clone(),
+                            recorded_by: input.recorded_by.clone(),
+                            verification: input.verification.clone(),
+                            contact: input.contact.clone(),
+                            confirmation_code,
+                        },
+                        &self.policies,
+                        now,
+                        &mut Self::next_task_ids(),
+                    )?;
+                    let summary = summarize(&events);
+                    Ok(Decision {
+                        stream: stream.clone(),
+                        expected: ExpectedVersion::NoStream,
+                        condition: view.condition_on_all_reads(),
+                        events: events.into_iter().map(Into::into).collect(),
+                        output: summary,
+                    })
+                },
+            )
+            .await?;
+        Ok(summary)
+    }
+
+    /// Loads a request, or `NotFound`.
+    pub async fn request(&self, id: RequestId) -> Result<Request, CommandError> {
+        let view = self
+            .load(Load {
+                streams: vec![streams::request(id)],
+                ..Load::default()
+            })
+            .await?;
+        view.request(id)
+            .ok_or_else(|| CommandError::NotFound(format!("request {id}")))
+    }
+
+    /// Runs a decision on one request: load it (and what `extra` says),
+    /// decide on its state, append to its stream.
+    async fn on_request<T>(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+        with_scope: bool,
+        decide: impl Fn(&Request, &View, DateTime<Utc>) -> Result<(Vec<RequestEvent>, T), CommandError>,
+    ) -> Result<T, CommandError> {
+        let scope = self.request(id).await?.scope;
+        let stream = streams::request(id);
+        let (output, _) = self
+            .execute(
+                ctx,
+                || {
+                    if with_scope {
+                        Self::scope_load(&scope, Some(id))
+                    } else {
+                        Load {
+                            streams: vec![stream.clone()],
+                            ..Load::default()
+                        }
+                    }
+                },
+                |view, now| {
+                    let request = view
+                        .request(id)
+                        .ok_or_else(|| CommandError::NotFound(format!("request {id}")))?;
+                    let (events, output) = decide(&request, view, now)?;
+                    Ok(Decision {
+                        stream: stream.clone(),
+                        expected: view.version(&stream),
+                        condition: if with_scope {
+                            view.condition_on_all_reads()
+                        } else {
+                            None
+                        },
+                        events: events.into_iter().map(Into::into).collect(),
+                        output,
+                    })
+                },
+            )
+            .await?;
+        Ok(output)
+    }
+
+    /// R11 / R15: records the verification of the requester and moves on.
+    pub async fn verify_request(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+        method: Note,
+    ) -> Result<RequestSummary, CommandError> {
+        self.on_request(ctx, id, true, |request, view, now| {
+            let events = domain::request::verify(
+                request,
+                &view.inventory,
+                method.clone(),
+                ctx.actor.clone(),
+                &self.policies,
+                now,
+                &mut Self::next_task_ids(),
+            )?;
+            Ok((events.clone(), summary_after(request, &events)))
+        })
+        .await
+    }
+
+    /// Refuses a request whose requester could not be verified.
+    pub async fn refuse_unverified(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+        detail: Note,
+    ) -> Result<RequestSummary, CommandError> {
+        self.on_request(ctx, id, false, |request, _, _| {
+            let events = domain::request::refuse_unverified(request, detail.clone())?;
+            Ok((events.clone(), summary_after(request, &events)))
+        })
+        .await
+    }
+
+    pub async fn extend_deadline(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+        reason: Option<Reason>,
+    ) -> Result<RequestSummary, CommandError> {
+        self.on_request(ctx, id, false, |request, _, now| {
+            let events = domain::request::extend(request, reason.clone(), &self.policies, now)?;
+            Ok((events.clone(), summary_after(request, &events)))
+        })
+        .await
+    }
+
+    pub async fn record_retention(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+        target: Subject,
+        basis: RetentionBasis,
+        until: DateTime<Utc>,
+        note: Note,
+    ) -> Result<(), CommandError> {
+        self.on_request(ctx, id, false, |request, _, now| {
+            let events = domain::request::record_retention(
+                request,
+                target.clone(),
+                basis,
+                until,
+                note.clone(),
+                now,
+            )?;
+            Ok((events, ()))
+        })
+        .await
+    }
+
+    /// Re-evaluates an open request against the log as it is now: blocks
+    /// it on new holds, resumes it when the last covering hold is gone.
+    pub async fn advance(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+    ) -> Result<RequestSummary, CommandError> {
+        self.on_request(ctx, id, true, |request, view, now| {
+            let events = domain::request::progress(
+                request,
+                &view.inventory,
+                &self.policies,
+                now,
+                &mut Self::next_task_ids(),
+            );
+            Ok((events.clone(), summary_after(request, &events)))
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- tasks
+
+    /// The request a task belongs to.
+    pub async fn request_of_task(&self, task: TaskId) -> Result<RequestId, CommandError> {
+        let events = self
+            .store
+            .read_by_tags(&[Tag::new(format!("task:{task}"))], 0, 1)
+            .await?;
+        let first = events
+            .first()
+            .ok_or_else(|| CommandError::NotFound(format!("task {task}")))?;
+        match LedgerEvent::decode(&first.event_type, first.schema_version, &first.payload)? {
+            LedgerEvent::Request(event) => Ok(event.request()),
+            _ => Err(CommandError::NotFound(format!("task {task}"))),
+        }
+    }
+
+    /// Leases a task to a worker, on the condition that no hold on any
+    /// scope covering the task was placed since the holds were read: a
+    /// step is never released at a log position where a hold covers it.
+    pub async fn claim_task(
+        &self,
+        ctx: &Context,
+        task: TaskId,
+        worker: &str,
+        lease_seconds: i64,
+    ) -> Result<ClaimedTask, CommandError> {
+        let lease_seconds = lease_seconds.clamp(1, LEASE_SECONDS_MAX);
+        let request_id = self.request_of_task(task).await?;
+        let stream = streams::request(request_id);
+        let request = self.request(request_id).await?;
+        let covered_by = request
+            .tasks
+            .get(&task)
+            .map(|t| t.covered_by.clone())
+            .unwrap_or_default();
+        let hold_tags: Vec<String> = covered_by.iter().map(hold_scope_tag).collect();
+        let (claimed, _) = self
+            .execute(
+                ctx,
+                || Load {
+                    streams: vec![stream.clone()],
+                    tags: hold_tags.clone(),
+                    ..Load::default()
+                },
+                |view, now| {
+                    let request = view
+                        .request(request_id)
+                        .ok_or_else(|| CommandError::NotFound(format!("request {request_id}")))?;
+                    let lease_until = now + Duration::seconds(lease_seconds);
+                    let events = domain::request::claim(
+                        &request,
+                        &view.inventory,
+                        task,
+                        worker.to_owned(),
+                        lease_until,
+                        now,
+                    )?;
+                    let t = &request.tasks[&task];
+                    Ok(Decision {
+                        stream: stream.clone(),
+                        expected: view.version(&stream),
+                        condition: Some(AppendCondition {
+                            tags: hold_tags.iter().cloned().map(Tag::new).collect(),
+                            after: view.read_at,
+                        }),
+                        events: events.into_iter().map(Into::into).collect(),
+                        output: ClaimedTask {
+                            task_id: task,
+                            request_id,
+                            step: t.step.to_string(),
+                            target: t.target.to_string(),
+                            lease_until,
+                        },
+                    })
+                },
+            )
+            .await?;
+        Ok(claimed)
+    }
+
+    /// The lease holder reports a step done; the last one completes the
+    /// request (R13).
+    pub async fn complete_task(
+        &self,
+        ctx: &Context,
+        task: TaskId,
+        worker: &str,
+    ) -> Result<RequestSummary, CommandError> {
+        let request_id = self.request_of_task(task).await?;
+        self.on_request(ctx, request_id, false, |request, _, now| {
+            let events = domain::request::complete_task(
+                request,
+                task,
+                worker.to_owned(),
+                &self.policies,
+                now,
+            )?;
+            Ok((events.clone(), summary_after(request, &events)))
+        })
+        .await
+    }
+
+    /// R6: the lease holder reports a failed attempt; it is retried later.
+    pub async fn fail_task(
+        &self,
+        ctx: &Context,
+        task: TaskId,
+        worker: &str,
+        error: Note,
+    ) -> Result<RequestSummary, CommandError> {
+        let request_id = self.request_of_task(task).await?;
+        self.on_request(ctx, request_id, false, |request, _, now| {
+            let events =
+                domain::request::fail_task(request, task, worker.to_owned(), error.clone(), now)?;
+            Ok((events.clone(), summary_after(request, &events)))
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- holds
+
+    /// Places a hold, then suspends what it covers (the open requests
+    /// whose pending tasks it covers are marked blocked).
+    pub async fn place_hold(
+        &self,
+        ctx: &Context,
+        scope: Subject,
+        kind: HoldKind,
+        matter: MatterRef,
+        reason: Reason,
+    ) -> Result<HoldId, CommandError> {
+        let hold = HoldId::from_uuid(ctx.id_for("hold"));
+        let stream = streams::hold(hold);
+        let (hold, appended) = self
+            .execute(
+                ctx,
+                || Load {
+                    streams: vec![stream.clone()],
+                    tags: vec![erased_tag(&scope)],
+                    ..Load::default()
+                },
+                |view, _| {
+                    if view.version(&stream) != ExpectedVersion::NoStream {
+                        // A replay of the same command.
+                        return Ok(Decision {
+                            stream: stream.clone(),
+                            expected: ExpectedVersion::Any,
+                            condition: None,
+                            events: Vec::new(),
+                            output: hold,
+                        });
+                    }
+                    let events = domain::hold::place(
+                        &view.inventory,
+                        hold,
+                        scope.clone(),
+                        kind,
+                        matter.clone(),
+                        reason.clone(),
+                        ctx.actor.clone(),
+                    )?;
+                    Ok(Decision {
+                        stream: stream.clone(),
+                        expected: ExpectedVersion::NoStream,
+                        condition: view.condition_on_all_reads(),
+                        events: events.into_iter().map(Into::into).collect(),
+                        output: hold,
+                    })
+                },
+            )
+            .await?;
+        if appended.is_some() {
+            self.react_to_hold_placed(ctx, &scope).await?;
+        }
+        Ok(hold)
+    }
+
+    /// Lifts an active hold; the deletions it blocked resume once no other
+    /// hold covers them.
+    pub async fn lift_hold(
+        &self,
+        ctx: &Context,
+        hold: HoldId,
+        reason: Reason,
+    ) -> Result<(), CommandError> {
+        let stream = streams::hold(hold);
+        self.execute(
+            ctx,
+            || Load {
+                streams: vec![stream.clone()],
+                ..Load::default()
+            },
+            |view, _| {
+                if view.version(&stream) == ExpectedVersion::NoStream {
+                    return Err(CommandError::NotFound(format!("hold {hold}")));
+                }
+                let events =
+                    domain::hold::lift(&view.inventory, hold, reason.clone(), ctx.actor.clone())?;
+                Ok(Decision {
+                    stream: stream.clone(),
+                    expected: view.version(&stream),
+                    condition: None,
+                    events: events.into_iter().map(Into::into).collect(),
+                    output: (),
+                })
+            },
+        )
+        .await?;
+        self.react_to_hold_lifted(ctx, hold).await
+    }
+
+    /// The open requests with unfinished tasks covered by `scope`.
+    async fn requests_touching(
+        &self,
+        scope: &Subject,
+    ) -> Result<BTreeSet<RequestId>, CommandError> {
+        let mut view = View {
+            read_at: 0,
+            events: BTreeMap::new(),
+            stream_versions: BTreeMap::new(),
+            tags_read: BTreeSet::new(),
+            inventory: Inventory::default(),
+        };
+        let events = self.read_tag_pages(&[scope.to_string()], &mut view).await?;
+        let mut requests = BTreeSet::new();
+        for recorded in events {
+            if let LedgerEvent::Request(event) = LedgerEvent::decode(
+                &recorded.event_type,
+                recorded.schema_version,
+                &recorded.payload,
+            )? {
+                if matches!(
+                    event,
+                    RequestEvent::TaskReleased { .. } | RequestEvent::DeletionRequested { .. }
+                ) {
+                    requests.insert(event.request());
+                }
+            }
+        }
+        Ok(requests)
+    }
+
+    /// The reaction to a new hold: mark the covered open requests blocked,
+    /// so reports say "blocked by hold" and not "overdue". Claims are safe
+    /// without this (they check holds themselves); this is for people.
+    pub async fn react_to_hold_placed(
+        &self,
+        ctx: &Context,
+        scope: &Subject,
+    ) -> Result<(), CommandError> {
+        for request in self.requests_touching(scope).await? {
+            self.advance_if_open(ctx, request).await?;
+        }
+        Ok(())
+    }
+
+    /// The reaction to a lifted hold: every request it blocked is taken
+    /// forward; those still covered by another hold stay blocked.
+    pub async fn react_to_hold_lifted(
+        &self,
+        ctx: &Context,
+        hold: HoldId,
+    ) -> Result<(), CommandError> {
+        let events = self
+            .store
+            .read_by_tags(&[Tag::new(format!("hold:{hold}"))], 0, READ_EVENTS_MAX)
+            .await?;
+        let mut blocked = BTreeSet::new();
+        for recorded in events {
+            if let LedgerEvent::Request(RequestEvent::DeletionBlocked { request, .. }) =
+                LedgerEvent::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.payload,
+                )?
+            {
+                blocked.insert(request);
+            }
+        }
+        for request in blocked {
+            self.advance_if_open(ctx, request).await?;
+        }
+        Ok(())
+    }
+
+    async fn advance_if_open(&self, ctx: &Context, id: RequestId) -> Result<(), CommandError> {
+        let request = self.request(id).await?;
+        if matches!(
+            request.state(),
+            RequestState::Completed | RequestState::Refused
+        ) {
+            return Ok(());
+        }
+        self.advance(ctx, id).await.map(|_| ())
+    }
+
+    /// The process that reacts to events, for one recorded event: holds
+    /// placed and lifted. Idempotent, so replaying the log is harmless.
+    pub async fn react(&self, recorded: &RecordedEvent) -> Result<(), CommandError> {
+        let event = LedgerEvent::decode(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        )?;
+        let ctx = Context {
+            actor: "lethe:reactor".into(),
+            causation_id: Some(recorded.event_id),
+            correlation_id: recorded.metadata.correlation_id,
+            source_channel: Some("reactor".into()),
+            ..Context::default()
+        };
+        match event {
+            LedgerEvent::Hold(HoldEvent::HoldPlaced { scope, .. }) => {
+                self.react_to_hold_placed(&ctx, &scope).await
+            }
+            LedgerEvent::Hold(HoldEvent::HoldLifted { hold, .. }) => {
+                self.react_to_hold_lifted(&ctx, hold).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The workspaces and resources an inventory points to but may not hold.
+fn referenced(inventory: &Inventory) -> (BTreeSet<WorkspaceId>, BTreeSet<Subject>) {
+    let mut workspaces = BTreeSet::new();
+    let mut resources = BTreeSet::new();
+    for facts in inventory.resources.values() {
+        workspaces.extend(facts.workspace.iter().cloned());
+        resources.extend(facts.parent.iter().cloned());
+        resources.extend(facts.derived_from.iter().cloned());
+    }
+    for facts in inventory.integrations.values() {
+        workspaces.insert(facts.workspace.clone());
+    }
+    workspaces.extend(inventory.workspaces.keys().cloned());
+    (workspaces, resources)
+}
+
+/// The confirmation code of a Meta data-deletion request: short, stable,
+/// derived from the request id.
+pub fn confirmation_code(request: RequestId) -> String {
+    let simple = request.as_uuid().simple().to_string().to_uppercase();
+    format!("LTH{}", &simple[simple.len() - 12..])
+}
+
+fn summarize(events: &[RequestEvent]) -> RequestSummary {
+    let request =
+        Request::from_events(events).expect("a new request starts with DeletionRequested");
+    RequestSummary::of(&request)
+}
+
+fn summary_after(request: &Request, events: &[RequestEvent]) -> RequestSummary {
+    let mut request = request.clone();
+    for event in events {
+        request.apply(event);
+    }
+    RequestSummary::of(&request)
+}
