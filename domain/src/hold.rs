@@ -5,7 +5,7 @@ use crate::events::HoldEvent;
 use crate::ids::HoldId;
 use crate::inventory::Inventory;
 use crate::subject::Subject;
-use crate::text::{MatterRef, Reason};
+use crate::text::{refuse_card_number, MatterRef, Reason};
 use crate::values::HoldKind;
 
 /// Places a hold on a resource, a workspace or an account. A subject may
@@ -21,6 +21,7 @@ pub fn place(
     reason: Reason,
     placed_by: String,
 ) -> Result<Vec<HoldEvent>, DomainError> {
+    refuse_card_number("placed_by", &placed_by)?;
     if !matches!(
         scope,
         Subject::Resource(_) | Subject::Workspace(_) | Subject::Account(_)
@@ -55,6 +56,7 @@ pub fn lift(
     reason: Reason,
     lifted_by: String,
 ) -> Result<Vec<HoldEvent>, DomainError> {
+    refuse_card_number("lifted_by", &lifted_by)?;
     match inventory.holds.get(&hold) {
         Some(facts) if facts.active => Ok(vec![HoldEvent::HoldLifted {
             hold,

@@ -69,8 +69,19 @@ pub fn disconnect(
     if facts.disconnected {
         return Err(DomainError::AlreadyDisconnected(subject));
     }
-    if let Some(workspace) = inventory.workspaces.get(&facts.workspace) {
-        require_owner_or_admin(workspace, &facts.workspace, &disconnected_by)?;
+    // A member's role is read from the workspace's events; when they were
+    // not read, the member cannot be shown to be owner or admin, so the
+    // decision fails closed. The platform needs no role.
+    match (inventory.workspaces.get(&facts.workspace), &disconnected_by) {
+        (Some(workspace), _) => {
+            require_owner_or_admin(workspace, &facts.workspace, &disconnected_by)?;
+        }
+        (None, Initiator::Platform) => {}
+        (None, Initiator::Member { .. }) => {
+            return Err(DomainError::NotOwnerOrAdmin {
+                workspace: Subject::Workspace(facts.workspace.clone()),
+            });
+        }
     }
     Ok(vec![IntegrationEvent::IntegrationDisconnected {
         integration,
@@ -84,8 +95,10 @@ pub fn disconnect(
     }])
 }
 
-/// R4: the connections that a deauthorization for `external` disconnects:
-/// every connected, not yet disconnected integration of that account.
+/// R4 / R5: every connection of `external` on `platform` that is not
+/// erased, in every workspace. Disconnected ones are included, since their
+/// retained records are still there for a data-deletion request; a
+/// deauthorization skips those already disconnected.
 pub fn connections_of(
     inventory: &Inventory,
     platform: Platform,

@@ -228,10 +228,8 @@ impl Inventory {
             } => {
                 self.tasks.insert(*task, (*step, target.clone()));
             }
-            RequestEvent::TaskCompleted { step, target, .. } => {
-                if step.erases_target() {
-                    self.mark_erased(target);
-                }
+            RequestEvent::TaskCompleted { step, target, .. } if step.erases_target() => {
+                self.mark_erased(target);
             }
             RequestEvent::RetentionExceptionRecorded {
                 target,

@@ -13,7 +13,7 @@ use crate::ids::{HoldId, RequestId, TaskId, WorkspaceId};
 use crate::inventory::Inventory;
 use crate::membership::live_workspace;
 use crate::subject::{Platform, ResourceKind, Subject};
-use crate::text::{Contact, Note, Reason};
+use crate::text::{refuse_card_number, Contact, Note, Reason};
 use crate::values::{Channel, ErasureStep, Initiator, RetentionBasis, Role, Verification};
 
 /// R14: billing and transaction records are kept this many years.
@@ -259,6 +259,9 @@ pub fn receive(
     now: DateTime<Utc>,
     next_task_id: &mut dyn FnMut() -> TaskId,
 ) -> Result<Vec<RequestEvent>, DomainError> {
+    if let Some(operator) = &new.recorded_by {
+        refuse_card_number("recorded_by", operator)?;
+    }
     match &new.scope {
         Subject::Request(_) | Subject::Hold(_) | Subject::Task(_) => {
             return Err(InvalidInput::new(
@@ -356,6 +359,7 @@ pub fn verify(
     now: DateTime<Utc>,
     next_task_id: &mut dyn FnMut() -> TaskId,
 ) -> Result<Vec<RequestEvent>, DomainError> {
+    refuse_card_number("verified_by", &verified_by)?;
     request.require_open()?;
     if request.verified {
         return Ok(Vec::new());
@@ -565,7 +569,7 @@ pub fn plan(scope: &Subject, inventory: &Inventory) -> Plan {
                     &mut plan,
                     inventory,
                     &Subject::Integration(integration),
-                    Some(workspace.clone()),
+                    Some(workspace),
                 );
             }
             plan.step(
@@ -598,7 +602,7 @@ pub fn plan(scope: &Subject, inventory: &Inventory) -> Plan {
         }
         Subject::Integration(id) => {
             let workspace = inventory.integrations.get(id).map(|i| i.workspace.clone());
-            plan_integration(&mut plan, inventory, scope, workspace);
+            plan_integration(&mut plan, inventory, scope, workspace.as_ref());
         }
         Subject::External(external) => {
             // R5: every matching connection, in every workspace.
@@ -628,7 +632,7 @@ pub fn plan(scope: &Subject, inventory: &Inventory) -> Plan {
                         Some(workspace),
                     );
                 } else {
-                    plan_integration(&mut plan, inventory, &target, Some(workspace));
+                    plan_integration(&mut plan, inventory, &target, Some(&workspace));
                 }
             }
         }
@@ -643,7 +647,7 @@ fn plan_integration(
     plan: &mut Plan,
     inventory: &Inventory,
     target: &Subject,
-    workspace: Option<WorkspaceId>,
+    workspace: Option<&WorkspaceId>,
 ) {
     for step in [
         ErasureStep::RevokeTokens,
@@ -651,7 +655,7 @@ fn plan_integration(
         ErasureStep::RemoveAnalyticsRows,
         ErasureStep::DeactivateConnectionRecord,
     ] {
-        plan.step(inventory, step, target.clone(), workspace.clone());
+        plan.step(inventory, step, target.clone(), workspace.cloned());
     }
 }
 
@@ -748,6 +752,7 @@ pub fn claim(
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<RequestEvent>, DomainError> {
+    refuse_card_number("worker", &worker)?;
     request.require_open()?;
     let t = request
         .tasks

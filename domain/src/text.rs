@@ -41,50 +41,69 @@ pub fn parse_text(
             "must not contain control characters",
         ));
     }
-    if contains_card_number(text) {
+    refuse_card_number(field, text)?;
+    Ok(text.to_owned())
+}
+
+/// R14: refuses a value that holds a card number. For values that are not
+/// otherwise parsed as free text but still enter the ledger as written
+/// (operator and worker names).
+pub fn refuse_card_number(field: &'static str, raw: &str) -> Result<(), InvalidInput> {
+    if contains_card_number(raw) {
         return Err(InvalidInput::new(
             field,
             "looks like a payment card number; card numbers are never stored in the ledger",
         ));
     }
-    Ok(text.to_owned())
+    Ok(())
 }
 
-/// True when `text` holds a run of 13 to 19 digits (single spaces or
-/// hyphens may separate them) that passes the Luhn check.
+/// True when `text` holds 13 to 19 digits, written together or in groups
+/// separated by single spaces or hyphens, that pass the Luhn check.
+///
+/// A run of digit groups is checked group-wise: every sequence of whole
+/// consecutive groups holding 13 to 19 digits is a candidate, so a card
+/// number written next to another number ("4111 1111 1111 1111 12/28",
+/// "call 555 4111-1111-1111-1111") is still found.
 pub fn contains_card_number(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
-    let mut start = 0;
-    while start < chars.len() {
-        if !chars[start].is_ascii_digit() {
-            start += 1;
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
             continue;
         }
-        // Collect a run of digits, allowing one separator between digits.
-        let mut digits: Vec<u8> = Vec::new();
-        let mut i = start;
+        // Collect a run of digit groups, one separator between groups.
+        let mut groups: Vec<Vec<u8>> = vec![Vec::new()];
         while i < chars.len() {
             let c = chars[i];
-            if let Some(d) = c.to_digit(10) {
-                digits.push(d as u8);
+            if c.is_ascii_digit() {
+                if let Some(group) = groups.last_mut() {
+                    group.push(c as u8 - b'0');
+                }
                 i += 1;
-            } else if (c == ' ' || c == '-')
-                && i + 1 < chars.len()
-                && chars[i + 1].is_ascii_digit()
-                && !digits.is_empty()
+            } else if (c == ' ' || c == '-') && i + 1 < chars.len() && chars[i + 1].is_ascii_digit()
             {
+                groups.push(Vec::new());
                 i += 1;
             } else {
                 break;
             }
         }
-        // A whole run of 13–19 digits is a card number when Luhn says so;
-        // windows inside longer runs are not checked, since most long
-        // numbers (order ids, platform ids) would then match by chance.
-        if (13..=19).contains(&digits.len()) && luhn_valid(&digits) {
-            return true;
+        // Windows that cut through a group are not checked, since most
+        // long numbers (order ids, platform ids) would then match by chance.
+        for first in 0..groups.len() {
+            let mut digits: Vec<u8> = Vec::new();
+            for group in &groups[first..] {
+                digits.extend_from_slice(group);
+                if digits.len() > 19 {
+                    break;
+                }
+                if digits.len() >= 13 && luhn_valid(&digits) {
+                    return true;
+                }
+            }
         }
-        start = i.max(start + 1);
     }
     false
 }
