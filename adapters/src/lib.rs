@@ -1,0 +1,4 @@
+//! Everything in Lethe that touches the outside: event stores, read-model
+//! storage, HTTP, Meta signed_request.
+
+pub mod store;

@@ -1,0 +1,304 @@
+//! The decisions of one group-commit batch, kept free of SQL so that both
+//! backends decide exactly alike.
+//!
+//! The writer reads, inside its transaction and under the cross-process
+//! lock, everything the batch's requests could conflict with (see
+//! [`Wanted`]), then [`plan`] walks the requests in arrival order as if
+//! each were appended alone: a request sees the events accepted before it
+//! in the same batch. A request that fails gets its own error and takes no
+//! position, so the others still commit gap-free.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use commands::log::{
+    chain_hash, stored_bytes, truncate_micros, AppendRequest, Appended, ExpectedVersion, Position,
+    RecordedEvent, StoreError, Tag,
+};
+use uuid::Uuid;
+
+/// What the writer must look up before it can decide a batch.
+#[derive(Debug, Default)]
+pub(crate) struct Wanted {
+    pub idempotency_keys: Vec<String>,
+    pub event_ids: Vec<Uuid>,
+    pub streams: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl Wanted {
+    pub(crate) fn of(batch: &[&AppendRequest]) -> Self {
+        let mut keys = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        let mut streams = BTreeSet::new();
+        let mut tags = BTreeSet::new();
+        for request in batch {
+            if let Some(key) = &request.idempotency_key {
+                keys.insert(key.clone());
+            }
+            ids.extend(request.events.iter().map(|event| event.event_id));
+            streams.insert(request.stream.as_str().to_owned());
+            if let Some(condition) = &request.condition {
+                tags.extend(condition.tags.iter().map(|tag| tag.as_str().to_owned()));
+            }
+        }
+        Self {
+            idempotency_keys: keys.into_iter().collect(),
+            event_ids: ids.into_iter().collect(),
+            streams: streams.into_iter().collect(),
+            tags: tags.into_iter().collect(),
+        }
+    }
+}
+
+/// The committed state that the batch's requests are checked against.
+#[derive(Debug)]
+pub(crate) struct Lookups {
+    pub head: Position,
+    pub head_hash: [u8; 32],
+    /// Earlier appends by idempotency key.
+    pub idempotency_keys: HashMap<String, Appended>,
+    /// Earlier appends by the id of any of their events.
+    pub event_ids: HashMap<Uuid, Appended>,
+    /// Current version of each stream (absent: the stream does not exist).
+    pub streams: HashMap<String, u64>,
+    /// Highest position carrying each tag (absent: no event has it).
+    pub tag_max: HashMap<String, Position>,
+}
+
+/// One event ready to be inserted, with its columns already in the
+/// exact text that is stored and hashed.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub event: RecordedEvent,
+    pub payload: String,
+    pub metadata: String,
+    pub tags: String,
+    pub append_first: Position,
+    pub append_last: Position,
+}
+
+/// What happened to one request of the batch.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Done(Result<Appended, StoreError>),
+    /// An already committed event carries one of `tags` after `after`.
+    /// Which one is looked up only on this (rare) path, so that the
+    /// common path needs no per-request queries.
+    CommittedConflict {
+        tags: Vec<Tag>,
+        after: Position,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub outcomes: Vec<Outcome>,
+    pub rows: Vec<Row>,
+    /// (tag, position), each tag once per event.
+    pub tag_rows: Vec<(String, Position)>,
+    /// Final version of every stream the batch wrote to.
+    pub streams: Vec<(String, u64)>,
+    pub idempotency_keys: Vec<(String, Appended)>,
+    /// The head after the batch commits.
+    pub head: Position,
+}
+
+/// Decides every request of a batch against `lookups`.
+pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: DateTime<Utc>) -> Plan {
+    let Lookups {
+        head,
+        head_hash,
+        mut idempotency_keys,
+        mut event_ids,
+        mut streams,
+        tag_max,
+    } = lookups;
+    let recorded_at = truncate_micros(recorded_at);
+    let mut previous = head_hash;
+    let mut next_position = head + 1;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut rows: Vec<Row> = Vec::new();
+    let mut tag_rows = Vec::new();
+    let mut written_streams: HashMap<String, u64> = HashMap::new();
+    let mut new_keys = Vec::new();
+    // Highest position per tag among the events accepted in this batch.
+    let mut batch_tag_max: HashMap<String, Position> = HashMap::new();
+
+    for request in batch {
+        if let Some(first) = request
+            .idempotency_key
+            .as_ref()
+            .and_then(|key| idempotency_keys.get(key))
+        {
+            outcomes.push(Outcome::Done(Ok(deduplicated(first))));
+            continue;
+        }
+        if let Some(first) = event_ids.get(&request.events[0].event_id) {
+            outcomes.push(Outcome::Done(Ok(deduplicated(first))));
+            continue;
+        }
+        // A later event id that is already stored is not a retry (the
+        // first one would match) but a caller bug; storing it would break
+        // the uniqueness of event ids.
+        if let Some(event) = request
+            .events
+            .iter()
+            .find(|e| event_ids.contains_key(&e.event_id))
+        {
+            outcomes.push(Outcome::Done(Err(StoreError::InvalidEvent(format!(
+                "event id {} is already stored by another append",
+                event.event_id
+            )))));
+            continue;
+        }
+        let actual = streams.get(request.stream.as_str()).copied().unwrap_or(0);
+        let version_ok = match request.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(expected) => actual == expected,
+        };
+        if !version_ok {
+            outcomes.push(Outcome::Done(Err(StoreError::WrongExpectedVersion {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual,
+            })));
+            continue;
+        }
+        if let Some(condition) = &request.condition {
+            let committed = condition.tags.iter().any(|tag| {
+                tag_max
+                    .get(tag.as_str())
+                    .is_some_and(|max| *max > condition.after)
+            });
+            if committed {
+                outcomes.push(Outcome::CommittedConflict {
+                    tags: condition.tags.clone(),
+                    after: condition.after,
+                });
+                continue;
+            }
+            let in_batch = condition.tags.iter().any(|tag| {
+                batch_tag_max
+                    .get(tag.as_str())
+                    .is_some_and(|max| *max > condition.after)
+            });
+            if in_batch {
+                let wanted: HashSet<&Tag> = condition.tags.iter().collect();
+                let conflict = rows
+                    .iter()
+                    .filter(|row| row.event.position > condition.after)
+                    .find_map(|row| {
+                        let tag = row.event.tags.iter().find(|tag| wanted.contains(tag))?;
+                        Some(StoreError::ConditionFailed {
+                            tag: tag.clone(),
+                            position: row.event.position,
+                        })
+                    });
+                if let Some(error) = conflict {
+                    outcomes.push(Outcome::Done(Err(error)));
+                    continue;
+                }
+            }
+        }
+
+        // Serialise first, so that a request that cannot be stored takes
+        // no position.
+        let mut texts = Vec::with_capacity(request.events.len());
+        let mut serialisation_error = None;
+        for new in &request.events {
+            match (
+                serde_json::to_string(&new.payload),
+                serde_json::to_string(&new.metadata),
+                serde_json::to_string(&new.tags),
+            ) {
+                (Ok(payload), Ok(metadata), Ok(tags)) => texts.push((payload, metadata, tags)),
+                _ => {
+                    serialisation_error = Some(StoreError::InvalidEvent(format!(
+                        "event {} cannot be serialised",
+                        new.event_id
+                    )));
+                    break;
+                }
+            }
+        }
+        if let Some(error) = serialisation_error {
+            outcomes.push(Outcome::Done(Err(error)));
+            continue;
+        }
+
+        let first_position = next_position;
+        let last_position = next_position + request.events.len() as Position - 1;
+        let mut version = actual;
+        for (new, (payload, metadata, tags)) in request.events.iter().zip(texts) {
+            version += 1;
+            let mut event = RecordedEvent {
+                position: next_position,
+                stream: request.stream.clone(),
+                stream_version: version,
+                event_id: new.event_id,
+                event_type: new.event_type.clone(),
+                schema_version: new.schema_version,
+                occurred_at: truncate_micros(new.occurred_at),
+                recorded_at,
+                payload: new.payload.clone(),
+                metadata: new.metadata.clone(),
+                tags: new.tags.clone(),
+                hash: [0; 32],
+            };
+            event.hash = chain_hash(&previous, &stored_bytes(&event));
+            previous = event.hash;
+            let mut seen = HashSet::new();
+            for tag in &new.tags {
+                if seen.insert(tag.as_str()) {
+                    tag_rows.push((tag.as_str().to_owned(), next_position));
+                    batch_tag_max.insert(tag.as_str().to_owned(), next_position);
+                }
+            }
+            rows.push(Row {
+                event,
+                payload,
+                metadata,
+                tags,
+                append_first: first_position,
+                append_last: last_position,
+            });
+            next_position += 1;
+        }
+        let appended = Appended {
+            first_position,
+            last_position,
+            stream_version: version,
+            deduplicated: false,
+        };
+        streams.insert(request.stream.as_str().to_owned(), version);
+        written_streams.insert(request.stream.as_str().to_owned(), version);
+        for new in &request.events {
+            event_ids.insert(new.event_id, appended.clone());
+        }
+        if let Some(key) = &request.idempotency_key {
+            idempotency_keys.insert(key.clone(), appended.clone());
+            new_keys.push((key.clone(), appended.clone()));
+        }
+        outcomes.push(Outcome::Done(Ok(appended)));
+    }
+
+    let mut streams: Vec<(String, u64)> = written_streams.into_iter().collect();
+    streams.sort();
+    Plan {
+        outcomes,
+        head: next_position - 1,
+        rows,
+        tag_rows,
+        streams,
+        idempotency_keys: new_keys,
+    }
+}
+
+fn deduplicated(first: &Appended) -> Appended {
+    Appended {
+        deduplicated: true,
+        ..first.clone()
+    }
+}

@@ -1,0 +1,104 @@
+//! `lethe verify`: re-walk the hash chain from the first event.
+
+use std::collections::BTreeSet;
+
+use commands::log::{verify_chain, ChainBreak, Position, StoreError, GENESIS_HASH};
+
+use super::{Backend, Store};
+
+/// Events read per page while verifying, so memory stays bounded however
+/// long the log is.
+pub const VERIFY_PAGE_EVENTS: usize = 1_000;
+
+/// What an intact log looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Number of events, which is also the head position.
+    pub events: u64,
+    /// The hash of the last event (the genesis hash for an empty log).
+    /// Writing it down elsewhere lets a later verify prove that the log
+    /// was not truncated or rewritten wholesale.
+    pub head_hash: [u8; 32],
+}
+
+/// Why verify did not say "intact".
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The log was altered: an event was changed, removed or moved, or an
+    /// index disagrees with the events. Nothing is repaired; an operator
+    /// compares the named position with backups.
+    #[error(transparent)]
+    Broken(#[from] ChainBreak),
+    /// The store could not be read. Retry when it is reachable; this says
+    /// nothing about the log's integrity.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Walks the whole chain in pages of [`VERIFY_PAGE_EVENTS`]. Besides the
+/// hashes, it checks that every stored text column is exactly what was
+/// hashed, that the tag index matches the events (the append condition
+/// relies on it) and that no stream records more events than are stored
+/// (which catches a truncated tail).
+pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
+    let mut previous = GENESIS_HASH;
+    let mut next: Position = 1;
+    loop {
+        let page = store.raw_page(next - 1, VERIFY_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        let until = last.position();
+        let page_start = next;
+        let mut expected_tags = BTreeSet::new();
+        for raw in page {
+            if raw.position() != next {
+                return Err(ChainBreak {
+                    position: next,
+                    reason: format!("found position {} instead", raw.position()),
+                }
+                .into());
+            }
+            let event = raw.decode().map_err(|reason| ChainBreak {
+                position: next,
+                reason,
+            })?;
+            for tag in &event.tags {
+                expected_tags.insert((event.position, tag.as_str().to_owned()));
+            }
+            (previous, next) = verify_chain(std::iter::once(&event), previous, next)?;
+        }
+        let stored_tags: BTreeSet<(Position, String)> = match &store.backend {
+            Backend::Sqlite(pool) => super::sqlite::tag_rows(pool, page_start - 1, until).await?,
+            Backend::Postgres(pool) => {
+                super::postgres::tag_rows(pool, page_start - 1, until).await?
+            }
+        }
+        .into_iter()
+        .map(|(tag, position)| (Position::try_from(position).unwrap_or(0), tag))
+        .collect();
+        if let Some((position, tag)) = expected_tags.symmetric_difference(&stored_tags).next() {
+            return Err(ChainBreak {
+                position: *position,
+                reason: format!("the tag index disagrees with the event about tag {tag}"),
+            }
+            .into());
+        }
+    }
+    let mismatch = match &store.backend {
+        Backend::Sqlite(pool) => super::sqlite::stream_mismatch(pool).await?,
+        Backend::Postgres(pool) => super::postgres::stream_mismatch(pool).await?,
+    };
+    if let Some((stream, recorded, stored)) = mismatch {
+        return Err(ChainBreak {
+            position: next,
+            reason: format!(
+                "stream {stream} records version {recorded} but its last stored event has \
+                 version {stored}: events are missing at the end of the log"
+            ),
+        }
+        .into());
+    }
+    Ok(VerifyReport {
+        events: next - 1,
+        head_hash: previous,
+    })
+}

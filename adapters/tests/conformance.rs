@@ -1,0 +1,856 @@
+//! One body of tests for the event-store port, run against every backend:
+//! the in-memory reference, SQLite and PostgreSQL.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::log::{
+    AppendCondition, AppendRequest, EventStore, ExpectedVersion, Position, StoreError, StreamId,
+    Tag, EVENT_PAYLOAD_BYTES_MAX,
+};
+use support::{event, request, Harness, Kind};
+use tokio::sync::Barrier;
+
+/// Runs each listed test body against each backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run(super::Kind::Memory, super::$name).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run(super::Kind::Sqlite, super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run(super::Kind::Postgres, super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    optimistic_concurrency,
+    multi_event_append_is_atomic,
+    bad_input_is_refused_and_stores_nothing,
+    idempotency_returns_the_first_result,
+    conditional_append_on_tags,
+    conditional_appends_in_one_batch_have_one_winner,
+    read_all_pages,
+    read_stream_pages,
+    read_by_tags,
+    wait_for_wakes_and_times_out,
+    concurrent_writers_get_gap_free_positions,
+    follower_never_skips_an_event,
+    events_read_back_as_appended,
+);
+
+async fn run<F, Fut>(kind: Kind, body: F)
+where
+    F: FnOnce(Arc<Harness>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(harness) = Harness::new(kind).await else {
+        return;
+    };
+    let harness = Arc::new(harness);
+    body(harness.clone()).await;
+    if let Ok(harness) = Arc::try_unwrap(harness) {
+        harness.finish().await;
+    }
+}
+
+fn stream(name: &str) -> StreamId {
+    StreamId::new(name)
+}
+
+async fn optimistic_concurrency(h: Arc<Harness>) {
+    let store = &h.store;
+    let first = store
+        .append(request(
+            "s",
+            ExpectedVersion::NoStream,
+            vec![event("A", &[])],
+        ))
+        .await
+        .expect("a new stream accepts NoStream");
+    assert_eq!((first.first_position, first.stream_version), (1, 1));
+
+    let again = store
+        .append(request(
+            "s",
+            ExpectedVersion::NoStream,
+            vec![event("A", &[])],
+        ))
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::WrongExpectedVersion { actual: 1, .. })
+        ),
+        "{again:?}"
+    );
+    let second = store
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(1),
+            vec![event("B", &[])],
+        ))
+        .await
+        .expect("the right version is accepted");
+    assert_eq!(second.stream_version, 2);
+
+    let stale = store
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(1),
+            vec![event("B", &[])],
+        ))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::WrongExpectedVersion {
+                actual: 2,
+                expected: ExpectedVersion::Exact(1),
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    let ahead = store
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(7),
+            vec![event("B", &[])],
+        ))
+        .await;
+    assert!(
+        ahead.as_ref().is_err_and(StoreError::is_conflict),
+        "{ahead:?}"
+    );
+
+    let any = store
+        .append(request("s", ExpectedVersion::Any, vec![event("C", &[])]))
+        .await
+        .expect("Any is not checked");
+    assert_eq!((any.first_position, any.stream_version), (3, 3));
+    let fresh = store
+        .append(request(
+            "t",
+            ExpectedVersion::Exact(0),
+            vec![event("C", &[])],
+        ))
+        .await
+        .expect("Exact(0) is a stream that does not exist yet");
+    assert_eq!((fresh.first_position, fresh.stream_version), (4, 1));
+    assert_eq!(store.head().await.unwrap(), 4);
+    assert_eq!(h.assert_intact().await, 4);
+}
+
+async fn multi_event_append_is_atomic(h: Arc<Harness>) {
+    let store = &h.store;
+    let events = vec![event("A", &[]), event("B", &[]), event("C", &[])];
+    let appended = store
+        .append(request("s", ExpectedVersion::NoStream, events.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            appended.first_position,
+            appended.last_position,
+            appended.stream_version
+        ),
+        (1, 3, 3)
+    );
+    let stored = store.read_stream(&stream("s"), 0, 100).await.unwrap();
+    let versions: Vec<u64> = stored.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    let ids: Vec<_> = stored.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, events.iter().map(|e| e.event_id).collect::<Vec<_>>());
+
+    // A failing append of several events stores none of them.
+    let failing = store
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(1),
+            vec![event("D", &["x"]), event("E", &["x"])],
+        ))
+        .await;
+    assert!(failing.is_err());
+    assert_eq!(store.head().await.unwrap(), 3);
+    assert!(store
+        .read_by_tags(&[Tag::new("x")], 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(h.assert_intact().await, 3);
+}
+
+async fn bad_input_is_refused_and_stores_nothing(h: Arc<Harness>) {
+    let store = &h.store;
+    let mut big = event("Big", &[]);
+    big.payload = serde_json::json!({ "blob": "x".repeat(EVENT_PAYLOAD_BYTES_MAX) });
+    let cases = vec![
+        request("s", ExpectedVersion::Any, vec![]),
+        request("s", ExpectedVersion::Any, vec![event("A", &[]), big]),
+        request("", ExpectedVersion::Any, vec![event("A", &[])]),
+        request("bad\nname", ExpectedVersion::Any, vec![event("A", &[])]),
+        request("s", ExpectedVersion::Any, vec![event("", &[])]),
+        request(
+            "s",
+            ExpectedVersion::Any,
+            vec![event("A", &["bad\u{7}tag"])],
+        ),
+        {
+            let twice = event("A", &[]);
+            request("s", ExpectedVersion::Any, vec![twice.clone(), twice])
+        },
+        {
+            let mut ancient = event("A", &[]);
+            ancient.occurred_at = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+            request("s", ExpectedVersion::Any, vec![ancient])
+        },
+    ];
+    for case in cases {
+        let outcome = store.append(case.clone()).await;
+        assert!(
+            matches!(outcome, Err(StoreError::InvalidEvent(_))),
+            "{case:?} gave {outcome:?}"
+        );
+    }
+    assert_eq!(store.head().await.unwrap(), 0);
+    // The store still works afterwards.
+    store
+        .append(request(
+            "s",
+            ExpectedVersion::NoStream,
+            vec![event("A", &[])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(h.assert_intact().await, 1);
+}
+
+async fn idempotency_returns_the_first_result(h: Arc<Harness>) {
+    let store = &h.store;
+    store
+        .append(request(
+            "other",
+            ExpectedVersion::Any,
+            vec![event("X", &[])],
+        ))
+        .await
+        .unwrap();
+
+    let mut keyed = request(
+        "s",
+        ExpectedVersion::NoStream,
+        vec![event("A", &[]), event("B", &[])],
+    );
+    keyed.idempotency_key = Some("request-1".into());
+    let first = store.append(keyed.clone()).await.unwrap();
+    assert!(!first.deduplicated);
+    assert_eq!((first.first_position, first.last_position), (2, 3));
+
+    // Same key, new event ids and an expected version that would now
+    // fail: still the first result.
+    let mut retry = request("s", ExpectedVersion::NoStream, vec![event("A", &[])]);
+    retry.idempotency_key = Some("request-1".into());
+    let again = store.append(retry).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(
+        (
+            again.first_position,
+            again.last_position,
+            again.stream_version
+        ),
+        (2, 3, 2)
+    );
+
+    // Same event ids, no key.
+    let events = vec![event("C", &[]), event("D", &[]), event("E", &[])];
+    let by_id = store
+        .append(request("s", ExpectedVersion::Exact(2), events.clone()))
+        .await
+        .unwrap();
+    let retried = store
+        .append(request("s", ExpectedVersion::Exact(2), events.clone()))
+        .await
+        .unwrap();
+    assert!(retried.deduplicated);
+    assert_eq!(
+        (
+            retried.first_position,
+            retried.last_position,
+            retried.stream_version
+        ),
+        (
+            by_id.first_position,
+            by_id.last_position,
+            by_id.stream_version
+        )
+    );
+    // A retry that starts at the second event finds the same append.
+    let tail = store
+        .append(request("s", ExpectedVersion::Any, events[1..].to_vec()))
+        .await
+        .unwrap();
+    assert!(tail.deduplicated);
+    assert_eq!(tail.last_position, by_id.last_position);
+    assert_eq!(tail.stream_version, 5);
+
+    // A stored id behind a new one is a caller bug, not a retry.
+    let mixed = store
+        .append(request(
+            "s",
+            ExpectedVersion::Any,
+            vec![event("F", &[]), events[0].clone()],
+        ))
+        .await;
+    assert!(
+        matches!(mixed, Err(StoreError::InvalidEvent(_))),
+        "{mixed:?}"
+    );
+
+    assert_eq!(store.head().await.unwrap(), 6);
+    assert_eq!(h.assert_intact().await, 6);
+
+    // Concurrent retries of one key: one append, everyone sees it.
+    let barrier = Arc::new(Barrier::new(8));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = h.store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut request = request("k", ExpectedVersion::Any, vec![event("K", &[])]);
+            request.idempotency_key = Some("shared-key".into());
+            barrier.wait().await;
+            store.append(request).await.unwrap()
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| !r.deduplicated).count(), 1);
+    assert!(results.iter().all(|r| r.first_position == 7));
+    assert_eq!(store.head().await.unwrap(), 7);
+}
+
+fn conditional(stream: &str, tags: &[&str], after: Position, event_tags: &[&str]) -> AppendRequest {
+    let mut request = request(stream, ExpectedVersion::Any, vec![event("C", event_tags)]);
+    request.condition = Some(AppendCondition {
+        tags: tags.iter().map(|tag| Tag::new(*tag)).collect(),
+        after,
+    });
+    request
+}
+
+async fn conditional_append_on_tags(h: Arc<Harness>) {
+    let store = &h.store;
+    store
+        .append(request(
+            "hold-1",
+            ExpectedVersion::Any,
+            vec![event("HoldPlaced", &["workspace:W"])],
+        ))
+        .await
+        .unwrap();
+    // Read at 1: nothing tagged since, so the decision stands.
+    let ok = store
+        .append(conditional(
+            "deletion-1",
+            &["workspace:W", "file:F"],
+            1,
+            &["file:F"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok.first_position, 2);
+    let ok = store
+        .append(conditional("deletion-2", &["workspace:W"], 1, &["other:X"]))
+        .await
+        .unwrap();
+    assert_eq!(ok.first_position, 3);
+
+    // Read at 0: the hold at 1 came after; the first conflicting event
+    // and its first matching tag are named.
+    let stale = store
+        .append(conditional(
+            "deletion-3",
+            &["file:F", "workspace:W"],
+            0,
+            &[],
+        ))
+        .await;
+    match stale {
+        Err(StoreError::ConditionFailed { tag, position }) => {
+            assert_eq!((tag.as_str(), position), ("workspace:W", 1));
+        }
+        other => panic!("expected ConditionFailed, got {other:?}"),
+    }
+    let stale = store
+        .append(conditional("deletion-3", &["file:F"], 1, &[]))
+        .await;
+    match stale {
+        Err(StoreError::ConditionFailed { tag, position }) => {
+            assert_eq!((tag.as_str(), position), ("file:F", 2));
+        }
+        other => panic!("expected ConditionFailed, got {other:?}"),
+    }
+    // Tags nobody used, and a position at the head, pass.
+    store
+        .append(conditional("deletion-4", &["never:used"], 0, &[]))
+        .await
+        .unwrap();
+    store
+        .append(conditional(
+            "deletion-5",
+            &["file:F", "workspace:W"],
+            4,
+            &[],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.head().await.unwrap(), 5);
+    assert_eq!(h.assert_intact().await, 5);
+}
+
+/// Concurrent decisions read at the same position, each writing the tag
+/// the others are conditioned on: exactly one wins, whether or not the
+/// writer puts them in one group-commit batch.
+async fn conditional_appends_in_one_batch_have_one_winner(h: Arc<Harness>) {
+    let store = &h.store;
+    store
+        .append(request(
+            "setup",
+            ExpectedVersion::Any,
+            vec![event("S", &["file:F"])],
+        ))
+        .await
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = h.store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            // Half are holds, half deletions: both kinds write the tag.
+            let stream = format!("decision-{i}");
+            let request = conditional(&stream, &["file:F"], 1, &["file:F", "noise"]);
+            barrier.wait().await;
+            store.append(request).await
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(appended) => winners.push(appended.first_position),
+            Err(StoreError::ConditionFailed { tag, position }) => {
+                assert_eq!(tag.as_str(), "file:F");
+                losers.push(position);
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(winners, [2]);
+    assert!(losers.iter().all(|position| *position == 2), "{losers:?}");
+    assert_eq!(store.head().await.unwrap(), 2);
+    assert_eq!(h.assert_intact().await, 2);
+}
+
+async fn read_all_pages(h: Arc<Harness>) {
+    let store = &h.store;
+    for i in 0..25 {
+        store
+            .append(request(
+                &format!("s{}", i % 3),
+                ExpectedVersion::Any,
+                vec![event("A", &[])],
+            ))
+            .await
+            .unwrap();
+    }
+    let mut after = 0;
+    let mut sizes = Vec::new();
+    loop {
+        let page = store.read_all(after, 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for event in &page {
+            assert_eq!(event.position, after + 1);
+            after = event.position;
+        }
+        sizes.push(page.len());
+    }
+    assert_eq!(sizes, [10, 10, 5]);
+    assert!(store.read_all(0, 0).await.unwrap().is_empty());
+    assert!(store.read_all(25, 10).await.unwrap().is_empty());
+    assert!(store.read_all(u64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(store.read_all(20, usize::MAX).await.unwrap().len(), 5);
+}
+
+async fn read_stream_pages(h: Arc<Harness>) {
+    let store = &h.store;
+    for i in 0..12 {
+        store
+            .append(request(
+                &format!("s{}", i % 2),
+                ExpectedVersion::Any,
+                vec![event("A", &[])],
+            ))
+            .await
+            .unwrap();
+    }
+    let first = store.read_stream(&stream("s1"), 0, 4).await.unwrap();
+    let rest = store.read_stream(&stream("s1"), 4, 100).await.unwrap();
+    let versions: Vec<u64> = first
+        .iter()
+        .chain(&rest)
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    let positions: Vec<u64> = first.iter().chain(&rest).map(|e| e.position).collect();
+    assert_eq!(positions, [2, 4, 6, 8, 10, 12]);
+    assert!(store
+        .read_stream(&stream("none"), 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn read_by_tags(h: Arc<Harness>) {
+    let store = &h.store;
+    let tagged = [
+        vec!["a"],
+        vec!["b"],
+        vec!["a", "b"],
+        vec![],
+        vec!["c", "a", "a"],
+        vec!["b"],
+    ];
+    for tags in &tagged {
+        store
+            .append(request("s", ExpectedVersion::Any, vec![event("A", tags)]))
+            .await
+            .unwrap();
+    }
+    let positions = |events: Vec<commands::log::RecordedEvent>| -> Vec<u64> {
+        events.iter().map(|e| e.position).collect()
+    };
+    let a = [Tag::new("a")];
+    let ab = [Tag::new("a"), Tag::new("b")];
+    assert_eq!(
+        positions(store.read_by_tags(&a, 0, 100).await.unwrap()),
+        [1, 3, 5]
+    );
+    assert_eq!(
+        positions(store.read_by_tags(&ab, 0, 100).await.unwrap()),
+        [1, 2, 3, 5, 6]
+    );
+    assert_eq!(
+        positions(store.read_by_tags(&ab, 2, 2).await.unwrap()),
+        [3, 5]
+    );
+    assert!(store
+        .read_by_tags(&[Tag::new("z")], 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.read_by_tags(&[], 0, 100).await.unwrap().is_empty());
+    // Tags come back as they were given, repeats included.
+    let fifth = store.read_by_tags(&[Tag::new("c")], 0, 1).await.unwrap();
+    assert_eq!(fifth[0].tags, [Tag::new("c"), Tag::new("a"), Tag::new("a")]);
+}
+
+async fn wait_for_wakes_and_times_out(h: Arc<Harness>) {
+    let store = &h.store;
+    store
+        .append(request("s", ExpectedVersion::Any, vec![event("A", &[])]))
+        .await
+        .unwrap();
+    // Nothing new: returns the head it saw once the timeout passes.
+    assert_eq!(
+        store.wait_for(1, Duration::from_millis(50)).await.unwrap(),
+        1
+    );
+    // Already past: returns at once.
+    assert_eq!(store.wait_for(0, Duration::from_secs(60)).await.unwrap(), 1);
+
+    let waiter = {
+        let store = h.store.clone();
+        tokio::spawn(async move { store.wait_for(1, Duration::from_secs(60)).await })
+    };
+    let writer = {
+        let store = h.store.clone();
+        tokio::spawn(async move {
+            store
+                .append(request("s", ExpectedVersion::Any, vec![event("B", &[])]))
+                .await
+        })
+    };
+    writer.await.unwrap().unwrap();
+    let seen = waiter.await.unwrap().unwrap();
+    assert!(seen >= 2, "woke at {seen}");
+}
+
+const WRITERS: usize = 16;
+const APPENDS_PER_WRITER: usize = 500;
+
+async fn concurrent_writers_get_gap_free_positions(h: Arc<Harness>) {
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = format!("writer-{writer}");
+            for i in 0..APPENDS_PER_WRITER {
+                // Own stream with exact versions, and a shared stream
+                // that everybody appends to without a check.
+                let (stream, expected) = if i % 5 == 4 {
+                    ("shared".to_owned(), ExpectedVersion::Any)
+                } else {
+                    let version = (i - i / 5) as u64;
+                    let expected = if version == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(version)
+                    };
+                    (own.clone(), expected)
+                };
+                store
+                    .append(request(&stream, expected, vec![event("W", &["load"])]))
+                    .await
+                    .expect("append under load");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = (WRITERS * APPENDS_PER_WRITER) as u64;
+    assert_contiguous_log(&*h.store, total).await;
+    assert_eq!(h.assert_intact().await, total);
+}
+
+/// Positions are exactly 1..=total and each stream's versions are 1..=n.
+pub async fn assert_contiguous_log(store: &dyn EventStore, total: u64) {
+    let mut after = 0;
+    let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();
+    let mut ids = HashSet::new();
+    loop {
+        let page = store.read_all(after, 1_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for event in page {
+            assert_eq!(event.position, after + 1, "gap or duplicate");
+            after = event.position;
+            let version = versions.entry(event.stream.clone()).or_insert(0);
+            *version += 1;
+            assert_eq!(event.stream_version, *version, "stream {}", event.stream);
+            assert!(ids.insert(event.event_id));
+        }
+    }
+    assert_eq!(after, total);
+    assert_eq!(store.head().await.unwrap(), total);
+}
+
+async fn follower_never_skips_an_event(h: Arc<Harness>) {
+    const FOLLOW_WRITERS: usize = 8;
+    const FOLLOW_APPENDS: usize = 150;
+    let total = (FOLLOW_WRITERS * FOLLOW_APPENDS * 2) as u64;
+    let follower = {
+        let store = h.store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            while after < total {
+                let page = store.read_all(after, 97).await.unwrap();
+                if page.is_empty() {
+                    store.wait_for(after, Duration::from_secs(5)).await.unwrap();
+                    continue;
+                }
+                for event in page {
+                    seen.push(event.position);
+                    after = event.position;
+                }
+            }
+            seen
+        })
+    };
+    let mut writers = Vec::new();
+    for writer in 0..FOLLOW_WRITERS {
+        let store = h.store.clone();
+        writers.push(tokio::spawn(async move {
+            for _ in 0..FOLLOW_APPENDS {
+                store
+                    .append(request(
+                        &format!("follow-{writer}"),
+                        ExpectedVersion::Any,
+                        vec![event("F", &[]), event("G", &[])],
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let seen = follower.await.unwrap();
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+}
+
+async fn events_read_back_as_appended(h: Arc<Harness>) {
+    let store = &h.store;
+    let mut new = event("Typed", &["t:1", "t:2"]);
+    new.schema_version = 7;
+    new.metadata.idempotency_key = Some("meta-key".into());
+    new.metadata.causation_id = Some(uuid::Uuid::now_v7());
+    let appended = store
+        .append(request("s", ExpectedVersion::NoStream, vec![new.clone()]))
+        .await
+        .unwrap();
+    let read = store.read_all(0, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    let stored = &read[0];
+    assert_eq!(stored.position, appended.first_position);
+    assert_eq!(stored.event_id, new.event_id);
+    assert_eq!(stored.event_type, "Typed");
+    assert_eq!(stored.schema_version, 7);
+    assert_eq!(stored.payload, new.payload);
+    assert_eq!(stored.metadata, new.metadata);
+    assert_eq!(stored.tags, new.tags);
+    assert_eq!(
+        stored.occurred_at,
+        commands::log::truncate_micros(new.occurred_at)
+    );
+    assert_eq!(
+        stored.recorded_at,
+        commands::log::truncate_micros(stored.recorded_at)
+    );
+    // Reading it again gives the identical event, hash included.
+    assert_eq!(
+        store.read_stream(&stream("s"), 0, 1).await.unwrap()[0],
+        *stored
+    );
+}
+
+/// Two OS processes appending to one database at once: the child is this
+/// same test binary, started with `LETHE_TEST_CHILD_STORE` set.
+#[test]
+fn child_writer() {
+    let Ok(url) = std::env::var(CHILD_STORE_ENV) else {
+        return;
+    };
+    let name = std::env::var(CHILD_NAME_ENV).unwrap_or_else(|_| "child".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let store = Arc::new(adapters::store::open(&url).await.unwrap());
+        let mut tasks = Vec::new();
+        for task in 0..CHILD_TASKS {
+            let store = store.clone();
+            let name = name.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..CHILD_APPENDS_PER_TASK {
+                    let version = i as u64;
+                    let expected = if version == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(version)
+                    };
+                    store
+                        .append(request(
+                            &format!("{name}-{task}"),
+                            expected,
+                            vec![event("P", &["proc"])],
+                        ))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        store.close().await;
+    });
+}
+
+const CHILD_STORE_ENV: &str = "LETHE_TEST_CHILD_STORE";
+const CHILD_NAME_ENV: &str = "LETHE_TEST_CHILD_NAME";
+const CHILD_TASKS: usize = 4;
+const CHILD_APPENDS_PER_TASK: usize = 150;
+
+async fn two_processes_append_to_one_database(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    let url = h.url.clone().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = ["first", "second"]
+        .iter()
+        .map(|name| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+                .env(CHILD_STORE_ENV, &url)
+                .env(CHILD_NAME_ENV, name)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // This process appends too, through its own store.
+    for i in 0..100 {
+        h.store
+            .append(request(
+                "parent",
+                ExpectedVersion::Any,
+                vec![event("P", &[])],
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("parent append {i}: {e}"));
+    }
+    for mut child in children {
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "child writer failed: {status}");
+    }
+    let total = (2 * CHILD_TASKS * CHILD_APPENDS_PER_TASK + 100) as u64;
+    assert_contiguous_log(&*h.store, total).await;
+    assert_eq!(h.assert_intact().await, total);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_processes_append_to_one_database() {
+    two_processes_append_to_one_database(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_processes_append_to_one_database() {
+    two_processes_append_to_one_database(Kind::Postgres).await;
+}

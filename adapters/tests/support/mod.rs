@@ -1,0 +1,200 @@
+//! Shared by the store test binaries: fresh stores of every backend, event
+//! builders and the PostgreSQL gate.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use adapters::store::{self, Store};
+use chrono::Utc;
+use commands::log::{
+    verify_chain, AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId, Tag,
+    GENESIS_HASH,
+};
+use commands::memory::MemoryStore;
+use sqlx::Connection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty store of one backend, and what it takes to clean up.
+pub struct Harness {
+    pub kind: Kind,
+    pub store: Arc<dyn EventStore>,
+    pub memory: Option<Arc<MemoryStore>>,
+    pub db: Option<Arc<Store>>,
+    /// The URL a second process (or a second `open`) uses.
+    pub url: Option<String>,
+    dir: Option<tempfile::TempDir>,
+    postgres: Option<FreshDatabase>,
+}
+
+struct FreshDatabase {
+    admin_url: String,
+    name: String,
+}
+
+/// The PostgreSQL server to test against, if any. With `CI=true` a missing
+/// `DATABASE_URL` fails the test: CI must never skip this suite silently.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "CI=true but DATABASE_URL is unset: the PostgreSQL suite must run in CI \
+                     (use `make test`, which starts a throwaway PostgreSQL)"
+                );
+            }
+            eprintln!(
+                "\n#############################################################\n\
+                 PostgreSQL suite SKIPPED: DATABASE_URL unset (run `make test`)\n\
+                 #############################################################\n"
+            );
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl Harness {
+    /// A fresh store, or `None` when the PostgreSQL suite is skipped.
+    pub async fn new(kind: Kind) -> Option<Self> {
+        match kind {
+            Kind::Memory => {
+                let memory = Arc::new(MemoryStore::new());
+                Some(Self {
+                    kind,
+                    store: memory.clone(),
+                    memory: Some(memory),
+                    db: None,
+                    url: None,
+                    dir: None,
+                    postgres: None,
+                })
+            }
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/nested/lethe.db", dir.path().display());
+                let db = Arc::new(store::open(&url).await.expect("open SQLite store"));
+                Some(Self {
+                    kind,
+                    store: db.clone(),
+                    memory: None,
+                    db: Some(db),
+                    url: Some(url),
+                    dir: Some(dir),
+                    postgres: None,
+                })
+            }
+            Kind::Postgres => {
+                let admin_url = postgres_url()?;
+                let name = format!("lethe_test_{}", Uuid::now_v7().simple());
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connect to DATABASE_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await.expect("close admin connection");
+                let url = with_database(&admin_url, &name);
+                let db = Arc::new(store::open(&url).await.expect("open PostgreSQL store"));
+                Some(Self {
+                    kind,
+                    store: db.clone(),
+                    memory: None,
+                    db: Some(db),
+                    url: Some(url),
+                    dir: None,
+                    postgres: Some(FreshDatabase { admin_url, name }),
+                })
+            }
+        }
+    }
+
+    /// Asserts that the whole log verifies and returns its length.
+    pub async fn assert_intact(&self) -> u64 {
+        if let Some(db) = &self.db {
+            let report = store::verify(db).await.expect("the log verifies");
+            return report.events;
+        }
+        let events = self.memory.as_ref().expect("memory store").all_events();
+        let (_, next) = verify_chain(&events, GENESIS_HASH, 1).expect("the log verifies");
+        next - 1
+    }
+
+    /// Closes the store and drops the PostgreSQL database.
+    pub async fn finish(self) {
+        let Self {
+            store,
+            db,
+            postgres,
+            ..
+        } = self;
+        drop(store);
+        if let Some(db) = db {
+            db.close().await;
+        }
+        if let Some(FreshDatabase { admin_url, name }) = postgres {
+            // FORCE ends the writer's connection, which closes on its own
+            // only when its task notices the store is gone.
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}
+
+/// A one-event append with no checks.
+pub fn event(event_type: &str, tags: &[&str]) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        occurred_at: Utc::now(),
+        payload: serde_json::json!({ "note": "abc", "n": 1, "nested": { "z": [1, 2.5, null], "a": "é\u{0}" } }),
+        metadata: Metadata {
+            actor: "service:test".into(),
+            correlation_id: Some(Uuid::now_v7()),
+            causation_id: None,
+            idempotency_key: None,
+            source_channel: Some("test".into()),
+        },
+        tags: tags.iter().map(|tag| Tag::new(*tag)).collect(),
+    }
+}
+
+pub fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream: StreamId::new(stream),
+        expected,
+        condition: None,
+        idempotency_key: None,
+        events,
+    }
+}

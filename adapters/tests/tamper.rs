@@ -1,0 +1,104 @@
+//! Altering the stored log with plain SQL must make `verify` fail and
+//! name the first bad position.
+
+mod support;
+
+use adapters::store::{self, VerifyError};
+use commands::log::ExpectedVersion;
+use sqlx::Connection;
+use support::{event, request, Harness, Kind};
+
+const EVENTS: u64 = 10;
+
+/// A log of ten events (each tagged), checked intact, then altered by
+/// `sql`; verify must break at `position`.
+async fn tampered(kind: Kind, sql: &str, position: u64) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for i in 0..EVENTS {
+        h.store
+            .append(request(
+                &format!("s{}", i % 3),
+                ExpectedVersion::Any,
+                vec![event("T", &["tag:a", &format!("tag:{i}")])],
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.assert_intact().await, EVENTS);
+
+    let url = h.url.clone().unwrap();
+    match kind {
+        Kind::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        }
+        Kind::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        }
+        Kind::Memory => unreachable!("the memory store has no SQL"),
+    }
+
+    let outcome = store::verify(h.db.as_ref().unwrap()).await;
+    match outcome {
+        Err(VerifyError::Broken(chain_break)) => {
+            assert_eq!(chain_break.position, position, "{chain_break}");
+        }
+        other => panic!("verify should fail at {position}, got {other:?}"),
+    }
+    h.finish().await;
+}
+
+macro_rules! tamper_tests {
+    ($($name:ident: $sql:expr => $position:expr),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::tampered(super::Kind::Sqlite, $sql, $position).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::tampered(super::Kind::Postgres, $sql, $position).await;
+                }
+            )*
+        }
+    };
+}
+
+tamper_tests!(
+    one_payload_byte_changed:
+        "UPDATE events SET payload = replace(payload, '\"abc\"', '\"abd\"') WHERE position = 4" => 4,
+    payload_reformatted_with_the_same_value:
+        "UPDATE events SET payload = ' ' || payload WHERE position = 2" => 2,
+    one_row_deleted:
+        "DELETE FROM events WHERE position = 6" => 6,
+    last_row_deleted:
+        "DELETE FROM events WHERE position = 10; DELETE FROM event_tags WHERE position = 10" => 10,
+    two_rows_swapped:
+        "UPDATE events SET position = -1 WHERE position = 3; \
+         UPDATE events SET position = 3 WHERE position = 7; \
+         UPDATE events SET position = 7 WHERE position = -1" => 3,
+    tag_index_entry_removed:
+        "DELETE FROM event_tags WHERE position = 5 AND tag = 'tag:a'" => 5,
+    recorded_time_changed:
+        "UPDATE events SET occurred_at = '2001-01-01T00:00:00.000000Z' WHERE position = 8" => 8,
+);
