@@ -1,0 +1,670 @@
+//! The queries of the read side. Every page is capped
+//! ([`PAGE_ROWS_MAX`]) and keyset-paged (after a position or a key), so a
+//! page costs the same at the start and at the end of a large table.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use commands::log::Position;
+use domain::deadline::{DeadlineStatus, PolicyTable};
+use domain::subject::Subject;
+use projections::report::{deadline_row, DeadlineReport, DeadlineRow, SummaryBuilder};
+use projections::rows::{AuditEntry, HoldRow, RequestRow, ResourceRow, TaskRow};
+use projections::ReadModelError;
+use serde::Serialize;
+
+use super::codec;
+use super::db::{Exec, Val};
+use super::ReadModels;
+
+/// Rows a page holds when the caller does not say.
+pub const PAGE_ROWS_DEFAULT: usize = 100;
+/// Most rows one page holds, whatever the caller asks.
+pub const PAGE_ROWS_MAX: usize = 1_000;
+/// Most requests one deadline report covers; a longer range is refused
+/// (narrow the range).
+pub const REPORT_REQUESTS_MAX: usize = 100_000;
+/// Most rows each list of the deadline report (overdue, at risk, blocked)
+/// holds.
+pub const REPORT_LIST_ROWS_MAX: usize = 1_000;
+
+fn page_rows(limit: usize) -> usize {
+    if limit == 0 {
+        PAGE_ROWS_DEFAULT
+    } else {
+        limit.min(PAGE_ROWS_MAX)
+    }
+}
+
+fn subject(raw: &str) -> Result<String, ReadModelError> {
+    Subject::parse(raw)
+        .map(|s| s.to_string())
+        .map_err(|e| ReadModelError::InvalidQuery(format!("subject {raw:?}: {e}")))
+}
+
+/// Which audit entries to read. Every filter is optional; entries come in
+/// log order after `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// `KIND:ID`: a workspace, account, resource, request, hold, task or
+    /// external account (`instagram:ID`).
+    pub subject: Option<String>,
+    pub actor: Option<String>,
+    pub event_type: Option<String>,
+    /// Occurred at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Occurred before.
+    pub to: Option<DateTime<Utc>>,
+    /// The keyset: entries with a position past this one.
+    pub after: Position,
+    /// 0: [`PAGE_ROWS_DEFAULT`]; capped at [`PAGE_ROWS_MAX`].
+    pub limit: usize,
+}
+
+/// One page of audit entries; `next_after` is the `after` of the next
+/// page, `None` when this one is the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_after: Option<Position>,
+}
+
+pub(crate) fn audit_sql(query: &AuditQuery) -> Result<(String, Vec<Val>, usize), ReadModelError> {
+    let limit = page_rows(query.limit);
+    let mut args: Vec<Val> = Vec::new();
+    let mut filters: Vec<String> = Vec::new();
+    let arg = |v: Val, args: &mut Vec<Val>| {
+        args.push(v);
+        format!("${}", args.len())
+    };
+    let from_clause = if let Some(raw) = &query.subject {
+        let s = arg(subject(raw)?.into(), &mut args);
+        filters.push(format!("s.subject = {s}"));
+        let after = arg(query.after.into(), &mut args);
+        filters.push(format!("s.position > {after}"));
+        "rm_audit_subjects s JOIN rm_audit a ON a.position = s.position"
+    } else {
+        let after = arg(query.after.into(), &mut args);
+        filters.push(format!("a.position > {after}"));
+        "rm_audit a"
+    };
+    if let Some(actor) = &query.actor {
+        let p = arg(actor.as_str().into(), &mut args);
+        filters.push(format!("a.actor = {p}"));
+    }
+    if let Some(event_type) = &query.event_type {
+        let p = arg(event_type.as_str().into(), &mut args);
+        filters.push(format!("a.event_type = {p}"));
+    }
+    if let Some(from) = query.from {
+        let p = arg(from.into(), &mut args);
+        filters.push(format!("a.occurred_at >= {p}"));
+    }
+    if let Some(to) = query.to {
+        let p = arg(to.into(), &mut args);
+        filters.push(format!("a.occurred_at < {p}"));
+    }
+    let order = if query.subject.is_some() {
+        "s.position"
+    } else {
+        "a.position"
+    };
+    let fetch = arg(
+        i64::try_from(limit + 1).unwrap_or(i64::MAX).into(),
+        &mut args,
+    );
+    Ok((
+        format!(
+            "SELECT a.* FROM {from_clause} WHERE {} ORDER BY {order} LIMIT {fetch}",
+            filters.join(" AND ")
+        ),
+        args,
+        limit,
+    ))
+}
+
+/// Which resources to list: those under `scope`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceQuery {
+    /// `workspace:W`, `account:A`, `instagram:X`, a file, ...: every
+    /// resource this scope covers (itself included).
+    pub scope: String,
+    /// One of active, disconnected, deletion-pending, blocked-by-hold,
+    /// retained, erased; `None` for all.
+    pub state: Option<String>,
+    /// The keyset: subjects after this one.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// A resource as people read it: its row, its state with "blocked by
+/// hold" decided now, and the active holds that cover it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceView {
+    #[serde(flatten)]
+    pub row: ResourceRow,
+    /// The stored state, or `blocked-by-hold` for a pending deletion under
+    /// an active hold.
+    pub display_state: String,
+    pub holds: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourcePage {
+    pub resources: Vec<ResourceView>,
+    pub next_after: Option<String>,
+}
+
+const ACTIVE_HOLD_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes c \
+     JOIN rm_holds h ON h.scope = c.scope AND h.lifted_at IS NULL WHERE c.subject = r.subject)";
+
+/// Which holds to list, in order of placement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoldQuery {
+    pub active_only: bool,
+    pub scope: Option<String>,
+    /// The keyset: holds placed after this position.
+    pub after: Position,
+    pub limit: usize,
+}
+
+/// A hold and what it blocks now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldView {
+    #[serde(flatten)]
+    pub hold: HoldRow,
+    pub active: bool,
+    /// Open requests blocked by it (at most [`PAGE_ROWS_MAX`]).
+    pub blocked_requests: Vec<String>,
+    /// Open erasure tasks it stops.
+    pub tasks_stopped: i64,
+    /// Resources not erased that it covers.
+    pub resources_covered: i64,
+}
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    pub request: Option<String>,
+    /// released, leased, failed or completed.
+    pub state: Option<String>,
+    /// The keyset: tasks released after this position.
+    pub after: Position,
+    pub limit: usize,
+}
+
+/// A request with its deadline, tasks and the explanation a requester
+/// reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestDetail {
+    pub request: RequestRow,
+    pub deadline: DeadlineRow,
+    pub tasks: Vec<TaskRow>,
+    pub explanation: String,
+}
+
+/// R5: what the Meta status link shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetaStatus {
+    pub confirmation_code: String,
+    pub state: String,
+    /// In words, with the reason of a refusal.
+    pub explanation: String,
+    pub received_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// The deadline report's range: requests received in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineQuery {
+    pub received_from: DateTime<Utc>,
+    pub received_to: DateTime<Utc>,
+    pub policy: Option<String>,
+}
+
+pub(crate) fn report_sql(query: &DeadlineQuery) -> (String, Vec<Val>) {
+    let mut args: Vec<Val> = vec![query.received_from.into(), query.received_to.into()];
+    let mut sql =
+        "SELECT * FROM rm_requests WHERE received_at >= $1 AND received_at < $2".to_owned();
+    if let Some(policy) = &query.policy {
+        args.push(policy.as_str().into());
+        sql.push_str(" AND policy = $3");
+    }
+    args.push(
+        i64::try_from(REPORT_REQUESTS_MAX + 1)
+            .unwrap_or(i64::MAX)
+            .into(),
+    );
+    sql.push_str(&format!(
+        " ORDER BY received_at, request LIMIT ${}",
+        args.len()
+    ));
+    (sql, args)
+}
+
+const OPEN_STATES: &str = "('awaiting-verification', 'in-progress', 'blocked')";
+
+impl ReadModels {
+    /// A page of the audit trail.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, ReadModelError> {
+        let (sql, args, limit) = audit_sql(query)?;
+        let mut conn = self.conn().await?;
+        let rows = conn.exec().fetch_all(&sql, args).await?;
+        let mut entries = rows
+            .iter()
+            .map(codec::audit_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next_after = more.then(|| entries.last().map(|e| e.position)).flatten();
+        Ok(AuditPage {
+            entries,
+            next_after,
+        })
+    }
+
+    /// Resources under a scope, with their covering holds.
+    pub async fn resources(&self, query: &ResourceQuery) -> Result<ResourcePage, ReadModelError> {
+        let scope = subject(&query.scope)?;
+        let limit = page_rows(query.limit);
+        let mut args: Vec<Val> = vec![scope.into(), query.after.clone().unwrap_or_default().into()];
+        let state_filter = match query.state.as_deref() {
+            None => String::new(),
+            Some("blocked-by-hold") => {
+                format!(" AND r.state = 'deletion-pending' AND {ACTIVE_HOLD_ON_RESOURCE}")
+            }
+            Some("deletion-pending") => {
+                format!(" AND r.state = 'deletion-pending' AND NOT {ACTIVE_HOLD_ON_RESOURCE}")
+            }
+            Some(state) if projections::rows::ResourceState::parse(state).is_some() => {
+                args.push(state.into());
+                format!(" AND r.state = ${}", args.len())
+            }
+            Some(other) => {
+                return Err(ReadModelError::InvalidQuery(format!(
+                    "unknown resource state {other:?}; expected one of: active, disconnected, \
+                     deletion-pending, blocked-by-hold, retained, erased"
+                )))
+            }
+        };
+        args.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
+        let sql = format!(
+            "SELECT r.* FROM rm_resource_scopes s JOIN rm_resources r ON r.subject = s.subject \
+             WHERE s.scope = $1 AND s.subject > $2{state_filter} ORDER BY s.subject LIMIT ${}",
+            args.len()
+        );
+        let mut conn = self.conn().await?;
+        let mut exec = conn.exec();
+        let rows = exec.fetch_all(&sql, args).await?;
+        let mut resources = rows
+            .iter()
+            .map(codec::resource_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = resources.len() > limit;
+        resources.truncate(limit);
+        let holds = covering_holds(&mut exec, &resources).await?;
+        let next_after = more
+            .then(|| resources.last().map(|r| r.subject.clone()))
+            .flatten();
+        let resources = resources
+            .into_iter()
+            .map(|row| {
+                let holds = holds.get(&row.subject).cloned().unwrap_or_default();
+                let display_state = if row.state
+                    == projections::rows::ResourceState::DeletionPending
+                    && !holds.is_empty()
+                {
+                    "blocked-by-hold".to_owned()
+                } else {
+                    row.state.as_str().to_owned()
+                };
+                ResourceView {
+                    row,
+                    display_state,
+                    holds,
+                }
+            })
+            .collect();
+        Ok(ResourcePage {
+            resources,
+            next_after,
+        })
+    }
+
+    /// The holds register with what each active hold blocks now.
+    pub async fn holds(&self, query: &HoldQuery) -> Result<Vec<HoldView>, ReadModelError> {
+        let limit = page_rows(query.limit);
+        let mut args: Vec<Val> = vec![query.after.into()];
+        let mut sql = "SELECT * FROM rm_holds WHERE placed_position > $1".to_owned();
+        if query.active_only {
+            sql.push_str(" AND lifted_at IS NULL");
+        }
+        if let Some(scope) = &query.scope {
+            args.push(subject(scope)?.into());
+            sql.push_str(&format!(" AND scope = ${}", args.len()));
+        }
+        args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        sql.push_str(&format!(" ORDER BY placed_position LIMIT ${}", args.len()));
+        let mut conn = self.conn().await?;
+        let mut exec = conn.exec();
+        let rows = exec.fetch_all(&sql, args).await?;
+        let mut views = Vec::new();
+        for row in rows {
+            let hold = codec::hold_from(&row)?;
+            let active = hold.active();
+            let (blocked_requests, tasks_stopped, resources_covered) = if active {
+                blocks(&mut exec, &hold).await?
+            } else {
+                (Vec::new(), 0, 0)
+            };
+            views.push(HoldView {
+                hold,
+                active,
+                blocked_requests,
+                tasks_stopped,
+                resources_covered,
+            });
+        }
+        Ok(views)
+    }
+
+    /// The tasks a worker may try to claim at `now`, oldest release first:
+    /// not completed, lease free or run out, next attempt due, no active
+    /// hold on a covering scope. `POST /v1/tasks/claim` tries
+    /// `Ledger::claim_task` on these in order; the log decides.
+    pub async fn claimable_tasks(
+        &self,
+        now: DateTime<Utc>,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<TaskRow>, ReadModelError> {
+        let limit = page_rows(limit);
+        let sql = "SELECT t.* FROM rm_tasks t WHERE t.state <> 'completed' \
+             AND t.released_position > $2 \
+             AND (t.lease_until IS NULL OR t.lease_until <= $1) \
+             AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM rm_task_scopes s JOIN rm_holds h \
+                 ON h.scope = s.scope AND h.lifted_at IS NULL WHERE s.task = t.task) \
+             ORDER BY t.released_position LIMIT $3";
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                sql,
+                vec![
+                    now.into(),
+                    after.into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?;
+        rows.iter().map(codec::task_from).collect()
+    }
+
+    /// Tasks by request and state, in release order.
+    pub async fn tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRow>, ReadModelError> {
+        let limit = page_rows(query.limit);
+        let mut args: Vec<Val> = vec![query.after.into()];
+        let mut sql = "SELECT * FROM rm_tasks WHERE released_position > $1".to_owned();
+        if let Some(request) = &query.request {
+            args.push(request.as_str().into());
+            sql.push_str(&format!(" AND request = ${}", args.len()));
+        }
+        if let Some(state) = &query.state {
+            if projections::rows::TaskState::parse(state).is_none() {
+                return Err(ReadModelError::InvalidQuery(format!(
+                    "unknown task state {state:?}; expected released, leased, failed or completed"
+                )));
+            }
+            args.push(state.as_str().into());
+            sql.push_str(&format!(" AND state = ${}", args.len()));
+        }
+        args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        sql.push_str(&format!(
+            " ORDER BY released_position LIMIT ${}",
+            args.len()
+        ));
+        let mut conn = self.conn().await?;
+        let rows = conn.exec().fetch_all(&sql, args).await?;
+        rows.iter().map(codec::task_from).collect()
+    }
+
+    /// One request with its deadline at `now` and its tasks.
+    pub async fn request_detail(
+        &self,
+        request: &str,
+        table: &PolicyTable,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RequestDetail>, ReadModelError> {
+        let mut conn = self.conn().await?;
+        let mut exec = conn.exec();
+        let Some(row) = exec
+            .fetch_optional(
+                "SELECT * FROM rm_requests WHERE request = $1",
+                vec![request.into()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let request = codec::request_from(&row)?;
+        let tasks = exec
+            .fetch_all(
+                "SELECT * FROM rm_tasks WHERE request = $1 ORDER BY released_position LIMIT $2",
+                vec![
+                    request.request.as_str().into(),
+                    i64::try_from(PAGE_ROWS_MAX).unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?
+            .iter()
+            .map(codec::task_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RequestDetail {
+            deadline: deadline_row(&request, table, now),
+            explanation: projections::requests::explain(&request),
+            request,
+            tasks,
+        }))
+    }
+
+    /// R5: the status behind a Meta confirmation code.
+    pub async fn meta_status(&self, code: &str) -> Result<Option<MetaStatus>, ReadModelError> {
+        let mut conn = self.conn().await?;
+        let row = conn
+            .exec()
+            .fetch_optional(
+                "SELECT * FROM rm_requests WHERE confirmation_code = $1",
+                vec![code.into()],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let request = codec::request_from(&row)?;
+        Ok(Some(MetaStatus {
+            confirmation_code: code.to_owned(),
+            state: request.state.clone(),
+            explanation: projections::requests::explain(&request),
+            received_at: request.received_at,
+            completed_at: request.completed_at,
+        }))
+    }
+
+    /// The deadline compliance report at `now`: rows and per-policy,
+    /// per-month summary of the requests received in the range, and the
+    /// open requests overdue, at risk and blocked (from all time).
+    pub async fn deadline_report(
+        &self,
+        query: &DeadlineQuery,
+        table: &PolicyTable,
+        now: DateTime<Utc>,
+    ) -> Result<DeadlineReport, ReadModelError> {
+        if query.received_to <= query.received_from {
+            return Err(ReadModelError::InvalidQuery(
+                "received_to must be after received_from".into(),
+            ));
+        }
+        let (sql, args) = report_sql(query);
+        let mut conn = self.conn().await?;
+        let mut exec = conn.exec();
+        let requests = exec.fetch_all(&sql, args).await?;
+        if requests.len() > REPORT_REQUESTS_MAX {
+            return Err(ReadModelError::InvalidQuery(format!(
+                "more than {REPORT_REQUESTS_MAX} requests in the range; narrow it"
+            )));
+        }
+        let mut summary = SummaryBuilder::default();
+        let mut rows = Vec::with_capacity(requests.len());
+        for row in &requests {
+            let line = deadline_row(&codec::request_from(row)?, table, now);
+            summary.add(&line);
+            rows.push(line);
+        }
+        let open = exec
+            .fetch_all(
+                &format!(
+                    "SELECT * FROM rm_requests WHERE state IN {OPEN_STATES} \
+                     ORDER BY due_at, request LIMIT $1"
+                ),
+                vec![i64::try_from(REPORT_LIST_ROWS_MAX * 3)
+                    .unwrap_or(i64::MAX)
+                    .into()],
+            )
+            .await?;
+        let (mut overdue, mut at_risk, mut blocked) = (Vec::new(), Vec::new(), Vec::new());
+        for row in &open {
+            let line = deadline_row(&codec::request_from(row)?, table, now);
+            let list = match line.status {
+                DeadlineStatus::Overdue => &mut overdue,
+                DeadlineStatus::AtRisk => &mut at_risk,
+                DeadlineStatus::BlockedByHold { .. } => &mut blocked,
+                _ => continue,
+            };
+            if list.len() < REPORT_LIST_ROWS_MAX {
+                list.push(line);
+            }
+        }
+        Ok(DeadlineReport {
+            now,
+            rows,
+            summary: summary.finish(),
+            overdue,
+            at_risk,
+            blocked,
+        })
+    }
+
+    /// PostgreSQL's plan for the audit lookup of one subject (for the
+    /// index test).
+    #[doc(hidden)]
+    pub async fn explain_audit(&self, query: &AuditQuery) -> Result<String, ReadModelError> {
+        let (sql, args, _) = audit_sql(query)?;
+        self.explain(&sql, args).await
+    }
+
+    /// The plan of the deadline report's range query.
+    #[doc(hidden)]
+    pub async fn explain_report(&self, query: &DeadlineQuery) -> Result<String, ReadModelError> {
+        let (sql, args) = report_sql(query);
+        self.explain(&sql, args).await
+    }
+
+    async fn explain(&self, sql: &str, args: Vec<Val>) -> Result<String, ReadModelError> {
+        let prefix = match self.backend() {
+            super::Backend::Postgres => "EXPLAIN ",
+            super::Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+        };
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(&format!("{prefix}{sql}"), args)
+            .await?;
+        let mut plan = Vec::new();
+        for row in rows {
+            plan.push(match self.backend() {
+                super::Backend::Postgres => row.text("QUERY PLAN")?,
+                super::Backend::Sqlite => row.text("detail")?,
+            });
+        }
+        Ok(plan.join("\n"))
+    }
+}
+
+/// The active holds covering each of `resources`.
+async fn covering_holds(
+    exec: &mut Exec<'_>,
+    resources: &[ResourceRow],
+) -> Result<BTreeMap<String, Vec<String>>, ReadModelError> {
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if resources.is_empty() {
+        return Ok(found);
+    }
+    let sql = format!(
+        "SELECT c.subject AS subject, h.hold AS hold FROM rm_resource_scopes c \
+         JOIN rm_holds h ON h.scope = c.scope AND h.lifted_at IS NULL \
+         WHERE c.subject IN ({}) ORDER BY c.subject, h.hold",
+        super::db::ordered_placeholders(exec.backend(), 1, resources.len())
+    );
+    let rows = exec
+        .fetch_all(
+            &sql,
+            resources
+                .iter()
+                .map(|r| Val::from(r.subject.as_str()))
+                .collect(),
+        )
+        .await?;
+    for row in rows {
+        found
+            .entry(row.text("subject")?)
+            .or_default()
+            .push(row.text("hold")?);
+    }
+    Ok(found)
+}
+
+/// What an active hold blocks now: open requests it blocks, open tasks
+/// it stops, resources it covers.
+async fn blocks(
+    exec: &mut Exec<'_>,
+    hold: &HoldRow,
+) -> Result<(Vec<String>, i64, i64), ReadModelError> {
+    let requests = exec
+        .fetch_all(
+            &format!(
+                "SELECT q.request AS request FROM rm_request_holds b \
+                 JOIN rm_requests q ON q.request = b.request \
+                 WHERE b.hold = $1 AND q.state IN {OPEN_STATES} ORDER BY q.request LIMIT $2"
+            ),
+            vec![
+                hold.hold.as_str().into(),
+                i64::try_from(PAGE_ROWS_MAX).unwrap_or(i64::MAX).into(),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| r.text("request"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tasks = exec
+        .fetch_optional(
+            "SELECT COUNT(*) AS n FROM rm_task_scopes s JOIN rm_tasks t ON t.task = s.task \
+             WHERE s.scope = $1 AND t.state <> 'completed'",
+            vec![hold.scope.as_str().into()],
+        )
+        .await?
+        .map(|r| r.int("n"))
+        .transpose()?
+        .unwrap_or(0);
+    let resources = exec
+        .fetch_optional(
+            "SELECT COUNT(*) AS n FROM rm_resource_scopes s JOIN rm_resources r \
+             ON r.subject = s.subject WHERE s.scope = $1 AND r.state <> 'erased'",
+            vec![hold.scope.as_str().into()],
+        )
+        .await?
+        .map(|r| r.int("n"))
+        .transpose()?
+        .unwrap_or(0);
+    Ok((requests, tasks, resources))
+}

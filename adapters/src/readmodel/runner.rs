@@ -1,0 +1,453 @@
+//! The projection runner: pages of the log applied with their checkpoint
+//! in one transaction; the rebuild that fills shadow tables and swaps them
+//! in; the creation of missing tables.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use commands::log::{EventStore, Position, RecordedEvent};
+use projections::{ProjectionName, ReadModelError};
+use serde::Serialize;
+
+use super::db::{Backend, Val};
+use super::schema::{self, SCHEMA_VERSION, SHADOW};
+use super::sqltx::SqlTx;
+use super::{ReadModels, Tx};
+
+/// Most events applied in one transaction. Larger pages rebuild faster;
+/// smaller ones hold the SQLite write lock (shared with the log's writer)
+/// for less time.
+pub const PAGE_EVENTS_MAX: usize = 1_000;
+/// How long `follow` waits for the log to move before looking again.
+pub const FOLLOW_WAIT: Duration = Duration::from_secs(1);
+/// The PostgreSQL advisory lock that serialises DDL on the read models
+/// (creation at open, rebuild preparation and swap) across processes.
+const DDL_LOCK_KEY: i64 = 0x6c65_7468_6552_4d00;
+
+/// Which tables a page writes and which checkpoints it moves: the live
+/// ones, or a rebuild's shadow ones.
+#[derive(Debug, Clone)]
+struct Target {
+    names: Vec<ProjectionName>,
+    shadow: bool,
+}
+
+impl Target {
+    fn suffix(&self) -> &'static str {
+        if self.shadow {
+            SHADOW
+        } else {
+            ""
+        }
+    }
+
+    fn key(&self, name: ProjectionName) -> String {
+        if self.shadow {
+            format!("{name}@rebuild")
+        } else {
+            name.as_str().to_owned()
+        }
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    pub projections: Vec<String>,
+    /// The position the swapped-in tables were built to.
+    pub position: Position,
+    /// Events applied to the shadow tables.
+    pub events: u64,
+}
+
+async fn ddl_lock(tx: &mut Tx, backend: Backend) -> Result<(), ReadModelError> {
+    if backend == Backend::Postgres {
+        tx.exec()
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                vec![DDL_LOCK_KEY.into()],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_tables(
+    tx: &mut Tx,
+    backend: Backend,
+    name: ProjectionName,
+    suffix: &str,
+    generation: i64,
+) -> Result<(), ReadModelError> {
+    for table in schema::tables(name) {
+        tx.exec()
+            .raw(&schema::drop_if_exists(table, suffix))
+            .await?;
+        for statement in schema::create(backend, table, suffix, generation) {
+            tx.exec().raw(&statement).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint rows of `keys`: (position, generation, schema version).
+async fn checkpoint_rows(
+    tx: &mut Tx,
+    backend: Backend,
+    keys: &[String],
+) -> Result<BTreeMap<String, (Position, i64, i64)>, ReadModelError> {
+    let mut keys = keys.to_vec();
+    keys.sort();
+    // Locked in key order (PostgreSQL), the same order every runner and
+    // rebuild uses, so that two of them never deadlock.
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT projection, position, generation, schema_version FROM read_model_checkpoints \
+         WHERE projection IN ({}) ORDER BY projection{lock}",
+        super::db::ordered_placeholders(backend, 1, keys.len())
+    );
+    let rows = tx
+        .exec()
+        .fetch_all(&sql, keys.iter().map(|k| Val::from(k.as_str())).collect())
+        .await?;
+    let mut found = BTreeMap::new();
+    for row in rows {
+        found.insert(
+            row.text("projection")?,
+            (
+                row.pos("position")?,
+                row.int("generation")?,
+                row.int("schema_version")?,
+            ),
+        );
+    }
+    Ok(found)
+}
+
+async fn set_checkpoint(
+    tx: &mut Tx,
+    key: &str,
+    position: Position,
+    generation: i64,
+) -> Result<(), ReadModelError> {
+    tx.exec()
+        .execute(
+            "INSERT INTO read_model_checkpoints (projection, position, generation, schema_version) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (projection) DO UPDATE SET \
+             position = excluded.position, generation = excluded.generation, \
+             schema_version = excluded.schema_version",
+            vec![
+                key.into(),
+                position.into(),
+                generation.into(),
+                SCHEMA_VERSION.into(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Creates the tables of projections that have none, and recreates (empty)
+/// those whose schema version changed.
+pub(super) async fn ensure_schema(models: &ReadModels) -> Result<(), ReadModelError> {
+    let backend = models.backend();
+    let mut tx = models.begin().await?;
+    ddl_lock(&mut tx, backend).await?;
+    let keys: Vec<String> = ProjectionName::ALL
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    let rows = checkpoint_rows(&mut tx, backend, &keys).await?;
+    for name in ProjectionName::ALL {
+        let generation = match rows.get(name.as_str()) {
+            Some((_, _, version)) if *version == SCHEMA_VERSION => continue,
+            Some((_, generation, version)) => {
+                tracing::warn!(
+                    projection = %name,
+                    stored = version,
+                    current = SCHEMA_VERSION,
+                    "read-model schema changed; the projection is rebuilt from the log"
+                );
+                generation + 1
+            }
+            None => 0,
+        };
+        create_tables(&mut tx, backend, name, "", generation).await?;
+        set_checkpoint(&mut tx, name.as_str(), 0, generation).await?;
+    }
+    tx.commit().await
+}
+
+impl ReadModels {
+    /// The checkpoint of every projection (and of rebuilds in progress).
+    pub async fn checkpoints(&self) -> Result<Vec<(String, Position)>, ReadModelError> {
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                "SELECT projection, position FROM read_model_checkpoints ORDER BY projection",
+                vec![],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.text("projection")?, row.pos("position")?)))
+            .collect()
+    }
+
+    async fn min_checkpoint(&self, target: &Target) -> Result<Position, ReadModelError> {
+        let wanted: Vec<String> = target.names.iter().map(|n| target.key(*n)).collect();
+        Ok(self
+            .checkpoints()
+            .await?
+            .into_iter()
+            .filter(|(key, _)| wanted.contains(key))
+            .map(|(_, position)| position)
+            .min()
+            .unwrap_or(0))
+    }
+
+    /// Applies `events` to the target inside `tx`, skipping those at or
+    /// below each projection's checkpoint; returns nothing written yet
+    /// (the caller flushes and moves the checkpoints).
+    async fn apply_events(
+        tx: &mut Tx,
+        target: &Target,
+        checkpoints: &BTreeMap<ProjectionName, Position>,
+        events: &[RecordedEvent],
+    ) -> Result<(), ReadModelError> {
+        let mut sql = SqlTx::new(tx.exec(), target.suffix());
+        for recorded in events {
+            let event = projections::decode(recorded)?;
+            for name in &target.names {
+                if recorded.position > checkpoints.get(name).copied().unwrap_or(0) {
+                    projections::apply(*name, &mut sql, recorded, &event).await?;
+                }
+            }
+        }
+        sql.flush().await
+    }
+
+    /// One page for `target`: read after the lowest checkpoint, apply,
+    /// move the checkpoints, commit. Returns the events applied (0 when
+    /// the target is at the head).
+    async fn page(
+        &self,
+        store: &dyn EventStore,
+        target: &Target,
+        page_events_max: usize,
+    ) -> Result<usize, ReadModelError> {
+        let backend = self.backend();
+        let from = self.min_checkpoint(target).await?;
+        let events = store
+            .read_all(from, page_events_max.clamp(1, PAGE_EVENTS_MAX))
+            .await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(0);
+        };
+        if events[0].position != from + 1 {
+            return Err(ReadModelError::Corrupt(format!(
+                "the log skips from position {from} to {}",
+                events[0].position
+            )));
+        }
+        let mut tx = self.begin().await?;
+        let keys: Vec<String> = target.names.iter().map(|n| target.key(*n)).collect();
+        let rows = checkpoint_rows(&mut tx, backend, &keys).await?;
+        let mut checkpoints = BTreeMap::new();
+        for name in &target.names {
+            let Some((position, _, _)) = rows.get(&target.key(*name)) else {
+                return Err(ReadModelError::Corrupt(format!(
+                    "no checkpoint row for {}",
+                    target.key(*name)
+                )));
+            };
+            if *position < from {
+                // Moved back under us (a schema reset): read again.
+                return Ok(0);
+            }
+            checkpoints.insert(*name, *position);
+        }
+        Self::apply_events(&mut tx, target, &checkpoints, &events).await?;
+        self.fault_point()?;
+        for key in &keys {
+            tx.exec()
+                .execute(
+                    "UPDATE read_model_checkpoints SET position = $1 \
+                     WHERE projection = $2 AND position < $1",
+                    vec![last.into(), key.as_str().into()],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    /// Applies one page of at most `page_events_max` events to every live
+    /// projection. Returns the events applied; 0 means caught up.
+    pub async fn run_page(
+        &self,
+        store: &dyn EventStore,
+        page_events_max: usize,
+    ) -> Result<usize, ReadModelError> {
+        let target = Target {
+            names: ProjectionName::ALL.to_vec(),
+            shadow: false,
+        };
+        self.page(store, &target, page_events_max).await
+    }
+
+    /// Applies pages until every live projection is at the head the log
+    /// had when it was read; returns the lowest checkpoint reached.
+    pub async fn catch_up(&self, store: &dyn EventStore) -> Result<Position, ReadModelError> {
+        while self.run_page(store, PAGE_EVENTS_MAX).await? > 0 {}
+        let target = Target {
+            names: ProjectionName::ALL.to_vec(),
+            shadow: false,
+        };
+        self.min_checkpoint(&target).await
+    }
+
+    /// Follows the log until `stop` turns true (or its sender is dropped):
+    /// catches up, then waits for the log to move. Returns on the first
+    /// error; restarting it loses nothing, since every committed page
+    /// moved its checkpoint and an uncommitted one left no row behind.
+    pub async fn follow(
+        &self,
+        store: &dyn EventStore,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), ReadModelError> {
+        loop {
+            let at = self.catch_up(store).await?;
+            if *stop.borrow() {
+                return Ok(());
+            }
+            tokio::select! {
+                moved = store.wait_for(at, FOLLOW_WAIT) => { moved?; }
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds `which` (every projection when `None`) from position 0
+    /// into shadow tables, then swaps them in within one transaction, so
+    /// that queries answer from the old tables until the new ones are
+    /// complete. The live runner may keep running meanwhile: the swap
+    /// first brings the shadow tables up to the live checkpoint.
+    pub async fn rebuild(
+        &self,
+        store: &dyn EventStore,
+        which: Option<ProjectionName>,
+    ) -> Result<RebuildReport, ReadModelError> {
+        let backend = self.backend();
+        let names: Vec<ProjectionName> = which.map_or(ProjectionName::ALL.to_vec(), |n| vec![n]);
+        let live = Target {
+            names: names.clone(),
+            shadow: false,
+        };
+        let shadow = Target {
+            names: names.clone(),
+            shadow: true,
+        };
+        let live_keys: Vec<String> = names.iter().map(|n| live.key(*n)).collect();
+
+        // Prepare empty shadow tables (a crashed rebuild's are dropped).
+        let mut generations = BTreeMap::new();
+        let mut tx = self.begin().await?;
+        ddl_lock(&mut tx, backend).await?;
+        let rows = checkpoint_rows(&mut tx, backend, &live_keys).await?;
+        for name in &names {
+            let generation = rows.get(name.as_str()).map_or(0, |(_, g, _)| *g) + 1;
+            create_tables(&mut tx, backend, *name, SHADOW, generation).await?;
+            set_checkpoint(&mut tx, &shadow.key(*name), 0, generation).await?;
+            generations.insert(*name, generation);
+        }
+        tx.commit().await?;
+
+        // Fill them page by page; queries still read the live tables.
+        let mut applied = 0_u64;
+        loop {
+            let n = self.page(store, &shadow, PAGE_EVENTS_MAX).await?;
+            if n == 0 {
+                break;
+            }
+            applied += n as u64;
+        }
+
+        // Swap: catch the shadow up with the live checkpoint, then rename.
+        let mut tx = self.begin().await?;
+        ddl_lock(&mut tx, backend).await?;
+        let mut all_keys = live_keys.clone();
+        all_keys.extend(names.iter().map(|n| shadow.key(*n)));
+        let rows = checkpoint_rows(&mut tx, backend, &all_keys).await?;
+        let position_of = |key: &str| rows.get(key).map_or(0, |(p, _, _)| *p);
+        let mut shadow_at: BTreeMap<ProjectionName, Position> = names
+            .iter()
+            .map(|n| (*n, position_of(&shadow.key(*n))))
+            .collect();
+        let live_at = names
+            .iter()
+            .map(|n| position_of(n.as_str()))
+            .max()
+            .unwrap_or(0);
+        loop {
+            let from = shadow_at.values().copied().min().unwrap_or(0);
+            if from >= live_at {
+                break;
+            }
+            let limit = usize::try_from(live_at - from)
+                .unwrap_or(PAGE_EVENTS_MAX)
+                .min(PAGE_EVENTS_MAX);
+            let events = store.read_all(from, limit).await?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                return Err(ReadModelError::Corrupt(format!(
+                    "the live checkpoint {live_at} is past the log's head"
+                )));
+            };
+            Self::apply_events(&mut tx, &shadow, &shadow_at, &events).await?;
+            applied += events.len() as u64;
+            for at in shadow_at.values_mut() {
+                *at = (*at).max(last);
+            }
+        }
+        let position = shadow_at.values().copied().min().unwrap_or(0);
+        for name in &names {
+            for table in schema::tables(*name) {
+                tx.exec().raw(&schema::drop_if_exists(table, "")).await?;
+                tx.exec()
+                    .raw(&format!(
+                        "ALTER TABLE {}{SHADOW} RENAME TO {}",
+                        table.name, table.name
+                    ))
+                    .await?;
+            }
+            let generation = generations.get(name).copied().unwrap_or(0);
+            set_checkpoint(
+                &mut tx,
+                name.as_str(),
+                position.max(position_of(name.as_str())),
+                generation,
+            )
+            .await?;
+            tx.exec()
+                .execute(
+                    "DELETE FROM read_model_checkpoints WHERE projection = $1",
+                    vec![shadow.key(*name).into()],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(RebuildReport {
+            projections: names.iter().map(|n| n.as_str().to_owned()).collect(),
+            position,
+            events: applied,
+        })
+    }
+}

@@ -1,0 +1,291 @@
+//! The read-model tables, described once: the DDL of both backends, the
+//! upserts and the dumps come from these descriptions.
+//!
+//! The tables are created here rather than by migrations because a
+//! rebuild creates a second copy of a projection's tables beside the live
+//! one (suffix `__next`) and swaps them in by renaming; SQLite cannot
+//! copy a table's definition, so the definition must live in code. Read
+//! models are disposable: a change of [`SCHEMA_VERSION`] rebuilds them
+//! from the log instead of migrating them. Index names carry a generation
+//! number, since an index keeps its name when its table is renamed.
+
+use projections::ProjectionName;
+
+use super::db::Backend;
+
+/// Bump when a table below changes; stored per projection, and a stored
+/// version that differs makes `open` recreate that projection's tables
+/// empty (the runner then fills them from the log).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The suffix of the tables a rebuild fills before the swap.
+pub(crate) const SHADOW: &str = "__next";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Int,
+    OptInt,
+    Text,
+    OptText,
+}
+
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, Kind)],
+    pub key: &'static [&'static str],
+    /// (name part, columns, partial-index condition)
+    pub indexes: &'static [(&'static str, &'static str, Option<&'static str>)],
+}
+
+impl Table {
+    pub fn column_names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|(name, _)| *name).collect()
+    }
+}
+
+use Kind::{Int, OptInt, OptText, Text};
+
+pub(crate) const AUDIT: Table = Table {
+    name: "rm_audit",
+    columns: &[
+        ("position", Int),
+        ("event_id", Text),
+        ("stream", Text),
+        ("event_type", Text),
+        ("occurred_at", Int),
+        ("recorded_at", Int),
+        ("actor", Text),
+        ("source_channel", OptText),
+        ("correlation_id", OptText),
+        ("causation_id", OptText),
+        ("summary", Text),
+        ("reason", OptText),
+        ("subjects", Text),
+    ],
+    key: &["position"],
+    indexes: &[
+        ("actor", "actor, position", None),
+        ("type", "event_type, position", None),
+        ("occurred", "occurred_at, position", None),
+    ],
+};
+
+pub(crate) const AUDIT_SUBJECTS: Table = Table {
+    name: "rm_audit_subjects",
+    columns: &[("subject", Text), ("position", Int)],
+    key: &["subject", "position"],
+    indexes: &[],
+};
+
+pub(crate) const RESOURCES: Table = Table {
+    name: "rm_resources",
+    columns: &[
+        ("subject", Text),
+        ("kind", Text),
+        ("workspace", OptText),
+        ("account", OptText),
+        ("parent", OptText),
+        ("derived_from", OptText),
+        ("external_account", OptText),
+        ("scopes", Text),
+        ("registered_at", Int),
+        ("disconnected_at", OptInt),
+        ("tasks_pending", Int),
+        ("erased_at", OptInt),
+        ("retained_basis", OptText),
+        ("retained_until", OptInt),
+        ("state", Text),
+        ("since", Int),
+        ("position", Int),
+    ],
+    key: &["subject"],
+    indexes: &[],
+};
+
+pub(crate) const RESOURCE_SCOPES: Table = Table {
+    name: "rm_resource_scopes",
+    columns: &[("scope", Text), ("subject", Text)],
+    key: &["scope", "subject"],
+    indexes: &[("subject", "subject, scope", None)],
+};
+
+pub(crate) const HOLDS: Table = Table {
+    name: "rm_holds",
+    columns: &[
+        ("hold", Text),
+        ("scope", Text),
+        ("kind", Text),
+        ("matter", Text),
+        ("reason", Text),
+        ("placed_by", Text),
+        ("placed_at", Int),
+        ("placed_position", Int),
+        ("lifted_by", OptText),
+        ("lifted_at", OptInt),
+        ("lift_reason", OptText),
+        ("lifted_position", OptInt),
+    ],
+    key: &["hold"],
+    indexes: &[
+        ("active", "scope", Some("lifted_at IS NULL")),
+        ("placed", "placed_position", None),
+    ],
+};
+
+pub(crate) const REQUESTS: Table = Table {
+    name: "rm_requests",
+    columns: &[
+        ("request", Text),
+        ("scope", Text),
+        ("channel", Text),
+        ("policy", Text),
+        ("requested_by", Text),
+        ("recorded_by", OptText),
+        ("received_at", Int),
+        ("original_due_at", Int),
+        ("due_at", Int),
+        ("extension_reason", OptText),
+        ("verified", Int),
+        ("state", Text),
+        ("blocked_by", Text),
+        ("blocked_since", OptInt),
+        ("blocked_seconds", Int),
+        ("tasks_total", Int),
+        ("tasks_done", Int),
+        ("retained", Int),
+        ("refusal_code", OptText),
+        ("refusal_reason", OptText),
+        ("completed_at", OptInt),
+        ("residual_copies_purged_by", OptInt),
+        ("confirmation_code", OptText),
+        ("updated_at", Int),
+        ("position", Int),
+    ],
+    key: &["request"],
+    indexes: &[
+        ("received", "received_at, request", None),
+        (
+            "code",
+            "confirmation_code",
+            Some("confirmation_code IS NOT NULL"),
+        ),
+        (
+            "open",
+            "due_at, request",
+            Some("state IN ('awaiting-verification', 'in-progress', 'blocked')"),
+        ),
+        ("scope", "scope", None),
+    ],
+};
+
+pub(crate) const REQUEST_HOLDS: Table = Table {
+    name: "rm_request_holds",
+    columns: &[("hold", Text), ("request", Text)],
+    key: &["hold", "request"],
+    indexes: &[],
+};
+
+pub(crate) const TASKS: Table = Table {
+    name: "rm_tasks",
+    columns: &[
+        ("task", Text),
+        ("request", Text),
+        ("step", Text),
+        ("target", Text),
+        ("workspace", OptText),
+        ("covered_by", Text),
+        ("state", Text),
+        ("lease_holder", OptText),
+        ("lease_until", OptInt),
+        ("attempts", Int),
+        ("next_attempt_at", OptInt),
+        ("last_error", OptText),
+        ("released_at", Int),
+        ("released_position", Int),
+        ("completed_at", OptInt),
+        ("completed_by", OptText),
+        ("position", Int),
+    ],
+    key: &["task"],
+    indexes: &[
+        ("open", "released_position", Some("state <> 'completed'")),
+        ("request", "request", None),
+        ("target", "target", None),
+    ],
+};
+
+pub(crate) const TASK_SCOPES: Table = Table {
+    name: "rm_task_scopes",
+    columns: &[("task", Text), ("scope", Text)],
+    key: &["task", "scope"],
+    indexes: &[("scope", "scope, task", None)],
+};
+
+/// The tables each projection owns, its main table first.
+pub(crate) fn tables(name: ProjectionName) -> &'static [Table] {
+    const AUDIT_TABLES: &[Table] = &[AUDIT, AUDIT_SUBJECTS];
+    const RESOURCE_TABLES: &[Table] = &[RESOURCES, RESOURCE_SCOPES];
+    const REQUEST_TABLES: &[Table] = &[REQUESTS, REQUEST_HOLDS];
+    const HOLD_TABLES: &[Table] = &[HOLDS];
+    const TASK_TABLES: &[Table] = &[TASKS, TASK_SCOPES];
+    match name {
+        ProjectionName::Audit => AUDIT_TABLES,
+        ProjectionName::Resources => RESOURCE_TABLES,
+        ProjectionName::Requests => REQUEST_TABLES,
+        ProjectionName::Holds => HOLD_TABLES,
+        ProjectionName::Tasks => TASK_TABLES,
+    }
+}
+
+/// CREATE statements for one table under `suffix` with index names of
+/// `generation`.
+pub(crate) fn create(
+    backend: Backend,
+    table: &Table,
+    suffix: &str,
+    generation: i64,
+) -> Vec<String> {
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(name, kind)| {
+            let ty = match (backend, kind) {
+                (Backend::Sqlite, Int) => "INTEGER NOT NULL",
+                (Backend::Sqlite, OptInt) => "INTEGER",
+                (Backend::Postgres, Int) => "BIGINT NOT NULL",
+                (Backend::Postgres, OptInt) => "BIGINT",
+                (_, Text) => "TEXT NOT NULL",
+                (_, OptText) => "TEXT",
+            };
+            format!("{name} {ty}")
+        })
+        .collect();
+    let rowid = match backend {
+        // Text and composite keys: the key is the table, no second b-tree.
+        Backend::Sqlite if table.key != ["position"] => " WITHOUT ROWID",
+        _ => "",
+    };
+    let mut statements = vec![format!(
+        "CREATE TABLE {}{suffix} ({}, CONSTRAINT {}_g{generation}_pk PRIMARY KEY ({})){rowid}",
+        table.name,
+        columns.join(", "),
+        table.name,
+        table.key.join(", ")
+    )];
+    for (part, columns, condition) in table.indexes {
+        let mut sql = format!(
+            "CREATE INDEX {}_g{generation}_{part} ON {}{suffix} ({columns})",
+            table.name, table.name
+        );
+        if let Some(condition) = condition {
+            sql.push_str(&format!(" WHERE {condition}"));
+        }
+        statements.push(sql);
+    }
+    statements
+}
+
+pub(crate) fn drop_if_exists(table: &Table, suffix: &str) -> String {
+    format!("DROP TABLE IF EXISTS {}{suffix}", table.name)
+}

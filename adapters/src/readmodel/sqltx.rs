@@ -1,0 +1,395 @@
+//! The SQL side of the projections' storage port: a unit of work over one
+//! database transaction. Rows read or written during a page stay in
+//! memory and each changed row is written once, in multi-row statements,
+//! when the page is flushed, so that a page of a thousand events costs a
+//! handful of statements rather than thousands.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use projections::rows::{AuditEntry, HoldRow, ReadModelTx, RequestRow, ResourceRow, TaskRow};
+use projections::ReadModelError;
+
+use super::codec;
+use super::db::{value_rows, Exec, Row, Val};
+use super::schema::{self, Table};
+
+/// Most bound values in one statement: under SQLite's 32,766 and
+/// PostgreSQL's 65,535.
+const STATEMENT_BINDS_MAX: usize = 30_000;
+/// Most rows in one multi-row statement.
+const STATEMENT_ROWS_MAX: usize = 1_000;
+
+/// A row type with its table and, for some, a side table that indexes a
+/// list column (a resource's scopes, a task's covering scopes, a
+/// request's blocking holds).
+trait Entity: Clone + Send + Sync + 'static {
+    const TABLE: Table;
+    /// (side table, its key column, its value column)
+    const SET: Option<(Table, &'static str, &'static str)>;
+    fn key(&self) -> &str;
+    fn set(&self) -> &[String];
+    fn vals(&self) -> Vec<Val>;
+    fn from_row(row: &Row) -> Result<Self, ReadModelError>;
+}
+
+impl Entity for ResourceRow {
+    const TABLE: Table = schema::RESOURCES;
+    const SET: Option<(Table, &'static str, &'static str)> =
+        Some((schema::RESOURCE_SCOPES, "subject", "scope"));
+    fn key(&self) -> &str {
+        &self.subject
+    }
+    fn set(&self) -> &[String] {
+        &self.scopes
+    }
+    fn vals(&self) -> Vec<Val> {
+        codec::resource_vals(self)
+    }
+    fn from_row(row: &Row) -> Result<Self, ReadModelError> {
+        codec::resource_from(row)
+    }
+}
+
+impl Entity for HoldRow {
+    const TABLE: Table = schema::HOLDS;
+    const SET: Option<(Table, &'static str, &'static str)> = None;
+    fn key(&self) -> &str {
+        &self.hold
+    }
+    fn set(&self) -> &[String] {
+        &[]
+    }
+    fn vals(&self) -> Vec<Val> {
+        codec::hold_vals(self)
+    }
+    fn from_row(row: &Row) -> Result<Self, ReadModelError> {
+        codec::hold_from(row)
+    }
+}
+
+impl Entity for RequestRow {
+    const TABLE: Table = schema::REQUESTS;
+    const SET: Option<(Table, &'static str, &'static str)> =
+        Some((schema::REQUEST_HOLDS, "request", "hold"));
+    fn key(&self) -> &str {
+        &self.request
+    }
+    fn set(&self) -> &[String] {
+        &self.blocked_by
+    }
+    fn vals(&self) -> Vec<Val> {
+        codec::request_vals(self)
+    }
+    fn from_row(row: &Row) -> Result<Self, ReadModelError> {
+        codec::request_from(row)
+    }
+}
+
+impl Entity for TaskRow {
+    const TABLE: Table = schema::TASKS;
+    const SET: Option<(Table, &'static str, &'static str)> =
+        Some((schema::TASK_SCOPES, "task", "scope"));
+    fn key(&self) -> &str {
+        &self.task
+    }
+    fn set(&self) -> &[String] {
+        &self.covered_by
+    }
+    fn vals(&self) -> Vec<Val> {
+        codec::task_vals(self)
+    }
+    fn from_row(row: &Row) -> Result<Self, ReadModelError> {
+        codec::task_from(row)
+    }
+}
+
+/// One cached row: what the database holds (`stored_set`, `None` when
+/// unknown or absent) and what it should hold.
+#[derive(Debug)]
+struct Cached<T> {
+    row: Option<T>,
+    stored_set: Option<Vec<String>>,
+    dirty: bool,
+}
+
+#[derive(Debug)]
+struct Cache<T> {
+    rows: HashMap<String, Cached<T>>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Self {
+            rows: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Entity> Cache<T> {
+    async fn get(
+        &mut self,
+        exec: &mut Exec<'_>,
+        suffix: &str,
+        key: &str,
+    ) -> Result<Option<T>, ReadModelError> {
+        if let Some(cached) = self.rows.get(key) {
+            return Ok(cached.row.clone());
+        }
+        let table = T::TABLE;
+        let sql = format!(
+            "SELECT * FROM {}{suffix} WHERE {} = $1",
+            table.name, table.key[0]
+        );
+        let row = exec
+            .fetch_optional(&sql, vec![key.into()])
+            .await?
+            .map(|row| T::from_row(&row))
+            .transpose()?;
+        self.rows.insert(
+            key.to_owned(),
+            Cached {
+                stored_set: row.as_ref().map(|r| r.set().to_vec()),
+                row: row.clone(),
+                dirty: false,
+            },
+        );
+        Ok(row)
+    }
+
+    fn put(&mut self, row: T) {
+        let key = row.key().to_owned();
+        match self.rows.get_mut(&key) {
+            Some(cached) => {
+                cached.row = Some(row);
+                cached.dirty = true;
+            }
+            None => {
+                self.rows.insert(
+                    key,
+                    Cached {
+                        row: Some(row),
+                        stored_set: None,
+                        dirty: true,
+                    },
+                );
+            }
+        }
+    }
+
+    async fn flush(&mut self, exec: &mut Exec<'_>, suffix: &str) -> Result<(), ReadModelError> {
+        let mut dirty: Vec<Cached<T>> = self
+            .rows
+            .drain()
+            .map(|(_, c)| c)
+            .filter(|c| c.dirty && c.row.is_some())
+            .collect();
+        // Sorted, so that both backends see the same statements.
+        dirty.sort_by(|a, b| key_of(a).cmp(key_of(b)));
+        let rows: Vec<Vec<Val>> = dirty
+            .iter()
+            .filter_map(|c| c.row.as_ref().map(Entity::vals))
+            .collect();
+        upsert(exec, &T::TABLE, suffix, rows).await?;
+        let Some((set_table, key_col, _)) = T::SET else {
+            return Ok(());
+        };
+        let mut keys: Vec<String> = Vec::new();
+        let mut pairs: Vec<Vec<Val>> = Vec::new();
+        for cached in &dirty {
+            let Some(row) = &cached.row else { continue };
+            if cached.stored_set.as_deref() == Some(row.set()) {
+                continue;
+            }
+            keys.push(row.key().to_owned());
+            for value in row.set() {
+                // Side tables list their columns as the schema does.
+                pairs.push(if set_table.columns[0].0 == key_col {
+                    vec![Val::from(row.key()), Val::from(value.as_str())]
+                } else {
+                    vec![Val::from(value.as_str()), Val::from(row.key())]
+                });
+            }
+        }
+        for chunk in keys.chunks(STATEMENT_ROWS_MAX) {
+            let sql = format!(
+                "DELETE FROM {}{suffix} WHERE {key_col} IN ({})",
+                set_table.name,
+                super::db::ordered_placeholders(exec.backend(), 1, chunk.len())
+            );
+            let args: Vec<Val> = chunk.iter().map(|k| Val::from(k.as_str())).collect();
+            exec.execute(&sql, args).await?;
+        }
+        insert(exec, &set_table, suffix, pairs, true).await
+    }
+}
+
+fn key_of<T: Entity>(cached: &Cached<T>) -> &str {
+    cached.row.as_ref().map_or("", |r| r.key())
+}
+
+/// Multi-row INSERT of `rows` (each in the table's column order).
+pub(crate) async fn insert(
+    exec: &mut Exec<'_>,
+    table: &Table,
+    suffix: &str,
+    rows: Vec<Vec<Val>>,
+    ignore_duplicates: bool,
+) -> Result<(), ReadModelError> {
+    let columns = table.column_names();
+    let per_statement = (STATEMENT_BINDS_MAX / columns.len()).min(STATEMENT_ROWS_MAX);
+    let conflict = if ignore_duplicates {
+        format!(" ON CONFLICT ({}) DO NOTHING", table.key.join(", "))
+    } else {
+        String::new()
+    };
+    let mut rows = rows.into_iter();
+    loop {
+        let batch: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO {}{suffix} ({}) VALUES {}{conflict}",
+            table.name,
+            columns.join(", "),
+            value_rows(exec.backend(), batch.len(), columns.len())
+        );
+        exec.execute(&sql, batch.into_iter().flatten().collect())
+            .await?;
+    }
+}
+
+/// Multi-row INSERT ... ON CONFLICT DO UPDATE of whole rows.
+async fn upsert(
+    exec: &mut Exec<'_>,
+    table: &Table,
+    suffix: &str,
+    rows: Vec<Vec<Val>>,
+) -> Result<(), ReadModelError> {
+    let columns = table.column_names();
+    let per_statement = (STATEMENT_BINDS_MAX / columns.len()).min(STATEMENT_ROWS_MAX);
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !table.key.contains(c))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let mut rows = rows.into_iter();
+    loop {
+        let batch: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO {}{suffix} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+            table.name,
+            columns.join(", "),
+            value_rows(exec.backend(), batch.len(), columns.len()),
+            table.key.join(", "),
+            updates.join(", ")
+        );
+        exec.execute(&sql, batch.into_iter().flatten().collect())
+            .await?;
+    }
+}
+
+/// The projections' storage port over one open transaction.
+pub(crate) struct SqlTx<'a> {
+    exec: Exec<'a>,
+    /// `""` for the live tables, `schema::SHADOW` during a rebuild.
+    suffix: &'static str,
+    audit: Vec<AuditEntry>,
+    resources: Cache<ResourceRow>,
+    holds: Cache<HoldRow>,
+    requests: Cache<RequestRow>,
+    tasks: Cache<TaskRow>,
+}
+
+impl<'a> SqlTx<'a> {
+    pub fn new(exec: Exec<'a>, suffix: &'static str) -> Self {
+        Self {
+            exec,
+            suffix,
+            audit: Vec::new(),
+            resources: Cache::default(),
+            holds: Cache::default(),
+            requests: Cache::default(),
+            tasks: Cache::default(),
+        }
+    }
+
+    /// Writes every changed row. The caller commits.
+    pub async fn flush(&mut self) -> Result<(), ReadModelError> {
+        let suffix = self.suffix;
+        let audit = std::mem::take(&mut self.audit);
+        let entries: Vec<Vec<Val>> = audit.iter().map(codec::audit_vals).collect();
+        let mut subjects: Vec<Vec<Val>> = Vec::new();
+        for e in &audit {
+            for s in &e.subjects {
+                subjects.push(vec![Val::from(s.as_str()), Val::from(e.position)]);
+            }
+        }
+        drop(audit);
+        insert(&mut self.exec, &schema::AUDIT, suffix, entries, false).await?;
+        insert(
+            &mut self.exec,
+            &schema::AUDIT_SUBJECTS,
+            suffix,
+            subjects,
+            false,
+        )
+        .await?;
+        self.resources.flush(&mut self.exec, suffix).await?;
+        self.holds.flush(&mut self.exec, suffix).await?;
+        self.requests.flush(&mut self.exec, suffix).await?;
+        self.tasks.flush(&mut self.exec, suffix).await
+    }
+}
+
+#[async_trait]
+impl ReadModelTx for SqlTx<'_> {
+    async fn append_audit(&mut self, entry: AuditEntry) -> Result<(), ReadModelError> {
+        self.audit.push(entry);
+        Ok(())
+    }
+
+    async fn resource(&mut self, subject: &str) -> Result<Option<ResourceRow>, ReadModelError> {
+        self.resources
+            .get(&mut self.exec, self.suffix, subject)
+            .await
+    }
+
+    async fn put_resource(&mut self, row: ResourceRow) -> Result<(), ReadModelError> {
+        self.resources.put(row);
+        Ok(())
+    }
+
+    async fn hold(&mut self, hold: &str) -> Result<Option<HoldRow>, ReadModelError> {
+        self.holds.get(&mut self.exec, self.suffix, hold).await
+    }
+
+    async fn put_hold(&mut self, row: HoldRow) -> Result<(), ReadModelError> {
+        self.holds.put(row);
+        Ok(())
+    }
+
+    async fn request(&mut self, request: &str) -> Result<Option<RequestRow>, ReadModelError> {
+        self.requests
+            .get(&mut self.exec, self.suffix, request)
+            .await
+    }
+
+    async fn put_request(&mut self, row: RequestRow) -> Result<(), ReadModelError> {
+        self.requests.put(row);
+        Ok(())
+    }
+
+    async fn task(&mut self, task: &str) -> Result<Option<TaskRow>, ReadModelError> {
+        self.tasks.get(&mut self.exec, self.suffix, task).await
+    }
+
+    async fn put_task(&mut self, row: TaskRow) -> Result<(), ReadModelError> {
+        self.tasks.put(row);
+        Ok(())
+    }
+}
