@@ -1,4 +1,6 @@
-//! The `lethe` binary: the command line and, later, the service.
+//! The `lethe` binary: the command line and the service.
+
+mod cli;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,8 @@ enum Command {
         #[arg(long, env = "LETHE_STORE", default_value = "sqlite://./data/lethe.db")]
         store: String,
     },
+    #[command(flatten)]
+    Ledger(cli::Command),
 }
 
 /// The log was altered.
@@ -38,6 +42,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         .init();
     match Cli::parse().command {
         Command::Verify { store } => Ok(verify(&store).await),
+        Command::Ledger(command) => cli::run(command).await,
     }
 }
 

@@ -1,0 +1,291 @@
+//! Meta's deauthorization and data-deletion callbacks (R4, R5) and the
+//! public status page the person is sent to.
+//!
+//! A callback has no bearer token: the `signed_request` is its
+//! credential. Every refusal is recorded in the log (`CallbackRefused`)
+//! before it is answered, and deletes nothing.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use commands::ledger::Context;
+use commands::log::{EventStore, READ_EVENTS_MAX};
+use domain::events::{LedgerEvent, RequestEvent};
+use domain::ids::{ExternalAccountId, RequestId};
+use domain::request::{Request as DeletionRequest, RequestState};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::read_body;
+use super::AppState;
+use crate::meta::{self, SignedRequest};
+
+/// The actor of what a valid callback causes.
+pub const META_ACTOR: &str = "meta:callback";
+const DEAUTHORIZE: &str = "/callbacks/meta/deauthorize";
+const DATA_DELETION: &str = "/callbacks/meta/data-deletion";
+
+fn context() -> Context {
+    Context::new(META_ACTOR, "meta-callback")
+}
+
+/// Records the refusal, then answers with `error`. If even the record
+/// cannot be written, answers 503 so that Meta retries.
+async fn refuse(state: &AppState, endpoint: &str, error: ApiError) -> ApiError {
+    let reason = format!("{}: {}", error.title, error.detail);
+    match state
+        .ledger
+        .record_refused_callback(&context(), endpoint, &reason)
+        .await
+    {
+        Ok(()) => {
+            tracing::warn!(endpoint, %reason, "Meta callback refused");
+            error
+        }
+        Err(failure) => {
+            tracing::error!(endpoint, %reason, %failure, "could not record a refused Meta callback");
+            ApiError::unavailable("the ledger cannot record this callback now; retry later")
+        }
+    }
+}
+
+/// Checks configuration, media type and signature.
+async fn verified(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: Request,
+) -> Result<SignedRequest, ApiError> {
+    let Some(config) = &state.meta else {
+        return Err(ApiError::unavailable(
+            "Meta callbacks are not configured: set LETHE_META_APP_SECRET to the app secret",
+        ));
+    };
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(ApiError::unsupported_media_type(
+            "application/x-www-form-urlencoded with a signed_request field",
+        ));
+    }
+    let body = read_body(req, state).await?;
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| ApiError::malformed(format!("the body is not a form: {e}")))?;
+    let raw = form
+        .get("signed_request")
+        .ok_or_else(|| ApiError::invalid("signed_request", "the form has no signed_request"))?;
+    meta::verify(config, raw, state.ledger.clock().now()).map_err(|error| match error {
+        meta::MetaError::NoUserId => ApiError::invalid("signed_request", error.to_string()),
+        _ => ApiError::malformed(error.to_string()),
+    })
+}
+
+fn external_account(signed: &SignedRequest) -> Result<ExternalAccountId, ApiError> {
+    ExternalAccountId::parse(&signed.user_id)
+        .map_err(|e| ApiError::invalid("signed_request", format!("user_id: {}", e.reason)))
+}
+
+/// R4: disconnects every Instagram connection of the person.
+pub async fn meta_deauthorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let signed = match verified(&state, &headers, req).await {
+        Ok(signed) => signed,
+        Err(error) => return refuse(&state, DEAUTHORIZE, error).await.into_response(),
+    };
+    let external = match external_account(&signed) {
+        Ok(external) => external,
+        Err(error) => return refuse(&state, DEAUTHORIZE, error).await.into_response(),
+    };
+    match state.ledger.meta_deauthorize(&context(), external).await {
+        Ok(summaries) => Json(json!({
+            "disconnected": summaries.len(),
+            "cleanup_requests": summaries.iter().map(|s| s.request_id).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// R5: removes the person's Instagram data; answers the status link and
+/// the confirmation code (the same one when the callback is replayed).
+pub async fn meta_data_deletion(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let signed = match verified(&state, &headers, req).await {
+        Ok(signed) => signed,
+        Err(error) => return refuse(&state, DATA_DELETION, error).await.into_response(),
+    };
+    let external = match external_account(&signed) {
+        Ok(external) => external,
+        Err(error) => return refuse(&state, DATA_DELETION, error).await.into_response(),
+    };
+    match state
+        .ledger
+        .meta_data_deletion(&context(), external, &signed.callback_key)
+        .await
+    {
+        Ok(summary) => {
+            let code = summary.confirmation_code.unwrap_or_default();
+            Json(json!({
+                "url": format!("{}/deletion-status/{code}", state.public_url),
+                "confirmation_code": code,
+            }))
+            .into_response()
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// Finds the request that answered with `code`.
+pub async fn request_by_code(
+    store: &dyn EventStore,
+    code: &str,
+) -> Result<Option<RequestId>, ApiError> {
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, READ_EVENTS_MAX).await?;
+        let full = page.len() == READ_EVENTS_MAX;
+        for recorded in &page {
+            after = recorded.position;
+            if recorded.event_type != "DeletionRequested"
+                || recorded
+                    .payload
+                    .get("confirmation_code")
+                    .and_then(|c| c.as_str())
+                    != Some(code)
+            {
+                continue;
+            }
+            if let Ok(LedgerEvent::Request(RequestEvent::DeletionRequested { request, .. })) =
+                LedgerEvent::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.payload,
+                )
+            {
+                return Ok(Some(request));
+            }
+        }
+        if !full {
+            return Ok(None);
+        }
+    }
+}
+
+fn is_code(raw: &str) -> bool {
+    raw.len() == 15
+        && raw.starts_with("LTH")
+        && raw[3..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+/// What the person reads about their request.
+fn explain(request: &DeletionRequest) -> String {
+    match request.state() {
+        RequestState::Completed => format!(
+            "Your data was deleted on {}. Copies in backups and logs are purged by {}.",
+            request
+                .completed_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
+            request
+                .residual_copies_purged_by
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+        ),
+        RequestState::Refused => format!(
+            "Your request was refused: {}.",
+            request
+                .refused
+                .as_ref()
+                .map(domain::events::RefusalReason::explain)
+                .unwrap_or_default()
+        ),
+        RequestState::Blocked => format!(
+            "Your request is on hold: some of the data is under legal or moderation review \
+             and cannot be deleted until the review ends. It will then resume by itself, \
+             due by {}.",
+            request.due_at.format("%Y-%m-%d")
+        ),
+        RequestState::AwaitingVerification => {
+            "Your request waits for verification of who you are.".to_owned()
+        }
+        RequestState::InProgress => format!(
+            "Your request is being processed: {} of {} steps done, due by {}.",
+            request.tasks.values().filter(|t| t.completed).count(),
+            request.tasks.len(),
+            request.due_at.format("%Y-%m-%d")
+        ),
+    }
+}
+
+fn escape(raw: &str) -> String {
+    raw.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `GET /deletion-status/{code}`: HTML, or JSON with `Accept: application/json`.
+pub async fn deletion_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("no deletion request has this confirmation code");
+    if !is_code(&code) {
+        return Err(not_found());
+    }
+    let id = request_by_code(state.ledger.store().as_ref(), &code)
+        .await?
+        .ok_or_else(not_found)?;
+    let request = state.ledger.request(id).await?;
+    let state_name = request.state().as_str();
+    let explanation = explain(&request);
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return Ok(Json(json!({
+            "confirmation_code": code,
+            "state": state_name,
+            "explanation": explanation,
+            "received_at": request.received_at,
+            "due_at": request.due_at,
+            "completed_at": request.completed_at,
+            "residual_copies_purged_by": request.residual_copies_purged_by,
+            "refusal": request.refused.as_ref().map(domain::events::RefusalReason::explain),
+        }))
+        .into_response());
+    }
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Deletion request {code}</title></head>\n<body>\n\
+         <h1>Your data deletion request</h1>\n\
+         <p>Confirmation code: <strong>{code}</strong></p>\n\
+         <p>Status: <strong>{state}</strong></p>\n\
+         <p>{explanation}</p>\n\
+         <p>Received {received}.</p>\n</body></html>\n",
+        code = escape(&code),
+        state = escape(state_name),
+        explanation = escape(&explanation),
+        received = request.received_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    Ok((StatusCode::OK, Html(page)).into_response())
+}

@@ -1,0 +1,240 @@
+//! The errors of the HTTP edge, answered as `application/problem+json`
+//! (RFC 9457): `{type, title, status, detail, field?}`.
+//!
+//! Infrastructure failures are logged with their cause and answered with a
+//! generic detail: the client learns that it should retry, not how the
+//! database is laid out.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use commands::log::StoreError;
+use commands::CommandError;
+use domain::error::{DomainError, InvalidInput};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+
+/// The media type of every error answer.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer. Build one with the constructors, or convert a
+/// [`CommandError`] / [`InvalidInput`]; nothing was stored in any case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:lethe:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    /// 400: the body is not JSON (or not a form), or is cut short.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "Malformed request",
+            detail,
+        )
+    }
+
+    /// 401: no bearer token, or one that is unknown or revoked.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            detail,
+        )
+    }
+
+    /// 403: the caller's role may not do this, or a rule reserves it to
+    /// someone else (a workspace owner, say).
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    /// 404: no such route, request, hold, task or subject.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 405: the route exists, the method does not.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this route does not take this method; see /openapi.json",
+        )
+    }
+
+    /// 409: the command conflicts with the ledger's state; the detail says
+    /// why. Retrying the same command will fail the same way, except for
+    /// contention.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// 413: the body is larger than [`super::BODY_BYTES_MAX`].
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+            format!("request bodies are at most {} bytes", super::BODY_BYTES_MAX),
+        )
+    }
+
+    /// 415: the body is not `application/json` (or not a form, for the
+    /// Meta callbacks).
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("send the body as {expected}"),
+        )
+    }
+
+    /// 422: a field is missing or invalid; `field` names it.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "Invalid field",
+            detail,
+        );
+        error.field = Some(field.into());
+        error
+    }
+
+    /// 503: the store or the configuration is not available. Logged by
+    /// the caller; the detail given here is safe to show.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// 500: a stored event does not decode. Logged; an operator must look.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the ledger could not read its own log; an operator has been alerted by the logs",
+        )
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = serde_json::to_vec(&self).expect("problem documents serialize");
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(error: InvalidInput) -> Self {
+        ApiError::invalid(error.field, error.reason)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let detail = error.to_string();
+        match error {
+            DomainError::InvalidInput(invalid) => invalid.into(),
+            DomainError::UnknownSubject(_) | DomainError::UnknownTask(_) => {
+                ApiError::not_found(detail)
+            }
+            DomainError::NotWorkspaceOwner { .. } | DomainError::NotOwnerOrAdmin { .. } => {
+                ApiError::forbidden(detail)
+            }
+            DomainError::ExtensionRefused(_) => ApiError::invalid("reason", detail),
+            DomainError::AlreadyExists(_)
+            | DomainError::Erased(_)
+            | DomainError::NotAMember { .. }
+            | DomainError::CannotRemoveOwner { .. }
+            | DomainError::AlreadyDisconnected(_)
+            | DomainError::HoldNotActive(_)
+            | DomainError::RequestClosed { .. }
+            | DomainError::NotVerified
+            | DomainError::TaskAlreadyCompleted(_)
+            | DomainError::TaskNotClaimable { .. }
+            | DomainError::NotLeaseHolder { .. } => ApiError::conflict(detail),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            // A decision that still conflicts after the ledger's own
+            // retries reaches the edge only through CommandError.
+            StoreError::WrongExpectedVersion { .. } | StoreError::ConditionFailed { .. } => {
+                ApiError::conflict("concurrent writes changed what this command read; retry")
+            }
+            StoreError::InvalidEvent(why) => {
+                tracing::warn!(%why, "an append was refused as invalid");
+                ApiError::invalid("body", why)
+            }
+            StoreError::Unavailable(why) => {
+                tracing::error!(%why, "event store unavailable");
+                ApiError::unavailable("the event store is unavailable; retry later")
+            }
+            StoreError::Corrupt(why) => {
+                tracing::error!(%why, "event store corrupt");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Rejected(domain) => domain.into(),
+            CommandError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            CommandError::Contended => ApiError::conflict(error.to_string()),
+            CommandError::Store(store) => store.into(),
+            CommandError::Corrupt(decode) => {
+                tracing::error!(%decode, "a stored event does not decode");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        tracing::error!(%error, "token store failed");
+        ApiError::unavailable("the token store is unavailable; retry later")
+    }
+}

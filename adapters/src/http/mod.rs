@@ -1,0 +1,110 @@
+//! The HTTP API (axum): commands for product services, holds for legal,
+//! reads for auditors, the Meta callbacks and the public status page.
+//!
+//! [`app`] builds the whole router from an [`AppState`], so tests drive it
+//! with `tower::ServiceExt::oneshot` and no socket.
+//!
+//! **Boundary:** handlers parse the request into domain values (`TryFrom`
+//! on the DTOs), call the [`Ledger`], and map every error to a problem
+//! document. No rule is decided here, and nothing is stored on any error
+//! (except the record of a refused Meta callback, which R5 requires).
+
+pub mod callbacks;
+pub mod commands;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod queries;
+
+use ::commands::Ledger;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::auth::Tokens;
+use crate::meta::MetaConfig;
+
+/// Largest request body, in bytes (64 KiB); larger ones get 413.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub ledger: Ledger,
+    pub tokens: Tokens,
+    /// `None` when `LETHE_META_APP_SECRET` is unset: the callbacks answer
+    /// 503 and say so.
+    pub meta: Option<MetaConfig>,
+    /// The base of status links, e.g. `https://lethe.example.com`, from
+    /// `LETHE_PUBLIC_URL`; no trailing slash.
+    pub public_url: String,
+}
+
+impl AppState {
+    pub fn new(ledger: Ledger, tokens: Tokens, meta: Option<MetaConfig>, public_url: &str) -> Self {
+        Self {
+            ledger,
+            tokens,
+            meta,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(queries::health))
+        .route("/openapi.json", get(openapi::document))
+        // Product services.
+        .route("/v1/workspaces", post(commands::create_workspace))
+        .route("/v1/workspaces/{id}/members", post(commands::add_member))
+        .route(
+            "/v1/workspaces/{id}/members/{account}",
+            delete(commands::remove_member),
+        )
+        .route(
+            "/v1/resources",
+            post(commands::register_resource).get(queries::resources),
+        )
+        .route("/v1/integrations", post(commands::connect_integration))
+        .route(
+            "/v1/integrations/{id}/disconnect",
+            post(commands::disconnect_integration),
+        )
+        .route("/v1/deletion-requests", post(commands::request_deletion))
+        .route("/v1/deletion-requests/{id}", get(queries::deletion_request))
+        .route(
+            "/v1/deletion-requests/{id}/verify",
+            post(commands::verify_request),
+        )
+        .route("/v1/tasks/claim", post(commands::claim_task))
+        .route("/v1/tasks/{id}/complete", post(commands::complete_task))
+        .route("/v1/tasks/{id}/fail", post(commands::fail_task))
+        // Legal.
+        .route("/v1/holds", post(commands::place_hold).get(queries::holds))
+        .route("/v1/holds/{id}/lift", post(commands::lift_hold))
+        // Auditors.
+        .route("/v1/audit", get(queries::audit))
+        .route("/v1/audit/export", get(queries::export))
+        .route("/v1/reports/deadlines", get(queries::deadline_report))
+        // Meta and the people it sends.
+        .route(
+            "/callbacks/meta/deauthorize",
+            post(callbacks::meta_deauthorize),
+        )
+        .route(
+            "/callbacks/meta/data-deletion",
+            post(callbacks::meta_data_deletion),
+        )
+        .route("/deletion-status/{code}", get(callbacks::deletion_status))
+        .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,103 @@
+//! `lethe hold place|lift|list`.
+
+use std::process::ExitCode;
+
+use adapters::http::queries;
+use clap::Subcommand;
+use domain::ids::HoldId;
+use domain::subject::Subject;
+use domain::text::{MatterRef, Reason};
+use domain::values::HoldKind;
+
+use super::{cli_context, open_ledger, StoreArg};
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a legal or moderation hold; prints the hold id.
+    Place {
+        /// KIND:ID of what the hold covers, e.g. workspace:ws-42.
+        #[arg(long)]
+        scope: String,
+        /// legal or moderation.
+        #[arg(long)]
+        kind: String,
+        /// The matter or case reference.
+        #[arg(long)]
+        matter: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Lift a hold; the deletions it blocked resume.
+    Lift {
+        hold_id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// The holds register.
+    List {
+        /// Only active holds.
+        #[arg(long)]
+        active: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+pub async fn run(command: HoldCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        HoldCommand::Place {
+            scope,
+            kind,
+            matter,
+            reason,
+            store,
+        } => {
+            let scope = Subject::parse(&scope)?;
+            let kind: HoldKind = kind.parse()?;
+            let matter = MatterRef::parse(&matter)?;
+            let reason = Reason::parse(&reason)?;
+            let (_store, ledger) = open_ledger(&store.store).await?;
+            let hold = ledger
+                .place_hold(&cli_context(), scope, kind, matter, reason)
+                .await?;
+            println!("{hold}");
+        }
+        HoldCommand::Lift {
+            hold_id,
+            reason,
+            store,
+        } => {
+            let hold = HoldId::parse(&hold_id)?;
+            let reason = Reason::parse(&reason)?;
+            let (_store, ledger) = open_ledger(&store.store).await?;
+            ledger.lift_hold(&cli_context(), hold, reason).await?;
+            eprintln!("lifted {hold}");
+        }
+        HoldCommand::List { active, store } => {
+            let (store, _ledger) = open_ledger(&store.store).await?;
+            let view = queries::scan(store.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            println!(
+                "{:<38} {:<6} {:<11} {:<28} {:<22} BLOCKS",
+                "HOLD", "ACTIVE", "KIND", "SCOPE", "MATTER"
+            );
+            for hold in view.holds.values().filter(|h| !active || h.active) {
+                println!(
+                    "{:<38} {:<6} {:<11} {:<28} {:<22} {}",
+                    hold.hold_id,
+                    if hold.active { "yes" } else { "no" },
+                    hold.kind,
+                    hold.scope,
+                    hold.matter,
+                    hold.blocked_requests.len()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,389 @@
+//! `spawn_app()`: the whole API over a fresh database, with a token per
+//! role and a clock that the test moves. Most calls go through
+//! `tower::ServiceExt::oneshot` (no socket); `serve()` also binds port 0
+//! for the tests that want a real connection.
+
+use std::sync::Arc;
+
+use adapters::auth::{ApiRole, Tokens};
+use adapters::http::{app, AppState};
+use adapters::meta::{self, MetaConfig};
+use adapters::store::{self, Store};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, TimeZone, Utc};
+use commands::clock::ManualClock;
+use commands::log::{EventStore, RecordedEvent};
+use commands::Ledger;
+use domain::deadline::PolicyTable;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tower::ServiceExt;
+
+/// The Meta app secret of every test app.
+pub const META_SECRET: &[u8] = b"test-app-secret";
+pub const PUBLIC_URL: &str = "https://lethe.test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server to test against, if any. With `CI=true` a missing
+/// `DATABASE_URL` fails: CI must never skip this suite silently.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but DATABASE_URL is unset: the PostgreSQL API suite must run in CI \
+                 (use `make test`, which starts a throwaway PostgreSQL)"
+            );
+            eprintln!(
+                "\n#############################################################\n\
+                 PostgreSQL API suite SKIPPED: DATABASE_URL unset (run `make test`)\n\
+                 #############################################################\n"
+            );
+            None
+        }
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+pub fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+/// An answer, with the body as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<Store>,
+    pub ledger: Ledger,
+    pub clock: Arc<ManualClock>,
+    tokens: Vec<(ApiRole, String)>,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+/// A fresh app, or `None` when the PostgreSQL suite is skipped.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, Some(MetaConfig::new(META_SECRET, 3_600))).await
+}
+
+pub async fn spawn_app_with(backend: Backend, meta: Option<MetaConfig>) -> Option<TestApp> {
+    let (url, dir, postgres) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
+            (url, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let admin_url = postgres_url()?;
+            let name = format!("lethe_api_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect to DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .expect("create test database");
+            admin.close().await.expect("close");
+            (
+                with_database(&admin_url, &name),
+                None,
+                Some((admin_url, name)),
+            )
+        }
+    };
+    let store = Arc::new(store::open(&url).await.expect("open the store"));
+    let tokens = Tokens::connect(&url).await.expect("token table");
+    let mut issued = Vec::new();
+    for role in ApiRole::ALL {
+        let token = tokens
+            .create(&format!("{role}-test"), role)
+            .await
+            .expect("create token");
+        issued.push((role, token));
+    }
+    let clock = Arc::new(ManualClock::new(start()));
+    let ledger = Ledger::new(store.clone(), clock.clone(), PolicyTable::default());
+    let state = AppState::new(ledger.clone(), tokens, meta, PUBLIC_URL);
+    Some(TestApp {
+        router: app(state),
+        store,
+        ledger,
+        clock,
+        tokens: issued,
+        _dir: dir,
+        postgres,
+    })
+}
+
+impl TestApp {
+    pub fn token(&self, role: ApiRole) -> &str {
+        &self
+            .tokens
+            .iter()
+            .find(|(r, _)| *r == role)
+            .expect("a token per role")
+            .1
+    }
+
+    /// Any request; `token` and `body` optional.
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).expect("request"))
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub async fn post(&self, role: ApiRole, uri: &str, body: Value) -> Answer {
+        self.raw(
+            Method::POST,
+            uri,
+            Some(self.token(role)),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn get(&self, role: ApiRole, uri: &str) -> Answer {
+        self.raw(
+            Method::GET,
+            uri,
+            Some(self.token(role)),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn delete(&self, role: ApiRole, uri: &str) -> Answer {
+        self.raw(
+            Method::DELETE,
+            uri,
+            Some(self.token(role)),
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await
+    }
+
+    /// A Meta callback with `signed_request` as the form field.
+    pub async fn meta(&self, endpoint: &str, signed_request: &str) -> Answer {
+        let body = format!("signed_request={}", signed_request.replace('=', "%3D"));
+        self.raw(
+            Method::POST,
+            endpoint,
+            None,
+            Some("application/x-www-form-urlencoded"),
+            body.into_bytes(),
+            &[],
+        )
+        .await
+    }
+
+    /// A signed_request for `user_id`, issued now.
+    pub fn signed_request(&self, user_id: &str) -> String {
+        meta::sign(
+            META_SECRET,
+            &json!({
+                "algorithm": "HMAC-SHA256",
+                "issued_at": self.clock_now().timestamp(),
+                "user_id": user_id,
+            }),
+        )
+    }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use commands::Clock;
+        self.clock.now()
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.store.head().await.expect("head")
+    }
+
+    pub async fn events(&self) -> Vec<RecordedEvent> {
+        self.store.read_all(0, 10_000).await.expect("read")
+    }
+
+    /// Closes the store and drops the PostgreSQL database.
+    pub async fn finish(self) {
+        let Self {
+            store,
+            ledger,
+            router,
+            postgres,
+            ..
+        } = self;
+        drop(router);
+        drop(ledger);
+        store.close().await;
+        drop(store);
+        if let Some((admin_url, name)) = postgres {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}
+
+/// Asserts the status, showing the body when it differs.
+#[track_caller]
+pub fn expect(answer: &Answer, status: u16) {
+    assert_eq!(
+        answer.status.as_u16(),
+        status,
+        "expected {status}, got {}: {}",
+        answer.status,
+        answer.text
+    );
+}
+
+/// A workspace `ws` owned by `acct-owner`, with `acct-admin` (admin) and
+/// `acct-member` (member), a project, a file and its derived data.
+pub async fn seed_workspace(app: &TestApp, ws: &str) {
+    use ApiRole::Service;
+    expect(
+        &app.post(
+            Service,
+            "/v1/workspaces",
+            json!({ "workspace_id": ws, "owner_account_id": "acct-owner" }),
+        )
+        .await,
+        201,
+    );
+    for (account, role) in [("acct-admin", "admin"), ("acct-member", "member")] {
+        expect(
+            &app.post(
+                Service,
+                &format!("/v1/workspaces/{ws}/members"),
+                json!({ "account_id": account, "role": role, "added_by": "account:acct-owner" }),
+            )
+            .await,
+            201,
+        );
+    }
+    let resources = [
+        json!({ "resource": format!("project:{ws}-p"), "workspace_id": ws }),
+        json!({ "resource": format!("file:{ws}-f"), "workspace_id": ws, "parent": format!("project:{ws}-p"), "created_by": "acct-member" }),
+        json!({ "resource": format!("transcript:{ws}-f-t"), "workspace_id": ws, "derived_from": format!("file:{ws}-f") }),
+        json!({ "resource": format!("thumbnail:{ws}-f-th"), "workspace_id": ws, "derived_from": format!("file:{ws}-f") }),
+        json!({ "resource": format!("embedding:{ws}-f-e"), "workspace_id": ws, "derived_from": format!("file:{ws}-f") }),
+    ];
+    for resource in resources {
+        expect(&app.post(Service, "/v1/resources", resource).await, 201);
+    }
+}
+
+/// Runs each named story on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($story:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
+                        .await
+                        .expect("SQLite always runs");
+                    super::$story(&app).await;
+                    app.finish().await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else {
+                        return;
+                    };
+                    super::$story(&app).await;
+                    app.finish().await;
+                }
+            )+
+        }
+    };
+}

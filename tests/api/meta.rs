@@ -1,0 +1,194 @@
+//! R5: the Meta data-deletion callback, end to end.
+
+use adapters::auth::ApiRole::{Auditor, Service};
+use axum::http::Method;
+use chrono::Duration;
+use serde_json::json;
+
+use crate::helpers::{expect, seed_workspace, spawn_app_with, Backend, TestApp, PUBLIC_URL};
+
+const USER: &str = "17841400000000005";
+
+fn callback_refusals(events: &[commands::log::RecordedEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| e.event_type == "CallbackRefused")
+        .count()
+}
+
+/// A signed_request built by the documented algorithm deletes the
+/// matching Instagram connection in every workspace; the same callback
+/// replayed answers the same code; the status page shows the state.
+pub async fn data_deletion_callback(app: &TestApp) {
+    for ws in ["ws-m1", "ws-m2"] {
+        seed_workspace(app, ws).await;
+        expect(
+            &app.post(Service, "/v1/integrations", json!({
+                "integration_id": format!("ig-{ws}"), "workspace_id": ws, "platform": "instagram",
+                "external_account_id": USER, "connected_by": "account:acct-admin",
+            }))
+            .await,
+            201,
+        );
+    }
+    let signed = app.signed_request(USER);
+
+    // One changed byte in the signature: refused, recorded, nothing changed.
+    let mut forged = signed.clone().into_bytes();
+    forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let head = app.head().await;
+    let refused = app.meta("/callbacks/meta/data-deletion", &forged).await;
+    expect(&refused, 400);
+    assert_eq!(refused.content_type(), "application/problem+json");
+    let events = app.events().await;
+    assert_eq!(
+        events.len() as u64,
+        head + 1,
+        "only the refusal is recorded"
+    );
+    assert_eq!(callback_refusals(&events), 1);
+
+    let answer = app.meta("/callbacks/meta/data-deletion", &signed).await;
+    expect(&answer, 200);
+    let code = answer.json["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        answer.json["url"],
+        format!("{PUBLIC_URL}/deletion-status/{code}")
+    );
+    let head = app.head().await;
+    let replay = app.meta("/callbacks/meta/data-deletion", &signed).await;
+    expect(&replay, 200);
+    assert_eq!(replay.json["confirmation_code"], code.as_str());
+    assert_eq!(app.head().await, head, "a replay stores nothing");
+
+    let status = app
+        .raw(
+            Method::GET,
+            &format!("/deletion-status/{code}"),
+            None,
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await;
+    expect(&status, 200);
+    assert!(status.content_type().starts_with("text/html"));
+    assert!(status.text.contains(&code));
+    assert!(status.text.contains("in-progress"), "{}", status.text);
+
+    // Every connection row of that Instagram account, in both workspaces.
+    loop {
+        let claimed = app
+            .post(Service, "/v1/tasks/claim", json!({ "worker": "ig-worker" }))
+            .await;
+        if claimed.status.as_u16() == 204 {
+            break;
+        }
+        expect(&claimed, 200);
+        let task = claimed.json["task_id"].as_str().unwrap().to_owned();
+        expect(
+            &app.post(
+                Service,
+                &format!("/v1/tasks/{task}/complete"),
+                json!({ "worker": "ig-worker" }),
+            )
+            .await,
+            200,
+        );
+    }
+    for ws in ["ws-m1", "ws-m2"] {
+        let resources = app
+            .get(Auditor, &format!("/v1/resources?workspace={ws}"))
+            .await;
+        let row = resources.json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == format!("integration:ig-{ws}"))
+            .cloned()
+            .unwrap();
+        assert_ne!(row["state"], "active", "{ws}: {row}");
+    }
+    let json_status = app
+        .raw(
+            Method::GET,
+            &format!("/deletion-status/{code}"),
+            None,
+            None,
+            Vec::new(),
+            &[("accept", "application/json")],
+        )
+        .await;
+    expect(&json_status, 200);
+    assert_eq!(json_status.json["state"], "completed");
+    assert!(json_status.json["residual_copies_purged_by"].is_string());
+    expect(
+        &app.raw(
+            Method::GET,
+            "/deletion-status/LTH000000000000",
+            None,
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await,
+        404,
+    );
+}
+
+/// Wrong algorithm, stale, no form, no field: refused and recorded.
+pub async fn refused_callbacks_are_recorded(app: &TestApp) {
+    let wrong_algorithm = adapters::meta::sign(
+        crate::helpers::META_SECRET,
+        &json!({ "algorithm": "HMAC-SHA1", "issued_at": app.clock_now().timestamp(), "user_id": USER }),
+    );
+    let stale = app.signed_request(USER);
+    let head = app.head().await;
+    expect(
+        &app.meta("/callbacks/meta/data-deletion", &wrong_algorithm)
+            .await,
+        400,
+    );
+    app.clock.advance(Duration::seconds(3_601));
+    expect(&app.meta("/callbacks/meta/deauthorize", &stale).await, 400);
+    expect(
+        &app.meta("/callbacks/meta/deauthorize", "not-a-signed-request")
+            .await,
+        400,
+    );
+    let json_body = app
+        .raw(
+            Method::POST,
+            "/callbacks/meta/data-deletion",
+            None,
+            Some("application/json"),
+            b"{}".to_vec(),
+            &[],
+        )
+        .await;
+    expect(&json_body, 415);
+    let events = app.events().await;
+    assert_eq!(events.len() as u64, head + 4);
+    assert_eq!(callback_refusals(&events), 4);
+    let audit = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
+    assert!(audit.text.contains("HMAC-SHA1"));
+}
+
+crate::on_every_backend!(data_deletion_callback, refused_callbacks_are_recorded);
+
+/// Without LETHE_META_APP_SECRET the callbacks answer 503 and say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_without_a_secret_answer_503() {
+    let app = spawn_app_with(Backend::Sqlite, None).await.unwrap();
+    let answer = app.meta("/callbacks/meta/data-deletion", "x.y").await;
+    expect(&answer, 503);
+    assert!(answer.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("LETHE_META_APP_SECRET"));
+    app.finish().await;
+}

@@ -1,0 +1,301 @@
+//! The role matrix: every route × every role → the expected 2xx or 403;
+//! no token → 401. The routes come from the OpenAPI table, so a route
+//! added there without a case here fails the test.
+
+use adapters::auth::ApiRole;
+use adapters::http::openapi::{Access, ROUTES};
+use axum::http::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{expect, seed_workspace, TestApp};
+
+/// A call that succeeds for an allowed role: sets up what it needs (as
+/// admin) and returns method, path and body. `n` makes ids unique.
+async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Option<Value>) {
+    use ApiRole::{Admin, Legal, Service};
+    let ws = "ws-roles";
+    let body = |v: Value| Some(v);
+    match path {
+        "/v1/workspaces" => (
+            Method::POST,
+            path.into(),
+            body(
+                json!({ "workspace_id": format!("ws-new-{n}"), "owner_account_id": "acct-owner" }),
+            ),
+        ),
+        "/v1/workspaces/{id}/members" => (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/members"),
+            body(
+                json!({ "account_id": format!("acct-m{n}"), "role": "member", "added_by": "platform" }),
+            ),
+        ),
+        "/v1/workspaces/{id}/members/{account}" => {
+            expect(&app.post(Admin, &format!("/v1/workspaces/{ws}/members"), json!({ "account_id": format!("acct-x{n}"), "role": "member", "added_by": "platform" })).await, 201);
+            (
+                Method::DELETE,
+                format!("/v1/workspaces/{ws}/members/acct-x{n}"),
+                None,
+            )
+        }
+        "/v1/resources" => (
+            Method::POST,
+            path.into(),
+            body(json!({ "resource": format!("file:f-role-{n}"), "workspace_id": ws })),
+        ),
+        "/v1/integrations" => (
+            Method::POST,
+            path.into(),
+            body(
+                json!({ "integration_id": format!("yt-role-{n}"), "workspace_id": ws, "platform": "youtube", "external_account_id": format!("UC{n}"), "connected_by": "platform" }),
+            ),
+        ),
+        "/v1/integrations/{id}/disconnect" => {
+            expect(&app.post(Admin, "/v1/integrations", json!({ "integration_id": format!("tt-role-{n}"), "workspace_id": ws, "platform": "tiktok", "external_account_id": format!("tt{n}"), "connected_by": "platform" })).await, 201);
+            (
+                Method::POST,
+                format!("/v1/integrations/tt-role-{n}/disconnect"),
+                body(json!({ "disconnected_by": "platform" })),
+            )
+        }
+        "/v1/deletion-requests" => {
+            expect(
+                &app.post(
+                    Admin,
+                    "/v1/resources",
+                    json!({ "resource": format!("file:f-del-{n}"), "workspace_id": ws }),
+                )
+                .await,
+                201,
+            );
+            (
+                Method::POST,
+                path.into(),
+                body(
+                    json!({ "scope": format!("file:f-del-{n}"), "channel": "in-product", "requested_by": "account:acct-owner" }),
+                ),
+            )
+        }
+        "/v1/deletion-requests/{id}" => {
+            let id = request_id(app, n).await;
+            (Method::GET, format!("/v1/deletion-requests/{id}"), None)
+        }
+        "/v1/deletion-requests/{id}/verify" => {
+            expect(&app.post(Admin, &format!("/v1/workspaces/{ws}/members"), json!({ "account_id": format!("acct-v{n}"), "role": "member", "added_by": "platform" })).await, 201);
+            let answer = app.post(Admin, "/v1/deletion-requests", json!({ "scope": format!("account:acct-v{n}"), "channel": "in-product", "requested_by": format!("account:acct-v{n}") })).await;
+            expect(&answer, 202);
+            let id = answer.json["request_id"].as_str().unwrap().to_owned();
+            (
+                Method::POST,
+                format!("/v1/deletion-requests/{id}/verify"),
+                body(json!({ "method": "2FA" })),
+            )
+        }
+        "/v1/tasks/claim" => (
+            Method::POST,
+            path.into(),
+            body(json!({ "worker": format!("w{n}") })),
+        ),
+        "/v1/tasks/{id}/complete" | "/v1/tasks/{id}/fail" => {
+            let task = claimed_task(app, n).await;
+            if path.ends_with("complete") {
+                (
+                    Method::POST,
+                    format!("/v1/tasks/{task}/complete"),
+                    body(json!({ "worker": format!("setup-{n}") })),
+                )
+            } else {
+                (
+                    Method::POST,
+                    format!("/v1/tasks/{task}/fail"),
+                    body(json!({ "worker": format!("setup-{n}"), "error": "disk full" })),
+                )
+            }
+        }
+        "/v1/holds" => {
+            expect(
+                &app.post(
+                    Admin,
+                    "/v1/resources",
+                    json!({ "resource": format!("file:hold-{n}"), "workspace_id": ws }),
+                )
+                .await,
+                201,
+            );
+            (
+                Method::POST,
+                path.into(),
+                body(
+                    json!({ "scope": format!("file:hold-{n}"), "kind": "moderation", "matter": "CASE-1", "reason": "review" }),
+                ),
+            )
+        }
+        "/v1/holds/{id}/lift" => {
+            expect(
+                &app.post(
+                    Admin,
+                    "/v1/resources",
+                    json!({ "resource": format!("file:lift-{n}"), "workspace_id": ws }),
+                )
+                .await,
+                201,
+            );
+            let hold = app.post(Legal, "/v1/holds", json!({ "scope": format!("file:lift-{n}"), "kind": "legal", "matter": "M-1", "reason": "review" })).await;
+            expect(&hold, 201);
+            let id = hold.json["hold_id"].as_str().unwrap().to_owned();
+            (
+                Method::POST,
+                format!("/v1/holds/{id}/lift"),
+                body(json!({ "reason": "done" })),
+            )
+        }
+        "/v1/audit/export" | "/v1/reports/deadlines" => (Method::GET, path.into(), None),
+        "/v1/audit" => (
+            Method::GET,
+            "/v1/audit?subject=workspace:ws-roles".into(),
+            None,
+        ),
+        "/v1/resources?get" => (Method::GET, "/v1/resources?workspace=ws-roles".into(), None),
+        other => {
+            let _ = Service;
+            panic!("no role-matrix case for {other}")
+        }
+    }
+}
+
+async fn request_id(app: &TestApp, n: usize) -> String {
+    expect(
+        &app.post(
+            ApiRole::Admin,
+            "/v1/resources",
+            json!({ "resource": format!("file:f-get-{n}"), "workspace_id": "ws-roles" }),
+        )
+        .await,
+        201,
+    );
+    let answer = app.post(ApiRole::Admin, "/v1/deletion-requests", json!({ "scope": format!("file:f-get-{n}"), "channel": "in-product", "requested_by": "account:acct-owner" })).await;
+    expect(&answer, 202);
+    answer.json["request_id"].as_str().unwrap().to_owned()
+}
+
+async fn claimed_task(app: &TestApp, n: usize) -> String {
+    let id = request_id(app, n + 10_000).await;
+    let detail = app
+        .get(ApiRole::Admin, &format!("/v1/deletion-requests/{id}"))
+        .await;
+    let task = detail.json["tasks"][0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let claimed = app
+        .post(
+            ApiRole::Admin,
+            "/v1/tasks/claim",
+            json!({ "worker": format!("setup-{n}"), "task_id": task }),
+        )
+        .await;
+    expect(&claimed, 200);
+    task
+}
+
+pub async fn role_matrix(app: &TestApp) {
+    seed_workspace(app, "ws-roles").await;
+    let mut n = 0;
+    for route in ROUTES {
+        let key = if route.path == "/v1/resources" && route.method == "get" {
+            "/v1/resources?get"
+        } else if route.path == "/v1/holds" && route.method == "get" {
+            "/v1/holds"
+        } else {
+            route.path
+        };
+        match route.access {
+            Access::Public | Access::MetaSignature => continue,
+            Access::Roles(allowed) => {
+                for role in ApiRole::ALL {
+                    n += 1;
+                    let (method, path, body) = if route.path == "/v1/holds" && route.method == "get"
+                    {
+                        (Method::GET, "/v1/holds".to_owned(), None)
+                    } else {
+                        valid_call(app, key, n).await
+                    };
+                    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+                    let answer = app
+                        .raw(
+                            method.clone(),
+                            &path,
+                            Some(app.token(role)),
+                            Some("application/json"),
+                            bytes.clone(),
+                            &[],
+                        )
+                        .await;
+                    if allowed.contains(&role) {
+                        assert!(
+                            answer.status.is_success(),
+                            "{method} {path} as {role}: expected 2xx, got {}: {}",
+                            answer.status,
+                            answer.text
+                        );
+                    } else {
+                        assert_eq!(
+                            answer.status.as_u16(),
+                            403,
+                            "{method} {path} as {role}: {}",
+                            answer.text
+                        );
+                        assert_eq!(answer.content_type(), "application/problem+json");
+                    }
+                    let anonymous = app
+                        .raw(
+                            method.clone(),
+                            &path,
+                            None,
+                            Some("application/json"),
+                            bytes.clone(),
+                            &[],
+                        )
+                        .await;
+                    assert_eq!(
+                        anonymous.status.as_u16(),
+                        401,
+                        "{method} {path} without a token"
+                    );
+                    let revoked = app
+                        .raw(
+                            method,
+                            &path,
+                            Some("lethe_not-a-real-token"),
+                            Some("application/json"),
+                            bytes,
+                            &[],
+                        )
+                        .await;
+                    assert_eq!(revoked.status.as_u16(), 401);
+                }
+            }
+        }
+    }
+    // The public routes need no token.
+    expect(
+        &app.raw(Method::GET, "/health", None, None, Vec::new(), &[])
+            .await,
+        200,
+    );
+    let openapi = app
+        .raw(Method::GET, "/openapi.json", None, None, Vec::new(), &[])
+        .await;
+    expect(&openapi, 200);
+    assert_eq!(openapi.json["openapi"], "3.1.0");
+    for route in ROUTES {
+        assert!(
+            openapi.json["paths"][route.path][route.method].is_object(),
+            "{} {} missing from the OpenAPI document",
+            route.method,
+            route.path
+        );
+    }
+}
+
+crate::on_every_backend!(role_matrix);

@@ -1,0 +1,655 @@
+//! R1–R15 as HTTP stories.
+
+use adapters::auth::ApiRole::{Admin, Auditor, Legal, Service};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use crate::helpers::{expect, seed_workspace, TestApp};
+
+async fn detail(app: &TestApp, request_id: &str) -> Value {
+    let answer = app
+        .get(Auditor, &format!("/v1/deletion-requests/{request_id}"))
+        .await;
+    expect(&answer, 200);
+    answer.json
+}
+
+/// Claims every claimable task and completes it; returns how many.
+async fn work_all(app: &TestApp) -> usize {
+    let mut done = 0;
+    loop {
+        let claimed = app
+            .post(Service, "/v1/tasks/claim", json!({ "worker": "worker-1" }))
+            .await;
+        if claimed.status.as_u16() == 204 {
+            return done;
+        }
+        expect(&claimed, 200);
+        let task = claimed.json["task_id"].as_str().unwrap().to_owned();
+        expect(
+            &app.post(
+                Service,
+                &format!("/v1/tasks/{task}/complete"),
+                json!({ "worker": "worker-1" }),
+            )
+            .await,
+            200,
+        );
+        done += 1;
+    }
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+fn steps(detail: &Value) -> Vec<(String, String)> {
+    detail["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["step"].as_str().unwrap().to_owned(),
+                t["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn request(app: &TestApp, body: Value) -> Value {
+    let answer = app.post(Service, "/v1/deletion-requests", body).await;
+    expect(&answer, 202);
+    answer.json
+}
+
+async fn connect(app: &TestApp, ws: &str, id: &str, platform: &str, external: &str) {
+    expect(
+        &app.post(
+            Service,
+            "/v1/integrations",
+            json!({
+                "integration_id": id, "workspace_id": ws, "platform": platform,
+                "external_account_id": external, "connected_by": "account:acct-admin",
+            }),
+        )
+        .await,
+        201,
+    );
+}
+
+/// R1 / R2: only an owner or admin (or the platform) disconnects; the
+/// clean-up steps follow; the platform's own data is not claimed deleted.
+pub async fn r1_r2_disconnect(app: &TestApp) {
+    seed_workspace(app, "ws-r1").await;
+    connect(app, "ws-r1", "yt-r1", "youtube", "UCr1").await;
+    let by_member = app
+        .post(
+            Service,
+            "/v1/integrations/yt-r1/disconnect",
+            json!({ "disconnected_by": "account:acct-member" }),
+        )
+        .await;
+    expect(&by_member, 403);
+    let cleanup = app
+        .post(
+            Service,
+            "/v1/integrations/yt-r1/disconnect",
+            json!({ "disconnected_by": "account:acct-admin", "reason": "agency change" }),
+        )
+        .await;
+    expect(&cleanup, 202);
+    let request_id = cleanup.json["request_id"].as_str().unwrap().to_owned();
+    let detail = detail(app, &request_id).await;
+    let steps: Vec<String> = steps(&detail).into_iter().map(|(s, _)| s).collect();
+    for step in [
+        "revoke-tokens",
+        "clear-analytics-cache",
+        "deactivate-connection-record",
+        "remove-analytics-rows",
+    ] {
+        assert!(
+            steps.contains(&step.to_owned()),
+            "{step} missing from {steps:?}"
+        );
+    }
+    // Unusable from now on: a second disconnect conflicts.
+    expect(
+        &app.post(
+            Service,
+            "/v1/integrations/yt-r1/disconnect",
+            json!({ "disconnected_by": "platform" }),
+        )
+        .await,
+        409,
+    );
+    let audit = app
+        .get(Auditor, "/v1/audit?subject=integration:yt-r1")
+        .await;
+    expect(&audit, 200);
+    let disconnected = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "IntegrationDisconnected")
+        .expect("the disconnect is in the audit trail");
+    assert!(
+        !disconnected["payload"]["platform_data_notice"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "R2: the notice says what disconnecting does not delete"
+    );
+    assert_eq!(work_all(app).await, steps.len());
+    let done = self::detail(app, &request_id).await;
+    assert_eq!(done["state"], "completed");
+    let resources = app.get(Auditor, "/v1/resources?workspace=ws-r1").await;
+    expect(&resources, 200);
+    let row = resources.json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "integration:yt-r1")
+        .cloned()
+        .unwrap();
+    assert_ne!(row["state"], "active");
+}
+
+/// R3: YouTube API user data is due within 7 calendar days.
+pub async fn r3_youtube_seven_days(app: &TestApp) {
+    seed_workspace(app, "ws-r3").await;
+    connect(app, "ws-r3", "yt-r3", "youtube", "UCr3").await;
+    let answer = request(
+        app,
+        json!({ "scope": "integration:yt-r3", "channel": "google-youtube", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    assert_eq!(time(&answer["due_at"]), app.clock_now() + Duration::days(7));
+    let detail = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(detail["policy"], "youtube-api-user-data");
+}
+
+/// R4: a valid deauthorization disconnects every matching connection.
+pub async fn r4_meta_deauthorize(app: &TestApp) {
+    seed_workspace(app, "ws-r4a").await;
+    seed_workspace(app, "ws-r4b").await;
+    connect(app, "ws-r4a", "ig-r4a", "instagram", "1784140000004").await;
+    connect(app, "ws-r4b", "ig-r4b", "instagram", "1784140000004").await;
+    connect(app, "ws-r4b", "ig-other", "instagram", "1784149999999").await;
+    let answer = app
+        .meta(
+            "/callbacks/meta/deauthorize",
+            &app.signed_request("1784140000004"),
+        )
+        .await;
+    expect(&answer, 200);
+    assert_eq!(answer.json["disconnected"], 2);
+    for (ws, id, state) in [
+        ("ws-r4a", "ig-r4a", "disconnected"),
+        ("ws-r4b", "ig-r4b", "disconnected"),
+        ("ws-r4b", "ig-other", "active"),
+    ] {
+        let resources = app
+            .get(Auditor, &format!("/v1/resources?workspace={ws}"))
+            .await;
+        let row = resources.json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == format!("integration:{id}"))
+            .cloned()
+            .unwrap();
+        assert_eq!(row["state"], state, "{id}");
+    }
+}
+
+/// R6 / R8: deleting a file removes it, every derived artifact and the
+/// references to it, then the storage object; failures are recorded and
+/// retried later.
+pub async fn r6_r8_file_deletion(app: &TestApp) {
+    seed_workspace(app, "ws-r6").await;
+    expect(
+        &app.post(Service, "/v1/resources", json!({ "resource": "canvas:ws-r6-c", "workspace_id": "ws-r6", "references": ["file:ws-r6-f"] })).await,
+        201,
+    );
+    let answer = request(
+        app,
+        json!({ "scope": "file:ws-r6-f", "channel": "in-product", "requested_by": "account:acct-member" }),
+    )
+    .await;
+    let id = answer["request_id"].as_str().unwrap().to_owned();
+    let steps = steps(&detail(app, &id).await);
+    for target in [
+        "file:ws-r6-f",
+        "transcript:ws-r6-f-t",
+        "thumbnail:ws-r6-f-th",
+        "embedding:ws-r6-f-e",
+    ] {
+        assert!(
+            steps.iter().any(|(_, t)| t == target),
+            "{target} not in {steps:?}"
+        );
+    }
+    assert!(
+        steps.iter().any(|(s, _)| s == "delete-storage-object"),
+        "{steps:?}"
+    );
+    // R8: the references to the file (the canvas's among them) go.
+    assert!(
+        steps
+            .iter()
+            .any(|(s, t)| s == "remove-references" && t == "file:ws-r6-f"),
+        "{steps:?}"
+    );
+    // A failed storage deletion is recorded and retried later.
+    let claimed = app
+        .post(
+            Service,
+            "/v1/tasks/claim",
+            json!({ "worker": "storage-1", "step": "delete-storage-object" }),
+        )
+        .await;
+    expect(&claimed, 200);
+    let task = claimed.json["task_id"].as_str().unwrap().to_owned();
+    let failed = app
+        .post(
+            Service,
+            &format!("/v1/tasks/{task}/fail"),
+            json!({ "worker": "storage-1", "error": "bucket timeout" }),
+        )
+        .await;
+    expect(&failed, 200);
+    let again = app
+        .post(
+            Service,
+            "/v1/tasks/claim",
+            json!({ "worker": "storage-1", "step": "delete-storage-object" }),
+        )
+        .await;
+    expect(&again, 204);
+    let detail_after = detail(app, &id).await;
+    let failed_task = detail_after["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == task.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(failed_task["attempts"], 1);
+    assert_eq!(failed_task["last_error"], "bucket timeout");
+    app.clock.advance(Duration::hours(7));
+    assert_eq!(work_all(app).await, steps.len());
+    assert_eq!(detail(app, &id).await["state"], "completed");
+}
+
+/// R7 in full: a hold on the workspace blocks the deletion of a file in
+/// it; lifting the hold resumes it; the audit trail tells the story.
+pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
+    seed_workspace(app, "ws-r7").await;
+    let hold = app
+        .post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-r7", "kind": "legal", "matter": "MATTER-7", "reason": "litigation" }))
+        .await;
+    expect(&hold, 201);
+    let hold_id = hold.json["hold_id"].as_str().unwrap().to_owned();
+    let answer = request(
+        app,
+        json!({ "scope": "file:ws-r7-f", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" }),
+    )
+    .await;
+    assert_eq!(answer["state"], "blocked");
+    let id = answer["request_id"].as_str().unwrap().to_owned();
+    let blocked = detail(app, &id).await;
+    assert_eq!(blocked["state"], "blocked");
+    assert_eq!(blocked["blocked_by"], json!([hold_id]));
+    assert_eq!(blocked["deadline"]["status"], "blocked-by-hold");
+    assert!(blocked["deadline_label"]
+        .as_str()
+        .unwrap()
+        .contains(&hold_id));
+    expect(
+        &app.post(Service, "/v1/tasks/claim", json!({ "worker": "w" }))
+            .await,
+        204,
+    );
+    let holds = app.get(Legal, "/v1/holds?active=true").await;
+    expect(&holds, 200);
+    assert_eq!(holds.json["holds"][0]["blocked_requests"], json!([id]));
+
+    expect(
+        &app.post(
+            Legal,
+            &format!("/v1/holds/{hold_id}/lift"),
+            json!({ "reason": "matter settled" }),
+        )
+        .await,
+        200,
+    );
+    let resumed = detail(app, &id).await;
+    assert_eq!(resumed["state"], "in-progress");
+    let total = resumed["tasks_total"].as_u64().unwrap() as usize;
+    assert!(total > 0);
+    app.clock.advance(Duration::hours(1));
+    assert_eq!(work_all(app).await, total);
+    let done = detail(app, &id).await;
+    assert_eq!(done["state"], "completed");
+    // R13: the purge date of residual copies.
+    assert_eq!(
+        time(&done["residual_copies_purged_by"]),
+        time(&done["completed_at"]) + Duration::days(35)
+    );
+    let audit = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
+        .await;
+    expect(&audit, 200);
+    let types: Vec<&str> = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    let first = |t: &str| {
+        types
+            .iter()
+            .position(|x| *x == t)
+            .unwrap_or_else(|| panic!("{t} not in {types:?}"))
+    };
+    assert!(first("DeletionRequested") < first("DeletionBlocked"));
+    assert!(first("DeletionBlocked") < first("DeletionResumed"));
+    assert!(first("DeletionResumed") < first("TaskReleased"));
+    assert!(first("TaskReleased") < first("TaskClaimed"));
+    assert!(first("TaskClaimed") < first("TaskCompleted"));
+    assert_eq!(types.last(), Some(&"DeletionCompleted"));
+    let hold_audit = app
+        .get(Auditor, &format!("/v1/audit?subject=hold:{hold_id}"))
+        .await;
+    let hold_types: Vec<&str> = hold_audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(hold_types.first(), Some(&"HoldPlaced"));
+    assert!(hold_types.contains(&"HoldLifted"));
+}
+
+/// R9: only the owner deletes a workspace.
+pub async fn r9_only_owner_deletes_workspace(app: &TestApp) {
+    seed_workspace(app, "ws-r9").await;
+    let by_admin = app
+        .post(Service, "/v1/deletion-requests", json!({ "scope": "workspace:ws-r9", "channel": "in-product", "requested_by": "account:acct-admin" }))
+        .await;
+    expect(&by_admin, 403);
+    let by_owner = request(
+        app,
+        json!({ "scope": "workspace:ws-r9", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let detail = detail(app, by_owner["request_id"].as_str().unwrap()).await;
+    let targets: Vec<String> = steps(&detail).into_iter().map(|(_, t)| t).collect();
+    for target in ["file:ws-r9-f", "project:ws-r9-p", "workspace:ws-r9"] {
+        assert!(
+            targets.contains(&target.to_owned()),
+            "{target} not in {targets:?}"
+        );
+    }
+}
+
+/// R10: a removed member loses access; what they created stays.
+pub async fn r10_removed_member_content_stays(app: &TestApp) {
+    seed_workspace(app, "ws-r10").await;
+    let removed = app
+        .delete(
+            Service,
+            "/v1/workspaces/ws-r10/members/acct-member?removed_by=account:acct-owner",
+        )
+        .await;
+    expect(&removed, 204);
+    expect(
+        &app.delete(Service, "/v1/workspaces/ws-r10/members/acct-member")
+            .await,
+        409,
+    );
+    let resources = app
+        .get(Auditor, "/v1/resources?workspace=ws-r10&state=active")
+        .await;
+    expect(&resources, 200);
+    assert!(resources.json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["resource"] == "file:ws-r10-f"));
+}
+
+/// R11: account deletion needs verification and is refused while the
+/// account is the sole owner of a workspace with other members.
+pub async fn r11_account_deletion(app: &TestApp) {
+    seed_workspace(app, "ws-r11").await;
+    let owner = request(
+        app,
+        json!({ "scope": "account:acct-owner", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" }),
+    )
+    .await;
+    assert_eq!(owner["state"], "awaiting-verification");
+    let id = owner["request_id"].as_str().unwrap().to_owned();
+    let verified = app
+        .post(
+            Service,
+            &format!("/v1/deletion-requests/{id}/verify"),
+            json!({ "method": "signed in with 2FA" }),
+        )
+        .await;
+    expect(&verified, 200);
+    assert_eq!(verified.json["state"], "refused");
+    let detail = detail(app, &id).await;
+    assert_eq!(detail["refusal"]["code"], "sole-owner-of-shared-workspace");
+
+    let member = request(
+        app,
+        json!({ "scope": "account:acct-member", "channel": "in-product", "requested_by": "account:acct-member", "verification": "signed in with 2FA" }),
+    )
+    .await;
+    assert_eq!(member["state"], "in-progress");
+}
+
+/// R12: what was erased stays erased.
+pub async fn r12_no_revival(app: &TestApp) {
+    seed_workspace(app, "ws-r12").await;
+    request(
+        app,
+        json!({ "scope": "file:ws-r12-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    work_all(app).await;
+    let before = app.head().await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": "file:ws-r12-f", "workspace_id": "ws-r12" }),
+        )
+        .await,
+        409,
+    );
+    expect(
+        &app.post(Service, "/v1/deletion-requests", json!({ "scope": "file:ws-r12-f", "channel": "in-product", "requested_by": "account:acct-owner" })).await,
+        409,
+    );
+    expect(
+        &app.post(Service, "/v1/resources", json!({ "resource": "caption:ws-r12-c", "workspace_id": "ws-r12", "derived_from": "file:ws-r12-f" })).await,
+        409,
+    );
+    assert_eq!(app.head().await, before);
+}
+
+/// R13: every completed erasure states when residual copies are purged.
+pub async fn r13_purge_date(app: &TestApp) {
+    seed_workspace(app, "ws-r13").await;
+    let answer = request(
+        app,
+        json!({ "scope": "thumbnail:ws-r13-f-th", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    work_all(app).await;
+    let done = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "completed");
+    assert!(done["residual_copies_purged_by"].is_string());
+}
+
+/// R14: billing records are kept as retention exceptions; card numbers
+/// never enter the ledger.
+pub async fn r14_billing_and_card_numbers(app: &TestApp) {
+    seed_workspace(app, "ws-r14").await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": "billing-record:inv-1", "workspace_id": "ws-r14" }),
+        )
+        .await,
+        201,
+    );
+    let before = app.head().await;
+    let card = app
+        .post(Service, "/v1/deletion-requests", json!({
+            "scope": "workspace:ws-r14", "channel": "email-to-support", "requested_by": "account:acct-owner",
+            "recorded_by": "support:maria", "verification": "caller gave card 4111 1111 1111 1111",
+        }))
+        .await;
+    expect(&card, 422);
+    assert_eq!(card.json["field"], "verification");
+    assert_eq!(card.content_type(), "application/problem+json");
+    let contact = app
+        .post(Service, "/v1/deletion-requests", json!({
+            "scope": "workspace:ws-r14", "channel": "in-product", "requested_by": "account:acct-owner",
+            "contact": "4111-1111-1111-1111",
+        }))
+        .await;
+    expect(&contact, 422);
+    assert_eq!(contact.json["field"], "contact");
+    assert_eq!(app.head().await, before);
+    let answer = request(
+        app,
+        json!({ "scope": "workspace:ws-r14", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let id = answer["request_id"].as_str().unwrap();
+    let audit = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
+        .await;
+    let kept = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "RetentionExceptionRecorded")
+        .cloned()
+        .expect("the billing record is kept as a retention exception");
+    assert_eq!(kept["payload"]["basis"], "billing");
+    assert_eq!(kept["payload"]["target"], "billing-record:inv-1");
+    assert!(kept["payload"]["until"].is_string());
+}
+
+/// R15: an e-mail request is recorded by an operator with the
+/// verification done; the contact stays out of plain view.
+pub async fn r15_email_request(app: &TestApp) {
+    seed_workspace(app, "ws-r15").await;
+    let missing = app
+        .post(Service, "/v1/deletion-requests", json!({ "scope": "account:acct-member", "channel": "email-to-support", "requested_by": "account:acct-member" }))
+        .await;
+    expect(&missing, 422);
+    assert_eq!(missing.json["field"], "recorded_by");
+    let answer = request(
+        app,
+        json!({
+            "scope": "account:acct-member", "channel": "email-to-support", "policy": "ccpa",
+            "requested_by": "account:acct-member", "recorded_by": "support:maria",
+            "verification": "replied from the registered address", "contact": "member@example.com",
+        }),
+    )
+    .await;
+    assert_eq!(
+        time(&answer["due_at"]),
+        app.clock_now() + Duration::days(45)
+    );
+    let id = answer["request_id"].as_str().unwrap();
+    let detail = detail(app, id).await;
+    assert_eq!(detail["channel"], "email-to-support");
+    assert_eq!(detail["verified"], true);
+    let audit = app
+        .get(Admin, &format!("/v1/audit?subject=request:{id}"))
+        .await;
+    assert!(
+        !audit.text.contains("member@example.com"),
+        "the contact is not shown"
+    );
+    assert!(audit.text.contains("support:maria"));
+}
+
+/// Idempotency-Key: a replayed request answers the same and stores nothing.
+pub async fn idempotent_requests(app: &TestApp) {
+    seed_workspace(app, "ws-idem").await;
+    let body = json!({ "scope": "file:ws-idem-f", "channel": "in-product", "requested_by": "account:acct-owner" });
+    let send = || {
+        app.raw(
+            axum::http::Method::POST,
+            "/v1/deletion-requests",
+            Some(app.token(Service)),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+            &[("idempotency-key", "req-123")],
+        )
+    };
+    let first = send().await;
+    expect(&first, 202);
+    let head = app.head().await;
+    let second = send().await;
+    expect(&second, 202);
+    assert_eq!(first.json["request_id"], second.json["request_id"]);
+    assert_eq!(app.head().await, head);
+}
+
+/// The deadline report and the exports.
+pub async fn reports_and_exports(app: &TestApp) {
+    seed_workspace(app, "ws-rep").await;
+    request(app, json!({ "scope": "file:ws-rep-f", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" })).await;
+    work_all(app).await;
+    request(app, json!({ "scope": "project:ws-rep-p", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" })).await;
+    app.clock.advance(Duration::days(44));
+    let report = app.get(Auditor, "/v1/reports/deadlines").await;
+    expect(&report, 200);
+    assert_eq!(report.json["received"], 2);
+    assert_eq!(report.json["completed"], 1);
+    assert_eq!(report.json["on_time_rate"], 1.0);
+    assert_eq!(report.json["at_risk"].as_array().unwrap().len(), 1);
+    let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
+    expect(&csv, 200);
+    assert!(csv.text.starts_with("request_id,"));
+    assert_eq!(csv.text.lines().count(), 3);
+    let jsonl = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
+    expect(&jsonl, 200);
+    assert_eq!(jsonl.text.lines().count() as u64, app.head().await);
+    let export = app.get(Auditor, "/v1/audit/export?format=csv").await;
+    expect(&export, 200);
+    assert_eq!(export.text.lines().count() as u64, app.head().await + 1);
+    expect(&app.get(Auditor, "/v1/audit/export?format=xml").await, 422);
+}
+
+crate::on_every_backend!(
+    r1_r2_disconnect,
+    r3_youtube_seven_days,
+    r4_meta_deauthorize,
+    r6_r8_file_deletion,
+    r7_hold_blocks_then_resumes,
+    r9_only_owner_deletes_workspace,
+    r10_removed_member_content_stays,
+    r11_account_deletion,
+    r12_no_revival,
+    r13_purge_date,
+    r14_billing_and_card_numbers,
+    r15_email_request,
+    idempotent_requests,
+    reports_and_exports,
+);

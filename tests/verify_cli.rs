@@ -1,0 +1,61 @@
+//! `lethe verify` end to end on SQLite: exit 0 on an intact log, non-zero
+//! naming the first bad position on an altered one.
+
+use std::process::Command;
+
+use commands::log::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
+use sqlx::Connection;
+
+fn lethe_verify(url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(["verify", "--store", url])
+        .env_remove("LETHE_STORE")
+        .output()
+        .expect("run lethe")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_first_bad_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
+    let store = adapters::store::open(&url).await.unwrap();
+    for i in 0..5 {
+        store
+            .append(AppendRequest {
+                stream: StreamId::new("cli"),
+                expected: ExpectedVersion::Any,
+                condition: None,
+                idempotency_key: None,
+                events: vec![NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: "Noted".into(),
+                    schema_version: 1,
+                    occurred_at: chrono::Utc::now(),
+                    payload: serde_json::json!({ "n": i }),
+                    metadata: Metadata::default(),
+                    tags: vec![],
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    drop(store);
+
+    let intact = lethe_verify(&url);
+    let stdout = String::from_utf8_lossy(&intact.stdout);
+    assert!(intact.status.success(), "{intact:?}");
+    assert!(stdout.contains("intact: 5 events"), "{stdout}");
+
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE events SET payload = '{\"n\":9}' WHERE position = 3")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+
+    let broken = lethe_verify(&url);
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    assert!(stderr.contains("position 3"), "{stderr}");
+}
