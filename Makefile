@@ -5,9 +5,9 @@ STORE ?= sqlite://./data/lethe.db
 
 .PHONY: run test ci fmt fmt-check lint bench bench-quick
 
-## Start the service on the embedded SQLite store.
+## Start the service on the embedded SQLite store; on first start, print one token per role.
 run:
-	$(CARGO) run --release --bin lethe -- serve --store $(STORE) --listen $(LISTEN)
+	$(CARGO) run --release --bin lethe -- serve --store $(STORE) --listen $(LISTEN) --bootstrap-tokens
 
 ## Every test, PostgreSQL included (a throwaway cluster when DATABASE_URL is unset).
 test:
@@ -21,6 +21,15 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+## The benchmark (bench/): Lethe beside raw sqlx and postgres-es on SQLite and
+## a throwaway PostgreSQL (fsync on); prints a table, writes bench/results/latest.json.
+bench:
+	./scripts/with-postgres $(CARGO) run --release --locked -p bench --bin lethe-bench
+
+## A smoke run of the benchmark (short windows, under two minutes).
+bench-quick:
+	./scripts/with-postgres $(CARGO) run --release --locked -p bench --bin lethe-bench -- --quick
 
 ## What CI runs, in this order.
 ci: fmt-check lint test

@@ -199,7 +199,69 @@ impl BatchCommitter for PgWriter {
     }
 }
 
+/// Commits a batch in two round trips when this process is the only one
+/// appending (the common case), and falls back to the locked transaction
+/// of [`locked_commit`] when another writer got in between.
+///
+/// Why this is as safe as deciding under the lock: the lookups are one
+/// statement (one snapshot), and the insert is one statement (its own
+/// transaction) that takes the advisory lock without waiting and stores
+/// nothing unless it got the lock and the head is still the one the
+/// lookups saw. If another process holds the lock or has committed
+/// meanwhile, the guard fails (or, for a commit that lands between our
+/// snapshot and our lock, our first position collides with theirs on the
+/// primary key); either way we take the locked path, which decides the
+/// batch afresh. So every insert happens under the lock on top of the
+/// committed head: positions stay gap-free in commit order, and the chain
+/// links to the real predecessor.
 async fn commit(
+    connection: &mut PgConnection,
+    batch: &[&AppendRequest],
+) -> Result<Committed, StoreError> {
+    let wanted = Wanted::of(batch);
+    let lookups = lookup(connection, &wanted).await?;
+    let plan = plan::plan(batch, lookups, Utc::now());
+    let expected_head = plan.rows.first().map(|row| row.event.position - 1);
+    let outcomes = resolve(connection, plan.outcomes).await?;
+    let Some(expected_head) = expected_head else {
+        // Nothing to store: every answer was decided on one consistent
+        // snapshot of committed data.
+        return Ok(Committed {
+            outcomes,
+            head: plan.head,
+        });
+    };
+    match insert(
+        connection,
+        &plan.rows,
+        &plan.tag_rows,
+        &plan.streams,
+        &plan.idempotency_keys,
+        expected_head,
+    )
+    .await
+    {
+        Ok(stored) if stored == plan.rows.len() => Ok(Committed {
+            outcomes,
+            head: plan.head,
+        }),
+        Ok(_) => locked_commit(connection, batch).await,
+        Err(sqlx::Error::Database(error))
+            if error.is_unique_violation()
+                || error.code().as_deref() == Some(DEADLOCK_DETECTED) =>
+        {
+            locked_commit(connection, batch).await
+        }
+        Err(error) => Err(from_db(error)),
+    }
+}
+
+/// PostgreSQL's SQLSTATE for a deadlock between two transactions.
+const DEADLOCK_DETECTED: &str = "40P01";
+
+/// The batch decided and stored under the cross-process advisory lock:
+/// nobody else can append in between, so the insert's guard holds.
+async fn locked_commit(
     connection: &mut PgConnection,
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
@@ -209,96 +271,141 @@ async fn commit(
         .execute(&mut *tx)
         .await
         .map_err(from_db)?;
-    let wanted = Wanted::of(batch);
-
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(from_db)?;
-    let (head, head_hash) = match last {
-        None => (0, commands::log::GENESIS_HASH),
-        Some((position, hash)) => (
-            from_db_int(position)?,
-            hash.try_into()
-                .map_err(|_| corrupt(format!("hash at position {position} is not 32 bytes")))?,
-        ),
-    };
-
-    let mut idempotency_keys = HashMap::new();
-    if !wanted.idempotency_keys.is_empty() {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT key, first_position, last_position, stream_version FROM idempotency_keys \
-             WHERE key = ANY($1)",
+    let lookups = lookup(&mut tx, &Wanted::of(batch)).await?;
+    let plan = plan::plan(batch, lookups, Utc::now());
+    let outcomes = resolve(&mut tx, plan.outcomes).await?;
+    if let Some(first) = plan.rows.first() {
+        let stored = insert(
+            &mut tx,
+            &plan.rows,
+            &plan.tag_rows,
+            &plan.streams,
+            &plan.idempotency_keys,
+            first.event.position - 1,
         )
-        .bind(&wanted.idempotency_keys)
-        .fetch_all(&mut *tx)
         .await
         .map_err(from_db)?;
-        for (key, first, last, version) in rows {
-            idempotency_keys.insert(key, appended(first, last, version)?);
+        if stored != plan.rows.len() {
+            return Err(corrupt(
+                "the head moved while the append lock was held: another writer ignores the lock",
+            ));
         }
     }
+    tx.commit().await.map_err(from_db)?;
+    Ok(Committed {
+        outcomes,
+        head: plan.head,
+    })
+}
 
-    let rows: Vec<(Uuid, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT event_id, position, stream_version, append_first, append_last FROM events \
-         WHERE event_id = ANY($1)",
+/// Everything a batch is decided against, in one statement so that it
+/// is one snapshot: the head and its hash, earlier appends by idempotency
+/// key and by event id, stream versions and the last position of each
+/// condition tag. Rows are tagged by `kind`.
+async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookups, StoreError> {
+    const HEAD: i32 = 0;
+    const KEY: i32 = 1;
+    const EVENT: i32 = 2;
+    const STREAM: i32 = 3;
+    const TAG: i32 = 4;
+    type LookupRow = (
+        i32,
+        Option<String>,
+        Option<i64>,
+        i64,
+        i64,
+        i64,
+        Option<Vec<u8>>,
+    );
+    // A correlated max per tag is one backward index scan each, however
+    // many events carry the tag.
+    let rows: Vec<LookupRow> = sqlx::query_as(
+        "(SELECT 0, NULL::TEXT, position, 0::BIGINT, 0::BIGINT, 0::BIGINT, hash \
+             FROM events ORDER BY position DESC LIMIT 1) \
+         UNION ALL \
+         SELECT 1, key, first_position, last_position, stream_version, 0, NULL::BYTEA \
+             FROM idempotency_keys WHERE key = ANY($1) \
+         UNION ALL \
+         SELECT 2, event_id::TEXT, position, stream_version, append_first, append_last, NULL \
+             FROM events WHERE event_id = ANY($2) \
+         UNION ALL \
+         SELECT 3, stream, version, 0, 0, 0, NULL FROM streams WHERE stream = ANY($3) \
+         UNION ALL \
+         SELECT 4, t, (SELECT max(position) FROM event_tags WHERE tag = t), 0, 0, 0, NULL \
+             FROM unnest($4::TEXT[]) AS t",
     )
+    .bind(&wanted.idempotency_keys)
     .bind(&wanted.event_ids)
-    .fetch_all(&mut *tx)
+    .bind(&wanted.streams)
+    .bind(&wanted.tags)
+    .fetch_all(&mut *connection)
     .await
     .map_err(from_db)?;
-    let mut event_ids = HashMap::new();
-    for (id, position, version, first, last) in rows {
-        // Versions and positions of one append are both contiguous.
-        event_ids.insert(id, appended(first, last, version + (last - position))?);
-    }
 
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT stream, version FROM streams WHERE stream = ANY($1)")
-            .bind(&wanted.streams)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(from_db)?;
-    let mut streams = HashMap::new();
-    for (stream, version) in rows {
-        streams.insert(stream, from_db_int(version)?);
-    }
-
-    let mut tag_max = HashMap::new();
-    if !wanted.tags.is_empty() {
-        // A correlated max per tag is one backward index scan each, however
-        // many events carry the tag.
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT t, (SELECT max(position) FROM event_tags WHERE tag = t) \
-             FROM unnest($1::TEXT[]) AS t",
-        )
-        .bind(&wanted.tags)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(from_db)?;
-        for (tag, max) in rows {
-            if let Some(max) = max {
-                tag_max.insert(tag, from_db_int(max)?);
+    let mut lookups = Lookups {
+        head: 0,
+        head_hash: commands::log::GENESIS_HASH,
+        idempotency_keys: HashMap::new(),
+        event_ids: HashMap::new(),
+        streams: HashMap::new(),
+        tag_max: HashMap::new(),
+    };
+    for (kind, key, a, b, c, d, hash) in rows {
+        let key = || {
+            key.clone()
+                .ok_or_else(|| corrupt("a lookup row without its key"))
+        };
+        let a = || a.ok_or_else(|| corrupt("a lookup row without its position"));
+        match kind {
+            HEAD => {
+                let position = a()?;
+                lookups.head = from_db_int(position)?;
+                lookups.head_hash = hash
+                    .unwrap_or_default()
+                    .try_into()
+                    .map_err(|_| corrupt(format!("hash at position {position} is not 32 bytes")))?;
             }
+            KEY => {
+                lookups
+                    .idempotency_keys
+                    .insert(key()?, appended(a()?, b, c)?);
+            }
+            EVENT => {
+                let id = Uuid::parse_str(&key()?).map_err(|e| corrupt(format!("event id: {e}")))?;
+                let (position, version, first, last) = (a()?, b, c, d);
+                // Versions and positions of one append are both contiguous.
+                lookups
+                    .event_ids
+                    .insert(id, appended(first, last, version + (last - position))?);
+            }
+            STREAM => {
+                lookups.streams.insert(key()?, from_db_int(a()?)?);
+            }
+            TAG => {
+                if let Ok(max) = a() {
+                    lookups.tag_max.insert(key()?, from_db_int(max)?);
+                }
+            }
+            other => return Err(corrupt(format!("unknown lookup kind {other}"))),
         }
     }
+    Ok(lookups)
+}
 
-    let lookups = Lookups {
-        head,
-        head_hash,
-        idempotency_keys,
-        event_ids,
-        streams,
-        tag_max,
-    };
-    let plan = plan::plan(batch, lookups, Utc::now());
-
-    let mut outcomes = Vec::with_capacity(plan.outcomes.len());
-    for outcome in plan.outcomes {
+/// Turns the plan's outcomes into answers, looking up the committed event
+/// that failed a condition (rare, so only then).
+async fn resolve(
+    connection: &mut PgConnection,
+    planned: Vec<Outcome>,
+) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+    let mut outcomes = Vec::with_capacity(planned.len());
+    for outcome in planned {
         outcomes.push(match outcome {
             Outcome::Done(result) => result,
             Outcome::CommittedConflict { tags, after } => {
+                // The event that failed the condition is committed, and
+                // later commits only add higher positions: the first one
+                // after `after` is the same in any later snapshot.
                 let found: Option<(i64, String)> = sqlx::query_as(
                     "SELECT position, tags FROM events WHERE position = ( \
                          SELECT min(position) FROM event_tags \
@@ -306,7 +413,7 @@ async fn commit(
                 )
                 .bind(tag_strings(&tags))
                 .bind(db_int(after))
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *connection)
                 .await
                 .map_err(from_db)?;
                 let (position, stored) =
@@ -315,127 +422,128 @@ async fn commit(
             }
         });
     }
+    Ok(outcomes)
+}
 
-    if !plan.rows.is_empty() {
-        // UNNEST over one array per column: one statement text whatever
-        // the batch size (so it stays prepared), and no bind limit.
-        let count = plan.rows.len();
-        let mut positions = Vec::with_capacity(count);
-        let mut streams = Vec::with_capacity(count);
-        let mut versions = Vec::with_capacity(count);
-        let mut ids = Vec::with_capacity(count);
-        let mut types = Vec::with_capacity(count);
-        let mut schemas = Vec::with_capacity(count);
-        let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(count);
-        let mut recorded: Vec<DateTime<Utc>> = Vec::with_capacity(count);
-        let mut payloads = Vec::with_capacity(count);
-        let mut metadata = Vec::with_capacity(count);
-        let mut tags = Vec::with_capacity(count);
-        let mut hashes = Vec::with_capacity(count);
-        let mut firsts = Vec::with_capacity(count);
-        let mut lasts = Vec::with_capacity(count);
-        for row in &plan.rows {
-            let event = &row.event;
-            positions.push(db_int(event.position));
-            streams.push(event.stream.as_str());
-            versions.push(db_int(event.stream_version));
-            ids.push(event.event_id);
-            types.push(event.event_type.as_str());
-            schemas.push(i32::from(event.schema_version));
-            occurred.push(event.occurred_at);
-            recorded.push(event.recorded_at);
-            payloads.push(row.payload.as_str());
-            metadata.push(row.metadata.as_str());
-            tags.push(row.tags.as_str());
-            hashes.push(event.hash.to_vec());
-            firsts.push(db_int(row.append_first));
-            lasts.push(db_int(row.append_last));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO events ({COLUMNS}, append_first, append_last) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::UUID[], \
-                 $5::TEXT[], $6::INTEGER[], $7::TIMESTAMPTZ[], $8::TIMESTAMPTZ[], $9::TEXT[], \
-                 $10::TEXT[], $11::TEXT[], $12::BYTEA[], $13::BIGINT[], $14::BIGINT[])"
-        ))
-        .bind(positions)
-        .bind(streams)
-        .bind(versions)
-        .bind(ids)
-        .bind(types)
-        .bind(schemas)
-        .bind(occurred)
-        .bind(recorded)
-        .bind(payloads)
-        .bind(metadata)
-        .bind(tags)
-        .bind(hashes)
-        .bind(firsts)
-        .bind(lasts)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_db)?;
-
-        if !plan.tag_rows.is_empty() {
-            let (tags, positions): (Vec<&str>, Vec<i64>) = plan
-                .tag_rows
-                .iter()
-                .map(|(tag, position)| (tag.as_str(), db_int(*position)))
-                .unzip();
-            sqlx::query(
-                "INSERT INTO event_tags (tag, position) \
-                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[])",
-            )
-            .bind(tags)
-            .bind(positions)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_db)?;
-        }
-
-        let (streams, versions): (Vec<&str>, Vec<i64>) = plan
-            .streams
-            .iter()
-            .map(|(stream, version)| (stream.as_str(), db_int(*version)))
-            .unzip();
-        sqlx::query(
-            "INSERT INTO streams (stream, version) SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[]) \
-             ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version",
-        )
-        .bind(streams)
-        .bind(versions)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_db)?;
-
-        if !plan.idempotency_keys.is_empty() {
-            let mut keys = Vec::new();
-            let mut firsts = Vec::new();
-            let mut lasts = Vec::new();
-            let mut versions = Vec::new();
-            for (key, appended) in &plan.idempotency_keys {
-                keys.push(key.as_str());
-                firsts.push(db_int(appended.first_position));
-                lasts.push(db_int(appended.last_position));
-                versions.push(db_int(appended.stream_version));
-            }
-            sqlx::query(
-                "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
-                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[])",
-            )
-            .bind(keys)
-            .bind(firsts)
-            .bind(lasts)
-            .bind(versions)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_db)?;
-        }
+/// Stores the planned rows of every table in one statement, on the
+/// condition that the head is still `expected_head`; returns how many
+/// events were stored (0 when the head moved).
+///
+/// UNNEST over one array per column: one statement text whatever the
+/// batch size (so it stays prepared), and no bind limit.
+async fn insert(
+    connection: &mut PgConnection,
+    rows: &[plan::Row],
+    tag_rows: &[(String, Position)],
+    streams: &[(String, u64)],
+    keys: &[(String, Appended)],
+    expected_head: Position,
+) -> Result<usize, sqlx::Error> {
+    let count = rows.len();
+    let mut positions = Vec::with_capacity(count);
+    let mut event_streams = Vec::with_capacity(count);
+    let mut versions = Vec::with_capacity(count);
+    let mut ids = Vec::with_capacity(count);
+    let mut types = Vec::with_capacity(count);
+    let mut schemas = Vec::with_capacity(count);
+    let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(count);
+    let mut recorded: Vec<DateTime<Utc>> = Vec::with_capacity(count);
+    let mut payloads = Vec::with_capacity(count);
+    let mut metadata = Vec::with_capacity(count);
+    let mut tags = Vec::with_capacity(count);
+    let mut hashes: Vec<&[u8]> = Vec::with_capacity(count);
+    let mut firsts = Vec::with_capacity(count);
+    let mut lasts = Vec::with_capacity(count);
+    for row in rows {
+        let event = &row.event;
+        positions.push(db_int(event.position));
+        event_streams.push(event.stream.as_str());
+        versions.push(db_int(event.stream_version));
+        ids.push(event.event_id);
+        types.push(event.event_type.as_str());
+        schemas.push(i32::from(event.schema_version));
+        occurred.push(event.occurred_at);
+        recorded.push(event.recorded_at);
+        payloads.push(row.payload.as_str());
+        metadata.push(row.metadata.as_str());
+        tags.push(row.tags.as_str());
+        hashes.push(&event.hash[..]);
+        firsts.push(db_int(row.append_first));
+        lasts.push(db_int(row.append_last));
     }
-    tx.commit().await.map_err(from_db)?;
-    Ok(Committed {
-        outcomes,
-        head: plan.head,
-    })
+    let (tag_names, tag_positions): (Vec<&str>, Vec<i64>) = tag_rows
+        .iter()
+        .map(|(tag, position)| (tag.as_str(), db_int(*position)))
+        .unzip();
+    let (stream_names, stream_versions): (Vec<&str>, Vec<i64>) = streams
+        .iter()
+        .map(|(stream, version)| (stream.as_str(), db_int(*version)))
+        .unzip();
+    let mut key_names = Vec::with_capacity(keys.len());
+    let mut key_firsts = Vec::with_capacity(keys.len());
+    let mut key_lasts = Vec::with_capacity(keys.len());
+    let mut key_versions = Vec::with_capacity(keys.len());
+    for (key, appended) in keys {
+        key_names.push(key.as_str());
+        key_firsts.push(db_int(appended.first_position));
+        key_lasts.push(db_int(appended.last_position));
+        key_versions.push(db_int(appended.stream_version));
+    }
+    // The guard takes the append lock without waiting (a writer in
+    // `locked_commit` holds it while it decides) and checks the head.
+    // Every sub-statement sees the snapshot the guard saw; the events
+    // insert runs first (the main query reads it), the others at the end.
+    // Under `locked_commit` the lock is already ours and is taken again.
+    let stored: i64 = sqlx::query_scalar(&format!(
+        "WITH guard AS ( \
+             SELECT 1 WHERE pg_try_advisory_xact_lock({APPEND_LOCK_KEY}) \
+                 AND (SELECT COALESCE(max(position), 0) FROM events) = $1), \
+         e AS ( \
+             INSERT INTO events ({COLUMNS}, append_first, append_last) \
+             SELECT * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::UUID[], \
+                 $6::TEXT[], $7::INTEGER[], $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[], $10::TEXT[], \
+                 $11::TEXT[], $12::TEXT[], $13::BYTEA[], $14::BIGINT[], $15::BIGINT[]) \
+             WHERE EXISTS (SELECT 1 FROM guard) \
+             RETURNING 1), \
+         t AS ( \
+             INSERT INTO event_tags (tag, position) \
+             SELECT * FROM UNNEST($16::TEXT[], $17::BIGINT[]) WHERE EXISTS (SELECT 1 FROM guard)), \
+         s AS ( \
+             INSERT INTO streams (stream, version) \
+             SELECT * FROM UNNEST($18::TEXT[], $19::BIGINT[]) WHERE EXISTS (SELECT 1 FROM guard) \
+             ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version), \
+         k AS ( \
+             INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
+             SELECT * FROM UNNEST($20::TEXT[], $21::BIGINT[], $22::BIGINT[], $23::BIGINT[]) \
+             WHERE EXISTS (SELECT 1 FROM guard)) \
+         SELECT count(*) FROM e"
+    ))
+    .bind(db_int(expected_head))
+    .bind(positions)
+    .bind(event_streams)
+    .bind(versions)
+    .bind(ids)
+    .bind(types)
+    .bind(schemas)
+    .bind(occurred)
+    .bind(recorded)
+    .bind(payloads)
+    .bind(metadata)
+    .bind(tags)
+    .bind(hashes)
+    .bind(firsts)
+    .bind(lasts)
+    .bind(tag_names)
+    .bind(tag_positions)
+    .bind(stream_names)
+    .bind(stream_versions)
+    .bind(key_names)
+    .bind(key_firsts)
+    .bind(key_lasts)
+    .bind(key_versions)
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(usize::try_from(stored).unwrap_or(0))
 }
 
 fn appended(first: i64, last: i64, version: i64) -> Result<Appended, StoreError> {

@@ -12,15 +12,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite};
+use sqlx::{ConnectOptions, Row};
 
 use super::plan::{self, Lookups, Outcome, Wanted};
 use super::row::{RawEvent, RawId, RawTime};
 use super::writer::{BatchCommitter, Committed};
 use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
 
-/// SQLite refuses statements with more bind parameters than this.
-const SQLITE_BINDS_MAX: usize = 32_766;
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -223,104 +221,109 @@ impl BatchCommitter for SqliteWriter {
     }
 }
 
+/// Decides and stores a batch in two calls into SQLite: `BEGIN IMMEDIATE`
+/// with every lookup, then every insert with `COMMIT`. Each call is one
+/// cached multi-statement query whose rows travel as JSON arrays
+/// (`json_each`), so its text never depends on the batch size: no prepare
+/// per batch and no bind limit. Calls, not rows, are what cost here: each
+/// one is a hop to sqlx's SQLite worker thread.
+///
+/// The transaction is opened and closed by the statements themselves; on
+/// any error the writer drops this connection, which rolls it back.
 async fn commit(
     connection: &mut SqliteConnection,
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
-    let mut tx = connection
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(from_db)?;
     let wanted = Wanted::of(batch);
-
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(from_db)?;
-    let (head, head_hash) = match last {
-        None => (0, commands::log::GENESIS_HASH),
-        Some((position, hash)) => (
-            from_db_int(position)?,
-            hash.try_into()
-                .map_err(|_| corrupt(format!("hash at position {position} is not 32 bytes")))?,
-        ),
-    };
-
-    let mut idempotency_keys = HashMap::new();
-    if !wanted.idempotency_keys.is_empty() {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT key, first_position, last_position, stream_version FROM idempotency_keys \
-             WHERE key IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json_list(&wanted.idempotency_keys)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(from_db)?;
-        for (key, first, last, version) in rows {
-            idempotency_keys.insert(key, appended(first, last, version)?);
-        }
-    }
-
-    let mut event_ids = HashMap::new();
     let ids: Vec<String> = wanted
         .event_ids
         .iter()
         .map(|id| id.hyphenated().to_string())
         .collect();
-    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT event_id, position, stream_version, append_first, append_last FROM events \
-         WHERE event_id IN (SELECT value FROM json_each(?1))",
+    type LookupRow = (
+        i64,
+        Option<String>,
+        Option<i64>,
+        i64,
+        i64,
+        i64,
+        Option<Vec<u8>>,
+    );
+    // A correlated MAX per tag is one index seek each, however many
+    // events carry the tag.
+    let rows: Vec<LookupRow> = sqlx::query_as(
+        "BEGIN IMMEDIATE; \
+         SELECT 0, NULL, position, 0, 0, 0, hash FROM ( \
+             SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) \
+         UNION ALL \
+         SELECT 1, key, first_position, last_position, stream_version, 0, NULL \
+             FROM idempotency_keys WHERE key IN (SELECT value FROM json_each(?1)) \
+         UNION ALL \
+         SELECT 2, event_id, position, stream_version, append_first, append_last, NULL \
+             FROM events WHERE event_id IN (SELECT value FROM json_each(?2)) \
+         UNION ALL \
+         SELECT 3, stream, version, 0, 0, 0, NULL \
+             FROM streams WHERE stream IN (SELECT value FROM json_each(?3)) \
+         UNION ALL \
+         SELECT 4, value, (SELECT MAX(position) FROM event_tags WHERE tag = value), 0, 0, 0, NULL \
+             FROM json_each(?4)",
     )
+    .bind(json_list(&wanted.idempotency_keys)?)
     .bind(json_list(&ids)?)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(from_db)?;
-    for (id, position, version, first, last) in rows {
-        let id = uuid::Uuid::parse_str(&id).map_err(|e| corrupt(format!("event id: {e}")))?;
-        // Versions and positions of one append are both contiguous.
-        event_ids.insert(id, appended(first, last, version + (last - position))?);
-    }
-
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT stream, version FROM streams WHERE stream IN (SELECT value FROM json_each(?1))",
-    )
     .bind(json_list(&wanted.streams)?)
-    .fetch_all(&mut *tx)
+    .bind(json_list(&wanted.tags)?)
+    .fetch_all(&mut *connection)
     .await
     .map_err(from_db)?;
-    let mut streams = HashMap::new();
-    for (stream, version) in rows {
-        streams.insert(stream, from_db_int(version)?);
-    }
 
-    let mut tag_max = HashMap::new();
-    if !wanted.tags.is_empty() {
-        // A correlated MAX per tag is one index seek each, however many
-        // events carry the tag.
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT value, (SELECT MAX(position) FROM event_tags WHERE tag = value) \
-             FROM json_each(?1)",
-        )
-        .bind(json_list(&wanted.tags)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(from_db)?;
-        for (tag, max) in rows {
-            if let Some(max) = max {
-                tag_max.insert(tag, from_db_int(max)?);
+    let mut lookups = Lookups {
+        head: 0,
+        head_hash: commands::log::GENESIS_HASH,
+        idempotency_keys: HashMap::new(),
+        event_ids: HashMap::new(),
+        streams: HashMap::new(),
+        tag_max: HashMap::new(),
+    };
+    for (kind, key, a, b, c, d, hash) in rows {
+        let key = || {
+            key.clone()
+                .ok_or_else(|| corrupt("a lookup row without its key"))
+        };
+        let a = || a.ok_or_else(|| corrupt("a lookup row without its position"));
+        match kind {
+            0 => {
+                let position = a()?;
+                lookups.head = from_db_int(position)?;
+                lookups.head_hash = hash
+                    .unwrap_or_default()
+                    .try_into()
+                    .map_err(|_| corrupt(format!("hash at position {position} is not 32 bytes")))?;
             }
+            1 => {
+                lookups
+                    .idempotency_keys
+                    .insert(key()?, appended(a()?, b, c)?);
+            }
+            2 => {
+                let id = uuid::Uuid::parse_str(&key()?)
+                    .map_err(|e| corrupt(format!("event id: {e}")))?;
+                let (position, version, first, last) = (a()?, b, c, d);
+                // Versions and positions of one append are both contiguous.
+                lookups
+                    .event_ids
+                    .insert(id, appended(first, last, version + (last - position))?);
+            }
+            3 => {
+                lookups.streams.insert(key()?, from_db_int(a()?)?);
+            }
+            4 => {
+                if let Ok(max) = a() {
+                    lookups.tag_max.insert(key()?, from_db_int(max)?);
+                }
+            }
+            other => return Err(corrupt(format!("unknown lookup kind {other}"))),
         }
     }
-
-    let lookups = Lookups {
-        head,
-        head_hash,
-        idempotency_keys,
-        event_ids,
-        streams,
-        tag_max,
-    };
     let plan = plan::plan(batch, lookups, Utc::now());
 
     let mut outcomes = Vec::with_capacity(plan.outcomes.len());
@@ -334,7 +337,7 @@ async fn commit(
                 )
                 .bind(json_list(&tags)?)
                 .bind(db_int(after))
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *connection)
                 .await
                 .map_err(from_db)?;
                 let position = position
@@ -342,7 +345,7 @@ async fn commit(
                 let stored: String =
                     sqlx::query_scalar("SELECT tags FROM events WHERE position = ?1")
                         .bind(position)
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut *connection)
                         .await
                         .map_err(from_db)?;
                 Err(super::conflict(&tags, &stored, from_db_int(position)?)?)
@@ -350,63 +353,95 @@ async fn commit(
         });
     }
 
-    if !plan.rows.is_empty() {
-        for chunk in plan.rows.chunks(SQLITE_BINDS_MAX / 14) {
-            let mut query = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO events ({COLUMNS}, append_first, append_last) "
-            ));
-            query.push_values(chunk, |mut values, row| {
-                let event = &row.event;
-                values
-                    .push_bind(db_int(event.position))
-                    .push_bind(event.stream.as_str())
-                    .push_bind(db_int(event.stream_version))
-                    .push_bind(event.event_id.hyphenated().to_string())
-                    .push_bind(event.event_type.as_str())
-                    .push_bind(i64::from(event.schema_version))
-                    .push_bind(rfc3339_micros(event.occurred_at))
-                    .push_bind(rfc3339_micros(event.recorded_at))
-                    .push_bind(row.payload.as_str())
-                    .push_bind(row.metadata.as_str())
-                    .push_bind(row.tags.as_str())
-                    .push_bind(&event.hash[..])
-                    .push_bind(db_int(row.append_first))
-                    .push_bind(db_int(row.append_last));
-            });
-            query.build().execute(&mut *tx).await.map_err(from_db)?;
-        }
-        for chunk in plan.tag_rows.chunks(SQLITE_BINDS_MAX / 2) {
-            let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO event_tags (tag, position) ");
-            query.push_values(chunk, |mut values, (tag, position)| {
-                values.push_bind(tag.as_str()).push_bind(db_int(*position));
-            });
-            query.build().execute(&mut *tx).await.map_err(from_db)?;
-        }
-        for chunk in plan.streams.chunks(SQLITE_BINDS_MAX / 2) {
-            let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO streams (stream, version) ");
-            query.push_values(chunk, |mut values, (stream, version)| {
-                values
-                    .push_bind(stream.as_str())
-                    .push_bind(db_int(*version));
-            });
-            query.push(" ON CONFLICT (stream) DO UPDATE SET version = excluded.version");
-            query.build().execute(&mut *tx).await.map_err(from_db)?;
-        }
-        for chunk in plan.idempotency_keys.chunks(SQLITE_BINDS_MAX / 4) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) ",
-            );
-            query.push_values(chunk, |mut values, (key, appended)| {
-                values
-                    .push_bind(key.as_str())
-                    .push_bind(db_int(appended.first_position))
-                    .push_bind(db_int(appended.last_position))
-                    .push_bind(db_int(appended.stream_version));
-            });
-            query.build().execute(&mut *tx).await.map_err(from_db)?;
-        }
+    if plan.rows.is_empty() {
+        sqlx::query("COMMIT")
+            .execute(&mut *connection)
+            .await
+            .map_err(from_db)?;
+    } else {
+        let events = json_list(
+            &plan
+                .rows
+                .iter()
+                .map(|row| {
+                    let event = &row.event;
+                    (
+                        db_int(event.position),
+                        event.stream.as_str(),
+                        db_int(event.stream_version),
+                        event.event_id.hyphenated().to_string(),
+                        event.event_type.as_str(),
+                        event.schema_version,
+                        rfc3339_micros(event.occurred_at),
+                        rfc3339_micros(event.recorded_at),
+                        row.payload.as_str(),
+                        row.metadata.as_str(),
+                        row.tags.as_str(),
+                        hex::encode(event.hash),
+                        db_int(row.append_first),
+                        db_int(row.append_last),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        let tag_rows = json_list(
+            &plan
+                .tag_rows
+                .iter()
+                .map(|(tag, position)| (tag.as_str(), db_int(*position)))
+                .collect::<Vec<_>>(),
+        )?;
+        let streams = json_list(
+            &plan
+                .streams
+                .iter()
+                .map(|(stream, version)| (stream.as_str(), db_int(*version)))
+                .collect::<Vec<_>>(),
+        )?;
+        let keys = json_list(
+            &plan
+                .idempotency_keys
+                .iter()
+                .map(|(key, appended)| {
+                    (
+                        key.as_str(),
+                        db_int(appended.first_position),
+                        db_int(appended.last_position),
+                        db_int(appended.stream_version),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        // `->>` hands back SQL values: integers stay integers, and JSON
+        // strings come back as exactly the text that was encoded (the
+        // payload bytes that were hashed). The WHERE before ON CONFLICT
+        // is SQLite's required disambiguation of INSERT ... SELECT.
+        // Plain `?` placeholders: sqlx binds them in order across the
+        // statements, whereas a `?4` in a statement of its own would leave
+        // the gap ?1..?3 eating the arguments.
+        sqlx::query(&format!(
+            "INSERT INTO events ({COLUMNS}, append_first, append_last) \
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
+                     value->>6, value->>7, value->>8, value->>9, value->>10, \
+                     unhex(value->>11), value->>12, value->>13 \
+                 FROM json_each(?); \
+             INSERT INTO event_tags (tag, position) \
+                 SELECT value->>0, value->>1 FROM json_each(?); \
+             INSERT INTO streams (stream, version) \
+                 SELECT value->>0, value->>1 FROM json_each(?) WHERE true \
+                 ON CONFLICT (stream) DO UPDATE SET version = excluded.version; \
+             INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
+                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?); \
+             COMMIT"
+        ))
+        .bind(events)
+        .bind(tag_rows)
+        .bind(streams)
+        .bind(keys)
+        .execute(&mut *connection)
+        .await
+        .map_err(from_db)?;
     }
-    tx.commit().await.map_err(from_db)?;
     Ok(Committed {
         outcomes,
         head: plan.head,

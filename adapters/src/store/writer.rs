@@ -17,6 +17,10 @@ pub const BATCH_EVENTS_MAX: usize = 512;
 /// Most appends waiting for the writer; callers wait for room beyond it.
 pub const QUEUE_APPENDS_MAX: usize = 4_096;
 
+/// Most times the writer yields, while its queue keeps growing, before it
+/// starts a batch.
+const GATHER_YIELDS_MAX: usize = 8;
+
 /// One caller's append and where to send its answer.
 #[derive(Debug)]
 pub(crate) struct Job {
@@ -64,6 +68,20 @@ async fn run<C: BatchCommitter>(
                 None => return,
             },
         };
+        // Callers answered by the previous batch are runnable but may not
+        // have queued their next append yet. Yielding until the queue stops
+        // growing lets them (on this runtime's threads), so that a batch is
+        // as large as the load: each batch pays its round trips and fsync
+        // once. An idle writer yields once, which costs microseconds.
+        let mut queued = receiver.len();
+        for _ in 0..GATHER_YIELDS_MAX {
+            tokio::task::yield_now().await;
+            let now = receiver.len();
+            if now == queued {
+                break;
+            }
+            queued = now;
+        }
         let mut events = first.request.events.len();
         let mut jobs = vec![first];
         while events < BATCH_EVENTS_MAX {

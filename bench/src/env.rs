@@ -1,0 +1,123 @@
+//! Where each measurement runs: a fresh SQLite file in a temporary
+//! directory, or a fresh database on the PostgreSQL server named by
+//! `DATABASE_URL` (a throwaway cluster under `scripts/with-postgres`).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use sqlx::{Connection, PgConnection};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Env {
+    dir: tempfile::TempDir,
+    admin_url: Option<String>,
+}
+
+impl Env {
+    pub fn new(admin_url: Option<String>) -> anyhow::Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir().context("creating a temporary directory")?,
+            admin_url,
+        })
+    }
+
+    pub fn has_postgres(&self) -> bool {
+        self.admin_url.is_some()
+    }
+
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin_url.as_deref()
+    }
+
+    pub fn sqlite_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.db"))
+    }
+
+    /// A URL to an empty database named `name` (dropped first if a
+    /// previous run left it).
+    pub async fn fresh(&self, backend: Backend, name: &str) -> anyhow::Result<String> {
+        match backend {
+            Backend::Sqlite => {
+                let path = self.sqlite_path(name);
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                Ok(format!("sqlite://{}", path.display()))
+            }
+            Backend::Postgres => {
+                let admin = self
+                    .admin_url
+                    .as_deref()
+                    .context("PostgreSQL measurements need DATABASE_URL")?;
+                let mut connection = PgConnection::connect(admin)
+                    .await
+                    .context("connecting to DATABASE_URL")?;
+                let database = format!("lethe_bench_{name}");
+                // Two round trips: a multi-statement string would run as
+                // one transaction, which DROP DATABASE refuses.
+                for statement in [
+                    format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
+                    format!("CREATE DATABASE \"{database}\""),
+                ] {
+                    sqlx::raw_sql(&statement)
+                        .execute(&mut connection)
+                        .await
+                        .with_context(|| format!("creating database {database}"))?;
+                }
+                connection.close().await.ok();
+                Ok(with_database(admin, &database))
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    // The path starts at the first '/' after "scheme://authority".
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{root}/{database}?{query}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_and_keeps_the_query() {
+        assert_eq!(
+            with_database("postgres://u:p@localhost:5432/postgres", "x"),
+            "postgres://u:p@localhost:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

@@ -1,0 +1,139 @@
+//! Driving concurrent writers for a time window and summarising what they
+//! did: operations, events, latencies.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+/// A writer stops after this many failed operations; the figure then
+/// reports the errors instead of a rate.
+const WRITER_ERRORS_MAX: u64 = 10;
+
+/// One writer's unit of work, e.g. one append or one command.
+#[async_trait]
+pub trait Op: Send + 'static {
+    /// Does one operation and returns how many events it stored; 0 means
+    /// the writer has no work left (count-based measurements).
+    async fn run(&mut self) -> anyhow::Result<u64>;
+}
+
+/// How long writers run before measuring starts, and how long they are
+/// measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// What a set of writers did inside the measured window.
+#[derive(Debug, Default, Clone)]
+pub struct Sample {
+    pub ops: u64,
+    pub events: u64,
+    pub elapsed: Duration,
+    /// Latency of every measured operation, in microseconds, sorted.
+    pub latencies_us: Vec<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Sample {
+    pub fn events_per_s(&self) -> f64 {
+        rate(self.events, self.elapsed)
+    }
+
+    pub fn ops_per_s(&self) -> f64 {
+        rate(self.ops, self.elapsed)
+    }
+
+    /// The `p`th percentile latency in milliseconds (p in 0..=100).
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        let n = self.latencies_us.len();
+        if n == 0 {
+            return None;
+        }
+        let index = ((p / 100.0) * (n - 1) as f64).round() as usize;
+        Some(self.latencies_us[index.min(n - 1)] as f64 / 1_000.0)
+    }
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        0.0
+    } else {
+        count as f64 / elapsed.as_secs_f64()
+    }
+}
+
+/// Runs every writer concurrently: first for `window.warmup` (not
+/// counted), then for `window.measure`. An operation counts when it
+/// started and finished inside the measured window.
+pub async fn drive<O: Op>(writers: Vec<O>, window: Window) -> Sample {
+    let measure_from = Instant::now() + window.warmup;
+    let until = measure_from + window.measure;
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .map(|mut op| {
+            tokio::spawn(async move {
+                let mut sample = Sample::default();
+                let mut last_end = measure_from;
+                loop {
+                    let started = Instant::now();
+                    if started >= until {
+                        break;
+                    }
+                    let result = op.run().await;
+                    let ended = Instant::now();
+                    match result {
+                        Ok(0) => break,
+                        Ok(events) => {
+                            if started >= measure_from && ended <= until {
+                                sample.ops += 1;
+                                sample.events += events;
+                                sample
+                                    .latencies_us
+                                    .push((ended - started).as_micros() as u64);
+                                last_end = last_end.max(ended);
+                            }
+                        }
+                        Err(error) => {
+                            sample.errors += 1;
+                            sample.first_error.get_or_insert(format!("{error:#}"));
+                            if sample.errors >= WRITER_ERRORS_MAX {
+                                break;
+                            }
+                        }
+                    }
+                }
+                (sample, last_end)
+            })
+        })
+        .collect();
+    let mut total = Sample::default();
+    let mut last_end = measure_from;
+    for task in tasks {
+        let (sample, end) = match task.await {
+            Ok(done) => done,
+            Err(panic) => (
+                Sample {
+                    errors: 1,
+                    first_error: Some(format!("writer panicked: {panic}")),
+                    ..Sample::default()
+                },
+                measure_from,
+            ),
+        };
+        total.ops += sample.ops;
+        total.events += sample.events;
+        total.errors += sample.errors;
+        if total.first_error.is_none() {
+            total.first_error = sample.first_error;
+        }
+        total.latencies_us.extend(sample.latencies_us);
+        last_end = last_end.max(end);
+    }
+    // Count-based writers may finish before the window closes.
+    total.elapsed = last_end.min(until) - measure_from;
+    total.latencies_us.sort_unstable();
+    total
+}

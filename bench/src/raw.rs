@@ -1,0 +1,200 @@
+//! The baselines: plain sqlx on an `events` table of the same shape as
+//! Lethe's (same columns, same unique keys), each writer on its own
+//! connection, each event in its own `BEGIN; INSERT; COMMIT` or 100
+//! events in one multi-row `INSERT`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection,
+};
+
+use crate::measure::Op;
+use crate::shape::{raw_row, RawRow, EVENT_TYPE};
+
+/// Events per transaction of the multi-row baseline.
+pub const MULTI_ROW_EVENTS: usize = 100;
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+const PG_SCHEMA: &str = "CREATE TABLE events (
+    position        BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream          TEXT        NOT NULL,
+    stream_version  BIGINT      NOT NULL,
+    event_id        UUID        NOT NULL UNIQUE,
+    event_type      TEXT        NOT NULL,
+    schema_version  INTEGER     NOT NULL,
+    occurred_at     TIMESTAMPTZ NOT NULL,
+    recorded_at     TIMESTAMPTZ NOT NULL,
+    payload         TEXT        NOT NULL,
+    metadata        TEXT        NOT NULL,
+    tags            TEXT        NOT NULL,
+    hash            BYTEA       NOT NULL,
+    UNIQUE (stream, stream_version))";
+
+const SQLITE_SCHEMA: &str = "CREATE TABLE events (
+    position        INTEGER PRIMARY KEY,
+    stream          TEXT    NOT NULL,
+    stream_version  INTEGER NOT NULL,
+    event_id        TEXT    NOT NULL UNIQUE,
+    event_type      TEXT    NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    occurred_at     TEXT    NOT NULL,
+    recorded_at     TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    metadata        TEXT    NOT NULL,
+    tags            TEXT    NOT NULL,
+    hash            BLOB    NOT NULL,
+    UNIQUE (stream, stream_version))";
+
+const INSERT: &str = "INSERT INTO events (stream, stream_version, event_id, event_type, \
+                      schema_version, occurred_at, recorded_at, payload, metadata, tags, hash) ";
+
+/// A database for the raw baselines: its URL (PostgreSQL) or file.
+#[derive(Debug, Clone)]
+pub enum RawDb {
+    Postgres(String),
+    Sqlite(std::path::PathBuf),
+}
+
+/// Opens one connection the way the store does: WAL and
+/// `synchronous=FULL` on SQLite, defaults (fsync on) on PostgreSQL.
+pub enum RawConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl std::fmt::Debug for RawConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RawConnection::Postgres(_) => "RawConnection::Postgres",
+            RawConnection::Sqlite(_) => "RawConnection::Sqlite",
+        })
+    }
+}
+
+impl RawDb {
+    pub async fn connect(&self) -> anyhow::Result<RawConnection> {
+        Ok(match self {
+            RawDb::Postgres(url) => {
+                RawConnection::Postgres(PgConnectOptions::from_str(url)?.connect().await?)
+            }
+            RawDb::Sqlite(path) => RawConnection::Sqlite(sqlite_options(path).connect().await?),
+        })
+    }
+
+    pub async fn create_schema(&self) -> anyhow::Result<()> {
+        match self.connect().await? {
+            RawConnection::Postgres(mut c) => {
+                sqlx::raw_sql(PG_SCHEMA).execute(&mut c).await?;
+            }
+            RawConnection::Sqlite(mut c) => {
+                sqlx::raw_sql(SQLITE_SCHEMA).execute(&mut c).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sqlite_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+}
+
+/// One writer of the raw baselines: its own connection and stream.
+#[derive(Debug)]
+pub struct RawWriter {
+    connection: RawConnection,
+    writer: usize,
+    stream: String,
+    version: i64,
+    events_per_tx: usize,
+}
+
+impl RawWriter {
+    pub async fn new(db: &RawDb, writer: usize, events_per_tx: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            connection: db.connect().await?,
+            writer,
+            stream: format!("raw-{writer}"),
+            version: 0,
+            events_per_tx,
+        })
+    }
+}
+
+#[async_trait]
+impl Op for RawWriter {
+    async fn run(&mut self) -> anyhow::Result<u64> {
+        let rows: Vec<RawRow> = (0..self.events_per_tx)
+            .map(|_| {
+                self.version += 1;
+                raw_row(self.writer, &self.stream, self.version)
+            })
+            .collect();
+        match &mut self.connection {
+            RawConnection::Postgres(connection) => {
+                let mut tx = connection.begin().await?;
+                let mut query = QueryBuilder::<Postgres>::new(INSERT);
+                query.push_values(&rows, |mut values, row| {
+                    values
+                        .push_bind(row.stream.as_str())
+                        .push_bind(row.stream_version)
+                        .push_bind(row.event_id)
+                        .push_bind(EVENT_TYPE)
+                        .push_bind(1_i32)
+                        .push_bind(row.occurred_at)
+                        .push_bind(row.recorded_at)
+                        .push_bind(row.payload.as_str())
+                        .push_bind(row.metadata.as_str())
+                        .push_bind(row.tags.as_str())
+                        .push_bind(row.hash.as_slice());
+                });
+                query.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            RawConnection::Sqlite(connection) => {
+                let mut tx = connection.begin().await?;
+                let mut query = QueryBuilder::<Sqlite>::new(INSERT);
+                query.push_values(&rows, |mut values, row| {
+                    values
+                        .push_bind(row.stream.as_str())
+                        .push_bind(row.stream_version)
+                        .push_bind(row.event_id.hyphenated().to_string())
+                        .push_bind(EVENT_TYPE)
+                        .push_bind(1_i32)
+                        .push_bind(commands::log::rfc3339_micros(row.occurred_at))
+                        .push_bind(commands::log::rfc3339_micros(row.recorded_at))
+                        .push_bind(row.payload.as_str())
+                        .push_bind(row.metadata.as_str())
+                        .push_bind(row.tags.as_str())
+                        .push_bind(row.hash.as_slice());
+                });
+                query.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(rows.len() as u64)
+    }
+}
+
+/// `writers` raw writers, each on its own connection.
+pub async fn writers(
+    db: &RawDb,
+    writers: usize,
+    events_per_tx: usize,
+) -> anyhow::Result<Vec<RawWriter>> {
+    let mut all = Vec::with_capacity(writers);
+    for writer in 0..writers {
+        all.push(RawWriter::new(db, writer, events_per_tx).await?);
+    }
+    Ok(all)
+}
