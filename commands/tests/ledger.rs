@@ -59,7 +59,9 @@ fn member(id: &str) -> Initiator {
 /// A workspace ws-1 owned by alice, with a file f-1 and its transcript.
 async fn workspace_with_file(world: &World) {
     let l = &world.ledger;
-    l.create_workspace(&ctx(), ws("ws-1"), acct("alice")).await.unwrap();
+    l.create_workspace(&ctx(), ws("ws-1"), acct("alice"))
+        .await
+        .unwrap();
     l.register_resource(
         &ctx(),
         Registration {
@@ -176,7 +178,8 @@ async fn r7_a_deletion_under_two_holds_resumes_only_when_the_last_is_lifted() {
     let purge_by = done.residual_copies_purged_by.unwrap();
     assert_eq!(
         purge_by,
-        done.completed_at.unwrap() + Duration::days(i64::from(PolicyTable::default().residual_copies_days))
+        done.completed_at.unwrap()
+            + Duration::days(i64::from(PolicyTable::default().residual_copies_days))
     );
 
     // R12: the erased file is gone for good.
@@ -184,7 +187,10 @@ async fn r7_a_deletion_under_two_holds_resumes_only_when_the_last_is_lifted() {
         .request_deletion(&ctx(), delete("file:f-1", member("alice")))
         .await
         .unwrap_err();
-    assert!(matches!(again, CommandError::Rejected(DomainError::Erased(_))), "{again:?}");
+    assert!(
+        matches!(again, CommandError::Rejected(DomainError::Erased(_))),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -210,9 +216,15 @@ async fn a_hold_placed_after_release_stops_claims_and_marks_the_request_blocked(
     let request = l.request(summary.request_id).await.unwrap();
     assert_eq!(request.blocked_by, vec![hold]);
     for task in request.tasks.keys() {
-        let refused = l.claim_task(&ctx(), *task, "worker-1", 60).await.unwrap_err();
+        let refused = l
+            .claim_task(&ctx(), *task, "worker-1", 60)
+            .await
+            .unwrap_err();
         assert!(
-            matches!(refused, CommandError::Rejected(DomainError::TaskNotClaimable { .. })),
+            matches!(
+                refused,
+                CommandError::Rejected(DomainError::TaskNotClaimable { .. })
+            ),
             "{refused:?}"
         );
     }
@@ -240,7 +252,10 @@ async fn two_workers_never_hold_the_same_lease() {
         l.claim_task(&c, task, "worker-a", 60),
         l.claim_task(&c, task, "worker-b", 60)
     );
-    assert!(a.is_ok() != b.is_ok(), "exactly one claim wins: {a:?} {b:?}");
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one claim wins: {a:?} {b:?}"
+    );
     // The lease expires; another worker may then take the task.
     world.clock.advance(Duration::seconds(61));
     l.claim_task(&ctx(), task, "worker-c", 60).await.unwrap();
@@ -270,7 +285,9 @@ async fn r1_disconnect_opens_a_clean_up_request_and_r5_meta_replay_answers_the_s
     let world = world();
     workspace_with_file(&world).await;
     let l = &world.ledger;
-    l.create_workspace(&ctx(), ws("ws-2"), acct("bob")).await.unwrap();
+    l.create_workspace(&ctx(), ws("ws-2"), acct("bob"))
+        .await
+        .unwrap();
     let ig = ExternalAccountId::parse("17841400000000001").unwrap();
     for (integration, workspace) in [("ig-1", "ws-1"), ("ig-2", "ws-2")] {
         l.connect_integration(
@@ -310,15 +327,28 @@ async fn r1_disconnect_opens_a_clean_up_request_and_r5_meta_replay_answers_the_s
     assert_eq!(request.policy, PolicyName::YoutubeApiUserData);
     assert_eq!(request.due_at, start() + Duration::days(7));
 
-    let first = l.meta_data_deletion(&ctx(), ig.clone(), "payload-digest-1").await.unwrap();
+    let first = l
+        .meta_data_deletion(&ctx(), ig.clone(), "payload-digest-1")
+        .await
+        .unwrap();
     let code = first.confirmation_code.clone().unwrap();
-    assert_eq!(first.tasks_total, 4, "two steps in each of the two workspaces");
-    let replay = l.meta_data_deletion(&ctx(), ig.clone(), "payload-digest-1").await.unwrap();
+    assert_eq!(
+        first.tasks_total, 4,
+        "two steps in each of the two workspaces"
+    );
+    let replay = l
+        .meta_data_deletion(&ctx(), ig.clone(), "payload-digest-1")
+        .await
+        .unwrap();
     assert_eq!(replay.confirmation_code.unwrap(), code);
     assert_eq!(replay.request_id, first.request_id);
 
     let deauthorized = l.meta_deauthorize(&ctx(), ig).await.unwrap();
-    assert_eq!(deauthorized.len(), 2, "every matching connection is disconnected");
+    assert_eq!(
+        deauthorized.len(),
+        2,
+        "every matching connection is disconnected"
+    );
 }
 
 #[tokio::test]
@@ -326,16 +356,25 @@ async fn r9_a_non_owner_cannot_delete_the_workspace_and_nothing_is_stored() {
     let world = world();
     workspace_with_file(&world).await;
     let l = &world.ledger;
-    l.add_member(&ctx(), ws("ws-1"), acct("bob"), Role::Admin, member("alice"))
-        .await
-        .unwrap();
+    l.add_member(
+        &ctx(),
+        ws("ws-1"),
+        acct("bob"),
+        Role::Admin,
+        member("alice"),
+    )
+    .await
+    .unwrap();
     let before = world.store.head().await.unwrap();
     let refused = l
         .request_deletion(&ctx(), delete("workspace:ws-1", member("bob")))
         .await
         .unwrap_err();
     assert!(
-        matches!(refused, CommandError::Rejected(DomainError::NotWorkspaceOwner { .. })),
+        matches!(
+            refused,
+            CommandError::Rejected(DomainError::NotWorkspaceOwner { .. })
+        ),
         "{refused:?}"
     );
     assert_eq!(world.store.head().await.unwrap(), before);
@@ -363,7 +402,11 @@ async fn concurrent_holds_and_claims_never_release_a_step_under_an_active_hold()
     for round in 0..8 {
         let ledger = l.clone();
         handles.push(tokio::spawn(async move {
-            let scope = if round % 2 == 0 { "file:f-1" } else { "workspace:ws-1" };
+            let scope = if round % 2 == 0 {
+                "file:f-1"
+            } else {
+                "workspace:ws-1"
+            };
             let hold = ledger
                 .place_hold(
                     &ctx(),
@@ -403,8 +446,12 @@ async fn concurrent_holds_and_claims_never_release_a_step_under_an_active_hold()
     let mut active: std::collections::BTreeMap<String, usize> = Default::default();
     let mut claims = 0;
     for recorded in world.store.all_events() {
-        match LedgerEvent::decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
-            .unwrap()
+        match LedgerEvent::decode(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        )
+        .unwrap()
         {
             LedgerEvent::Hold(domain::events::HoldEvent::HoldPlaced { scope, .. }) => {
                 *active.entry(scope.to_string()).or_default() += 1;
@@ -415,7 +462,11 @@ async fn concurrent_holds_and_claims_never_release_a_step_under_an_active_hold()
             LedgerEvent::Request(domain::events::RequestEvent::TaskClaimed { .. }) => {
                 claims += 1;
                 let held: usize = active.values().sum();
-                assert_eq!(held, 0, "a claim at position {} while a hold was active", recorded.position);
+                assert_eq!(
+                    held, 0,
+                    "a claim at position {} while a hold was active",
+                    recorded.position
+                );
             }
             _ => {}
         }
@@ -429,10 +480,18 @@ async fn r15_an_email_request_needs_the_operator_and_the_verification() {
     let world = world();
     workspace_with_file(&world).await;
     let l = &world.ledger;
-    let mut input = delete("account:alice", Initiator::Member { account: acct("alice") });
+    let mut input = delete(
+        "account:alice",
+        Initiator::Member {
+            account: acct("alice"),
+        },
+    );
     input.channel = Channel::EmailToSupport;
     let refused = l.request_deletion(&ctx(), input.clone()).await.unwrap_err();
-    assert!(matches!(refused, CommandError::Rejected(DomainError::InvalidInput(_))));
+    assert!(matches!(
+        refused,
+        CommandError::Rejected(DomainError::InvalidInput(_))
+    ));
     input.recorded_by = Some("operator:dana".into());
     input.verification = Some(Note::parse("replied from the account's e-mail address").unwrap());
     let accepted = l.request_deletion(&ctx(), input).await.unwrap();
