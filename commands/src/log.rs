@@ -17,8 +17,15 @@ use uuid::Uuid;
 
 /// Largest payload, in bytes of its JSON text, that one event may carry.
 pub const EVENT_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
-/// Most events that one append may carry.
-pub const APPEND_EVENTS_MAX: usize = 1_000;
+/// Most events that one append may carry. A workspace deletion plans all
+/// its erasure steps in one append, so this bounds the largest workspace
+/// that one request can erase at once.
+pub const APPEND_EVENTS_MAX: usize = 20_000;
+/// Most payload bytes, summed over its events, that one append may carry.
+pub const APPEND_PAYLOAD_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Most tags that an append condition may name (a workspace deletion
+/// names the hold scope of every resource it covers).
+pub const APPEND_CONDITION_TAGS_MAX: usize = 50_000;
 /// Most tags that one event may carry.
 pub const EVENT_TAGS_MAX: usize = 64;
 /// Longest tag or stream id, in bytes.
@@ -357,14 +364,18 @@ pub fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
         check_name("idempotency key", key)?;
     }
     if let Some(condition) = &request.condition {
-        if condition.tags.len() > EVENT_TAGS_MAX * 4 {
-            return invalid("too many tags in the append condition".into());
+        if condition.tags.len() > APPEND_CONDITION_TAGS_MAX {
+            return invalid(format!(
+                "{} tags in the append condition, at most {APPEND_CONDITION_TAGS_MAX}",
+                condition.tags.len()
+            ));
         }
         for tag in &condition.tags {
             check_name("tag", tag.as_str())?;
         }
     }
     let mut event_ids = std::collections::HashSet::new();
+    let mut payload_bytes = 0_usize;
     for event in &request.events {
         check_name("event type", &event.event_type)?;
         // The log keeps event ids unique; a repeated id inside one append
@@ -392,6 +403,12 @@ pub fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
         if size > EVENT_PAYLOAD_BYTES_MAX {
             return invalid(format!(
                 "payload of {size} bytes, at most {EVENT_PAYLOAD_BYTES_MAX}"
+            ));
+        }
+        payload_bytes = payload_bytes.saturating_add(size);
+        if payload_bytes > APPEND_PAYLOAD_BYTES_MAX {
+            return invalid(format!(
+                "payloads of more than {APPEND_PAYLOAD_BYTES_MAX} bytes in one append"
             ));
         }
     }

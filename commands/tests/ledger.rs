@@ -499,3 +499,41 @@ async fn r15_an_email_request_needs_the_operator_and_the_verification() {
     let request = l.request(accepted.request_id).await.unwrap();
     assert_eq!(request.channel, Channel::EmailToSupport);
 }
+
+#[tokio::test]
+async fn a_large_workspace_is_planned_in_one_request() {
+    // 400 files with a transcript each: more steps than a small append
+    // limit would allow, and a hold scope per file in the condition.
+    let world = world();
+    let l = &world.ledger;
+    l.create_workspace(&ctx(), ws("ws-big"), acct("olga"))
+        .await
+        .unwrap();
+    for i in 0..400 {
+        let file = format!("file:f-{i}");
+        for (resource, derived_from) in [
+            (file.clone(), None),
+            (format!("transcript:t-{i}"), Some(subject(&file))),
+        ] {
+            l.register_resource(
+                &ctx(),
+                Registration {
+                    resource: subject(&resource),
+                    workspace: Some(ws("ws-big")),
+                    account: None,
+                    parent: None,
+                    derived_from,
+                    references: vec![],
+                    created_by: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let summary = l
+        .request_deletion(&ctx(), delete("workspace:ws-big", member("olga")))
+        .await
+        .unwrap();
+    assert_eq!(summary.tasks_total, 400 * 4 + 2, "{summary:?}");
+}

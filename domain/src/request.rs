@@ -18,9 +18,6 @@ use crate::values::{Channel, ErasureStep, Initiator, RetentionBasis, Role, Verif
 
 /// R14: billing and transaction records are kept this many years.
 pub const BILLING_RETENTION_YEARS: i64 = 7;
-/// Most erasure tasks that one request plans; a larger scope is split by
-/// the caller into several requests.
-pub const PLAN_TASKS_MAX: usize = 900;
 /// The longest wait between two attempts of a failing task.
 pub const RETRY_BACKOFF_MAX_MINUTES: i64 = 6 * 60;
 
