@@ -1,5 +1,6 @@
-//! Everything in Lethe that touches the outside: event stores, read-model
-//! storage, HTTP, Meta signed_request.
-
+//! adapters
+pub mod auth;
+pub mod http;
+pub mod meta;
 pub mod readmodel;
 pub mod store;

@@ -145,10 +145,12 @@ pub fn describe(event: &LedgerEvent) -> (String, Option<String>) {
                 disconnected_by,
                 channel,
                 reason,
+                platform_data_notice,
                 ..
             } => (
+                // R2: the trail says what disconnecting does not delete.
                 format!(
-                    "integration {integration} ({platform}) disconnected from workspace {workspace} by {} via {channel}; syncs stopped",
+                    "integration {integration} ({platform}) disconnected from workspace {workspace} by {} via {channel}; syncs stopped. {platform_data_notice}",
                     who(disconnected_by)
                 ),
                 reason.as_ref().map(ToString::to_string),

@@ -135,7 +135,7 @@ async fn audit_trail() {
             request 01900000-0000-7000-8000-000000000204 completed; residual copies in backups and logs purged by 2026-04-07T10:33:00.000000Z
             subjects: request:01900000-0000-7000-8000-000000000204
         34 2026-03-03T10:34:00.000000Z IntegrationDisconnected by service:integrations
-            integration yt-1 (youtube) disconnected from workspace ws-1 by member alice via in-product; syncs stopped
+            integration yt-1 (youtube) disconnected from workspace ws-1 by member alice via in-product; syncs stopped. data held by YouTube itself is not deleted
             why: not used any more
             subjects: integration:yt-1 workspace:ws-1 youtube:UC123
         35 2026-03-03T10:35:00.000000Z DeletionRequested by service:integrations

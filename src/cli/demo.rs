@@ -15,7 +15,7 @@ use domain::subject::{Platform, Subject};
 use domain::text::{Contact, MatterRef, Note, Reason};
 use domain::values::{Channel, HoldKind, Initiator, Role};
 
-use super::{open_ledger, StoreArg};
+use super::{caught_up_read_models, open_ledger, StoreArg};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -89,7 +89,7 @@ async fn work(ledger: &Ledger, request: RequestId, limit: usize) -> Result<usize
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (_store, ledger) = open_ledger(&args.store.store).await?;
+    let (store, ledger) = open_ledger(&args.store.store).await?;
     eprintln!("Loading the demo story into {}:", args.store.store);
     let workspace = WorkspaceId::parse(WORKSPACE)?;
     match ledger
@@ -103,6 +103,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Ok(()) => step("workspace ws-northwind, owned by acct-olivia"),
         Err(CommandError::Rejected(DomainError::AlreadyExists(_) | DomainError::Erased(_))) => {
             eprintln!("The demo is loaded already in this store; nothing changed.");
+            caught_up_read_models(&args.store.store, &store).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Err(error) => return Err(error.into()),
@@ -275,6 +276,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "account deletion for acct-ravi received by e-mail, recorded by support: {} ({})",
         email.state, email.request_id
     ));
+    let (_, position) = caught_up_read_models(&args.store.store, &store).await?;
+    step(&format!("read models caught up to log position {position}"));
     eprintln!(
         "Done. Try: lethe report deadlines; lethe hold list; lethe audit --subject file:f-keynote"
     );

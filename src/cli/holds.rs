@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use adapters::http::queries;
+use adapters::readmodel::{HoldQuery, PAGE_ROWS_MAX};
 use clap::Subcommand;
 use domain::ids::HoldId;
 use domain::subject::Subject;
 use domain::text::{MatterRef, Reason};
 use domain::values::HoldKind;
 
-use super::{cli_context, open_ledger, StoreArg};
+use super::{caught_up_read_models, cli_context, open_ledger, StoreArg};
 
 #[derive(Debug, Subcommand)]
 pub enum HoldCommand {
@@ -78,24 +78,37 @@ pub async fn run(command: HoldCommand) -> anyhow::Result<ExitCode> {
             eprintln!("lifted {hold}");
         }
         HoldCommand::List { active, store } => {
-            let (store, _ledger) = open_ledger(&store.store).await?;
-            let view = queries::scan(store.as_ref())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            let url = &store.store;
+            let (store, _ledger) = open_ledger(url).await?;
+            let (models, _) = caught_up_read_models(url, &store).await?;
             println!(
                 "{:<38} {:<6} {:<11} {:<28} {:<22} BLOCKS",
                 "HOLD", "ACTIVE", "KIND", "SCOPE", "MATTER"
             );
-            for hold in view.holds.values().filter(|h| !active || h.active) {
-                println!(
-                    "{:<38} {:<6} {:<11} {:<28} {:<22} {}",
-                    hold.hold_id,
-                    if hold.active { "yes" } else { "no" },
-                    hold.kind,
-                    hold.scope,
-                    hold.matter,
-                    hold.blocked_requests.len()
-                );
+            let mut query = HoldQuery {
+                active_only: active,
+                limit: PAGE_ROWS_MAX,
+                ..HoldQuery::default()
+            };
+            loop {
+                let page = models.holds(&query).await?;
+                for view in &page {
+                    println!(
+                        "{:<38} {:<6} {:<11} {:<28} {:<22} {}",
+                        view.hold.hold,
+                        if view.active { "yes" } else { "no" },
+                        view.hold.kind,
+                        view.hold.scope,
+                        view.hold.matter,
+                        view.blocked_requests.len()
+                    );
+                }
+                match page.last() {
+                    Some(last) if page.len() == PAGE_ROWS_MAX => {
+                        query.after = last.hold.placed_position;
+                    }
+                    _ => break,
+                }
             }
         }
     }

@@ -11,9 +11,11 @@ mod tokens;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use adapters::readmodel::ReadModels;
 use adapters::store::{self, Store};
 use clap::{Args, Subcommand, ValueEnum};
 use commands::ledger::Context;
+use commands::log::Position;
 use commands::{Ledger, SystemClock};
 use domain::deadline::PolicyTable;
 
@@ -88,6 +90,23 @@ pub async fn open_ledger(url: &str) -> anyhow::Result<(Arc<Store>, Ledger)> {
     );
     let ledger = Ledger::new(store.clone(), Arc::new(SystemClock), PolicyTable::default());
     Ok((store, ledger))
+}
+
+/// Opens the read models of the store at `url` (open the store first:
+/// it creates the SQLite file) and catches them up with its log, so that
+/// a read shows every event written so far.
+pub async fn caught_up_read_models(
+    url: &str,
+    store: &Store,
+) -> anyhow::Result<(ReadModels, Position)> {
+    let models = ReadModels::open(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;
+    let position = models
+        .catch_up(store)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot catch the read models up with the log: {e}"))?;
+    Ok((models, position))
 }
 
 /// The context of a command typed at the terminal: the operator's login.

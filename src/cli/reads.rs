@@ -3,18 +3,17 @@
 
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use adapters::http::queries;
+use adapters::readmodel::{AuditQuery, ExportFormat, ReadModels, ResourceQuery, PAGE_ROWS_MAX};
 use clap::{Args, Subcommand};
-use commands::log::READ_EVENTS_MAX;
 use domain::ids::{RequestId, WorkspaceId};
 use domain::subject::Subject;
+use projections::ProjectionName;
 use serde_json::Value;
 
-use super::{open_ledger, Format, StoreArg};
-
-fn api(error: adapters::http::ApiError) -> anyhow::Error {
-    anyhow::Error::msg(error.detail)
-}
+use super::{caught_up_read_models, open_ledger, Format, StoreArg};
 
 fn text(value: &Value) -> String {
     match value {
@@ -39,9 +38,16 @@ pub enum RequestCommand {
 pub async fn run_request(command: RequestCommand) -> anyhow::Result<ExitCode> {
     let RequestCommand::Show { id, format, store } = command;
     let id = RequestId::parse(&id)?;
-    let (_store, ledger) = open_ledger(&store.store).await?;
-    let request = ledger.request(id).await?;
-    let detail = queries::request_detail(&request, ledger.policies(), ledger.clock().now());
+    let url = &store.store;
+    let (store, ledger) = open_ledger(url).await?;
+    let (models, _) = caught_up_read_models(url, &store).await?;
+    let Some(detail) = models
+        .request_detail(&id.to_string(), ledger.policies(), ledger.clock().now())
+        .await?
+    else {
+        anyhow::bail!("request {id} not found");
+    };
+    let detail = queries::request_json(&detail);
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(ExitCode::SUCCESS);
@@ -92,6 +98,7 @@ pub struct AuditArgs {
     /// KIND:ID of the subject, resource, request or hold.
     #[arg(long)]
     subject: String,
+    /// table, json (JSON Lines, one entry a line) or csv.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     #[command(flatten)]
@@ -100,43 +107,48 @@ pub struct AuditArgs {
 
 pub async fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let subject = Subject::parse(&args.subject)?;
-    let (store, _ledger) = open_ledger(&args.store.store).await?;
-    let mut after = 0;
-    let mut entries = Vec::new();
-    loop {
-        let page = queries::audit_trail(store.as_ref(), &subject, after, READ_EVENTS_MAX)
-            .await
-            .map_err(api)?;
-        let full = page.len() == READ_EVENTS_MAX;
-        if let Some(last) = page.last() {
-            after = last.position;
-        }
-        entries.extend(page.iter().map(queries::audit_entry));
-        if !full {
-            break;
-        }
-    }
+    let url = &args.store.store;
+    let (store, _ledger) = open_ledger(url).await?;
+    let (models, _) = caught_up_read_models(url, &store).await?;
+    let query = AuditQuery {
+        subject: Some(subject.to_string()),
+        limit: PAGE_ROWS_MAX,
+        ..AuditQuery::default()
+    };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
-        Format::Csv => {
-            println!("{}", queries::EXPORT_CSV_HEADER);
-            for entry in &entries {
-                println!("{}", queries::export_csv_row(entry));
-            }
+        Format::Json | Format::Csv => {
+            let format = if args.format == Format::Csv {
+                ExportFormat::Csv
+            } else {
+                ExportFormat::JsonLines
+            };
+            models
+                .export_audit(query, format)
+                .write_to(&mut tokio::io::stdout())
+                .await?;
         }
         Format::Table => {
             println!(
-                "{:>8} {:<28} {:<28} {:<28}",
-                "POSITION", "RECORDED", "EVENT", "ACTOR"
+                "{:>8} {:<28} {:<28} {:<24} SUMMARY",
+                "POSITION", "OCCURRED", "EVENT", "ACTOR"
             );
-            for entry in &entries {
-                println!(
-                    "{:>8} {:<28} {:<28} {:<28}",
-                    text(&entry["position"]),
-                    text(&entry["recorded_at"]),
-                    text(&entry["event_type"]),
-                    text(&entry["actor"])
-                );
+            let mut query = query;
+            loop {
+                let page = models.audit(&query).await?;
+                for entry in &page.entries {
+                    println!(
+                        "{:>8} {:<28} {:<28} {:<24} {}",
+                        entry.position,
+                        entry.occurred_at.to_rfc3339(),
+                        entry.event_type,
+                        entry.actor,
+                        entry.summary
+                    );
+                }
+                match page.next_after {
+                    Some(after) => query.after = after,
+                    None => break,
+                }
             }
         }
     }
@@ -157,35 +169,39 @@ pub enum ReportCommand {
 
 pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
     let ReportCommand::Deadlines { format, store } = command;
-    let (store, ledger) = open_ledger(&store.store).await?;
-    let view = queries::scan(store.as_ref()).await.map_err(api)?;
-    let report = queries::deadline_report_of(&view, ledger.policies(), ledger.clock().now());
+    let url = &store.store;
+    let (store, ledger) = open_ledger(url).await?;
+    let (models, position) = caught_up_read_models(url, &store).await?;
+    let report = models
+        .deadline_report(
+            &queries::report_range(None, None, None),
+            ledger.policies(),
+            ledger.clock().now(),
+        )
+        .await?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Csv => print!("{}", queries::deadline_report_csv(&report)),
+        Format::Csv => print!("{}", queries::report_csv(&report)),
+        Format::Json => {
+            let report = queries::report_json(&report, position);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Format::Table => {
-            for key in [
-                "received",
-                "completed",
-                "refused",
-                "on_time_rate",
-                "median_hours_to_complete",
-                "p95_hours_to_complete",
-            ] {
+            let report = queries::report_json(&report, position);
+            for key in ["received", "completed", "refused", "on_time_rate"] {
                 println!("{key:<26} {}", text(&report[key]));
             }
             println!(
                 "\n{:<38} {:<22} {:<22} {:<26} STATUS",
                 "REQUEST", "POLICY", "STATE", "DUE"
             );
-            for row in report["requests"].as_array().into_iter().flatten() {
+            for row in report["rows"].as_array().into_iter().flatten() {
                 println!(
                     "{:<38} {:<22} {:<22} {:<26} {}",
-                    text(&row["request_id"]),
+                    text(&row["request"]),
                     text(&row["policy"]),
                     text(&row["state"]),
                     text(&row["due_at"]),
-                    text(&row["label"])
+                    text(&row["status"]["status"])
                 );
             }
         }
@@ -197,9 +213,11 @@ pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
 pub struct ResourcesArgs {
     #[arg(long)]
     workspace: String,
-    /// active, held, retained, erased or disconnected.
+    /// active, disconnected, deletion-pending, blocked-by-hold, retained
+    /// or erased.
     #[arg(long)]
     state: Option<String>,
+    /// table, json (one resource a line) or csv.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     #[command(flatten)]
@@ -208,35 +226,47 @@ pub struct ResourcesArgs {
 
 pub async fn run_resources(args: ResourcesArgs) -> anyhow::Result<ExitCode> {
     let workspace = WorkspaceId::parse(&args.workspace)?;
-    let (store, _ledger) = open_ledger(&args.store.store).await?;
-    let view = queries::scan(store.as_ref()).await.map_err(api)?;
-    let rows = queries::resources_of(&view, &workspace, args.state.as_deref());
+    let url = &args.store.store;
+    let (store, _ledger) = open_ledger(url).await?;
+    let (models, _) = caught_up_read_models(url, &store).await?;
+    let mut query = ResourceQuery {
+        scope: format!("workspace:{workspace}"),
+        state: args.state,
+        after: None,
+        limit: PAGE_ROWS_MAX,
+    };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Csv | Format::Table => {
-            let csv = args.format == Format::Csv;
-            if csv {
-                println!("resource,kind,state");
-            } else {
-                println!("{:<40} {:<22} STATE", "RESOURCE", "KIND");
+        Format::Json => {}
+        Format::Csv => print!(
+            "{}",
+            projections::csv::record(&["resource", "kind", "state", "holds"])
+        ),
+        Format::Table => println!("{:<40} {:<22} {:<18} HOLDS", "RESOURCE", "KIND", "STATE"),
+    }
+    loop {
+        let page = models.resources(&query).await?;
+        for view in &page.resources {
+            let holds = view.holds.join(" ");
+            match args.format {
+                Format::Json => println!("{}", serde_json::to_string(view)?),
+                Format::Csv => print!(
+                    "{}",
+                    projections::csv::record(&[
+                        view.row.subject.as_str(),
+                        view.row.kind.as_str(),
+                        view.display_state.as_str(),
+                        holds.as_str(),
+                    ])
+                ),
+                Format::Table => println!(
+                    "{:<40} {:<22} {:<18} {holds}",
+                    view.row.subject, view.row.kind, view.display_state
+                ),
             }
-            for row in &rows {
-                if csv {
-                    println!(
-                        "{},{},{}",
-                        queries::csv_field(&text(&row["resource"])),
-                        text(&row["kind"]),
-                        text(&row["state"])
-                    );
-                } else {
-                    println!(
-                        "{:<40} {:<22} {}",
-                        text(&row["resource"]),
-                        text(&row["kind"]),
-                        text(&row["state"])
-                    );
-                }
-            }
+        }
+        match page.next_after {
+            Some(after) => query.after = Some(after),
+            None => break,
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -253,11 +283,29 @@ pub enum ProjectionsCommand {
 }
 
 pub async fn run_projections(command: ProjectionsCommand) -> anyhow::Result<ExitCode> {
-    let ProjectionsCommand::Rebuild { name, store: _ } = command;
-    eprintln!(
-        "lethe projections rebuild{}: the read-model storage is not wired into this build yet; \
-         the queries are answered from the log directly, so there is nothing to rebuild",
-        name.map(|n| format!(" {n}")).unwrap_or_default()
+    let ProjectionsCommand::Rebuild { name, store } = command;
+    let which = name
+        .as_deref()
+        .map(str::parse::<ProjectionName>)
+        .transpose()?;
+    let url = &store.store;
+    let (store, _ledger) = open_ledger(url).await?;
+    let models = ReadModels::open(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;
+    let what = which.map_or("every read model".to_owned(), |n| format!("read model {n}"));
+    if std::io::stderr().is_terminal() {
+        eprint!("Rebuilding {what} from position 0 (queries keep answering meanwhile)...");
+    }
+    let report = models.rebuild(store.as_ref(), which).await?;
+    if std::io::stderr().is_terminal() {
+        eprintln!(" done.");
+    }
+    println!(
+        "rebuilt {} from {} events; swapped in at log position {}",
+        report.projections.join(", "),
+        report.events,
+        report.position
     );
-    Ok(ExitCode::from(2))
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,17 @@
-//! `lethe serve`: the HTTP API.
+//! `lethe serve`: the HTTP API and, beside it, the projection runner that
+//! keeps the read models following the log.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use adapters::auth::{ApiRole, Tokens};
 use adapters::http::{app, AppState};
 use adapters::meta::{MetaConfig, MAX_AGE_SECS_DEFAULT};
+use adapters::readmodel::ReadModels;
 use clap::Args;
+use commands::log::EventStore;
+use tokio::sync::watch;
 
 use super::{open_ledger, StoreArg};
 
@@ -60,9 +66,45 @@ async fn bootstrap(tokens: &Tokens, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first wait after the runner fails; it doubles on each failure in a
+/// row, up to [`RUNNER_BACKOFF_MAX`].
+const RUNNER_BACKOFF_MIN: Duration = Duration::from_millis(500);
+const RUNNER_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Runs `follow` until `stop` turns true: a failure is logged and
+/// retried after a bounded backoff (a restart loses nothing: each page
+/// commits with its checkpoint).
+async fn run_projections(
+    models: ReadModels,
+    store: Arc<dyn EventStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = RUNNER_BACKOFF_MIN;
+    loop {
+        match models.follow(store.as_ref(), stop.clone()).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, retry_in = ?backoff, "the projection runner failed");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        backoff = (backoff * 2).min(RUNNER_BACKOFF_MAX);
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let url = &args.store.store;
     let (_store, ledger) = open_ledger(url).await?;
+    let read_models = ReadModels::open(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;
     let tokens = Tokens::connect(url).await?;
     if args.bootstrap_tokens {
         bootstrap(&tokens, &args.listen).await?;
@@ -73,7 +115,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let public_url =
         std::env::var("LETHE_PUBLIC_URL").unwrap_or_else(|_| format!("http://{}", args.listen));
-    let state = AppState::new(ledger, tokens, meta, &public_url);
+    let (stop, stopped) = watch::channel(false);
+    let runner = tokio::spawn(run_projections(
+        read_models.clone(),
+        ledger.store().clone(),
+        stopped,
+    ));
+    let state = AppState::new(ledger, read_models, tokens, meta, &public_url);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -81,10 +129,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "Lethe listening on http://{} (store {url}); OpenAPI at /openapi.json",
         listener.local_addr()?
     );
-    axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
+        .await;
+    // The runner stops with the server, whichever way it ended.
+    let _ = stop.send(true);
+    if let Err(error) = runner.await {
+        tracing::error!(%error, "the projection runner panicked");
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use adapters::auth::{ApiRole, Tokens};
 use adapters::http::{app, AppState};
 use adapters::meta::{self, MetaConfig};
+use adapters::readmodel::ReadModels;
 use adapters::store::{self, Store};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -144,7 +145,8 @@ pub async fn spawn_app_with(backend: Backend, meta: Option<MetaConfig>) -> Optio
     }
     let clock = Arc::new(ManualClock::new(start()));
     let ledger = Ledger::new(store.clone(), clock.clone(), PolicyTable::default());
-    let state = AppState::new(ledger.clone(), tokens, meta, PUBLIC_URL);
+    let read_models = ReadModels::open(&url).await.expect("open the read models");
+    let state = AppState::new(ledger.clone(), read_models, tokens, meta, PUBLIC_URL);
     Some(TestApp {
         router: app(state),
         store,

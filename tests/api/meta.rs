@@ -108,10 +108,10 @@ pub async fn data_deletion_callback(app: &TestApp) {
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["resource"] == format!("integration:ig-{ws}"))
+            .find(|r| r["subject"] == format!("integration:ig-{ws}"))
             .cloned()
             .unwrap();
-        assert_ne!(row["state"], "active", "{ws}: {row}");
+        assert_ne!(row["display_state"], "active", "{ws}: {row}");
     }
     let json_status = app
         .raw(
@@ -125,7 +125,8 @@ pub async fn data_deletion_callback(app: &TestApp) {
         .await;
     expect(&json_status, 200);
     assert_eq!(json_status.json["state"], "completed");
-    assert!(json_status.json["residual_copies_purged_by"].is_string());
+    assert!(json_status.json["completed_at"].is_string());
+    assert!(json_status.json["explanation"].as_str().unwrap().len() > 10);
     expect(
         &app.raw(
             Method::GET,

@@ -12,10 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use commands::ledger::Context;
-use commands::log::{EventStore, READ_EVENTS_MAX};
-use domain::events::{LedgerEvent, RequestEvent};
-use domain::ids::{ExternalAccountId, RequestId};
-use domain::request::{Request as DeletionRequest, RequestState};
+use domain::ids::ExternalAccountId;
 use serde_json::json;
 
 use super::error::ApiError;
@@ -149,88 +146,12 @@ pub async fn meta_data_deletion(
     }
 }
 
-/// Finds the request that answered with `code`.
-pub async fn request_by_code(
-    store: &dyn EventStore,
-    code: &str,
-) -> Result<Option<RequestId>, ApiError> {
-    let mut after = 0;
-    loop {
-        let page = store.read_all(after, READ_EVENTS_MAX).await?;
-        let full = page.len() == READ_EVENTS_MAX;
-        for recorded in &page {
-            after = recorded.position;
-            if recorded.event_type != "DeletionRequested"
-                || recorded
-                    .payload
-                    .get("confirmation_code")
-                    .and_then(|c| c.as_str())
-                    != Some(code)
-            {
-                continue;
-            }
-            if let Ok(LedgerEvent::Request(RequestEvent::DeletionRequested { request, .. })) =
-                LedgerEvent::decode(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    &recorded.payload,
-                )
-            {
-                return Ok(Some(request));
-            }
-        }
-        if !full {
-            return Ok(None);
-        }
-    }
-}
-
 fn is_code(raw: &str) -> bool {
     raw.len() == 15
         && raw.starts_with("LTH")
         && raw[3..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
-}
-
-/// What the person reads about their request.
-fn explain(request: &DeletionRequest) -> String {
-    match request.state() {
-        RequestState::Completed => format!(
-            "Your data was deleted on {}. Copies in backups and logs are purged by {}.",
-            request
-                .completed_at
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default(),
-            request
-                .residual_copies_purged_by
-                .map(|t| t.format("%Y-%m-%d").to_string())
-                .unwrap_or_default(),
-        ),
-        RequestState::Refused => format!(
-            "Your request was refused: {}.",
-            request
-                .refused
-                .as_ref()
-                .map(domain::events::RefusalReason::explain)
-                .unwrap_or_default()
-        ),
-        RequestState::Blocked => format!(
-            "Your request is on hold: some of the data is under legal or moderation review \
-             and cannot be deleted until the review ends. It will then resume by itself, \
-             due by {}.",
-            request.due_at.format("%Y-%m-%d")
-        ),
-        RequestState::AwaitingVerification => {
-            "Your request waits for verification of who you are.".to_owned()
-        }
-        RequestState::InProgress => format!(
-            "Your request is being processed: {} of {} steps done, due by {}.",
-            request.tasks.values().filter(|t| t.completed).count(),
-            request.tasks.len(),
-            request.due_at.format("%Y-%m-%d")
-        ),
-    }
 }
 
 fn escape(raw: &str) -> String {
@@ -251,28 +172,18 @@ pub async fn deletion_status(
     if !is_code(&code) {
         return Err(not_found());
     }
-    let id = request_by_code(state.ledger.store().as_ref(), &code)
+    super::queries::caught_up(&state).await?;
+    let status = state
+        .read_models
+        .meta_status(&code)
         .await?
         .ok_or_else(not_found)?;
-    let request = state.ledger.request(id).await?;
-    let state_name = request.state().as_str();
-    let explanation = explain(&request);
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        return Ok(Json(json!({
-            "confirmation_code": code,
-            "state": state_name,
-            "explanation": explanation,
-            "received_at": request.received_at,
-            "due_at": request.due_at,
-            "completed_at": request.completed_at,
-            "residual_copies_purged_by": request.residual_copies_purged_by,
-            "refusal": request.refused.as_ref().map(domain::events::RefusalReason::explain),
-        }))
-        .into_response());
+        return Ok(Json(&status).into_response());
     }
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -283,9 +194,9 @@ pub async fn deletion_status(
          <p>{explanation}</p>\n\
          <p>Received {received}.</p>\n</body></html>\n",
         code = escape(&code),
-        state = escape(state_name),
-        explanation = escape(&explanation),
-        received = request.received_at.format("%Y-%m-%d %H:%M UTC"),
+        state = escape(&status.state),
+        explanation = escape(&status.explanation),
+        received = status.received_at.format("%Y-%m-%d %H:%M UTC"),
     );
     Ok((StatusCode::OK, Html(page)).into_response())
 }

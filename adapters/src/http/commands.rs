@@ -19,6 +19,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, Caller, HoldCommands, IdempotencyKey, Permission, ServiceCommands};
 use super::queries;
 use super::AppState;
+use crate::readmodel::PAGE_ROWS_MAX;
 
 /// How many claimable candidates one claim tries before answering 204.
 pub const CLAIM_ATTEMPTS_MAX: usize = 50;
@@ -236,7 +237,17 @@ pub async fn claim_task(
         return Ok(Json(dto::ClaimAnswer::from(claimed)).into_response());
     }
     let now = state.ledger.clock().now();
-    let candidates = queries::claim_candidates(&state, claim.step, now).await?;
+    queries::caught_up(&state).await?;
+    // The read model proposes, the log decides: a candidate taken, held
+    // or finished since the read model saw it is refused and skipped.
+    let candidates: Vec<TaskId> = state
+        .read_models
+        .claimable_tasks(now, 0, PAGE_ROWS_MAX)
+        .await?
+        .into_iter()
+        .filter(|row| claim.step.is_none_or(|step| step.as_str() == row.step))
+        .filter_map(|row| TaskId::parse(&row.task).ok())
+        .collect();
     for task in candidates.into_iter().take(CLAIM_ATTEMPTS_MAX) {
         match state
             .ledger

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use commands::log::StoreError;
 use commands::CommandError;
 use domain::error::{DomainError, InvalidInput};
+use projections::ReadModelError;
 use serde::Serialize;
 
 use crate::auth::AuthError;
@@ -212,6 +213,27 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt(why) => {
                 tracing::error!(%why, "event store corrupt");
                 ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<ReadModelError> for ApiError {
+    fn from(error: ReadModelError) -> Self {
+        match error {
+            ReadModelError::InvalidQuery(why) => ApiError::invalid("query", why),
+            ReadModelError::Store(store) => store.into(),
+            ReadModelError::Unavailable(why) => {
+                tracing::error!(%why, "read models unavailable");
+                ApiError::unavailable("the read models are unavailable; retry later")
+            }
+            ReadModelError::Corrupt(why) => {
+                tracing::error!(%why, "read models corrupt; run `lethe projections rebuild`");
+                ApiError::internal()
+            }
+            ReadModelError::Injected(why) => {
+                tracing::error!(%why, "injected read-model fault");
+                ApiError::unavailable("the read models are unavailable; retry later")
             }
         }
     }

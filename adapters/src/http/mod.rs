@@ -4,6 +4,9 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it
 //! with `tower::ServiceExt::oneshot` and no socket.
 //!
+//! Queries answer from the read models ([`ReadModels`]), each after a
+//! `catch_up` to the log's head, so a caller reads its own writes.
+//!
 //! **Boundary:** handlers parse the request into domain values (`TryFrom`
 //! on the DTOs), call the [`Ledger`], and map every error to a problem
 //! document. No rule is decided here, and nothing is stored on any error
@@ -27,6 +30,7 @@ pub use error::ApiError;
 
 use crate::auth::Tokens;
 use crate::meta::MetaConfig;
+use crate::readmodel::ReadModels;
 
 /// Largest request body, in bytes (64 KiB); larger ones get 413.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
@@ -35,6 +39,9 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub ledger: Ledger,
+    /// The read models of the ledger's database; every query route
+    /// answers from them after catching them up (read-your-writes).
+    pub read_models: ReadModels,
     pub tokens: Tokens,
     /// `None` when `LETHE_META_APP_SECRET` is unset: the callbacks answer
     /// 503 and say so.
@@ -45,9 +52,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(ledger: Ledger, tokens: Tokens, meta: Option<MetaConfig>, public_url: &str) -> Self {
+    pub fn new(
+        ledger: Ledger,
+        read_models: ReadModels,
+        tokens: Tokens,
+        meta: Option<MetaConfig>,
+        public_url: &str,
+    ) -> Self {
         Self {
             ledger,
+            read_models,
             tokens,
             meta,
             public_url: public_url.trim_end_matches('/').to_owned(),
