@@ -221,6 +221,25 @@ struct Decision<T> {
     output: T,
 }
 
+impl<T> Decision<T> {
+    /// The common decision: append `events` to `stream` at the version the
+    /// view read, on the condition that nothing the view read has moved.
+    fn on_view(
+        view: &View,
+        stream: &StreamId,
+        events: Vec<impl Into<LedgerEvent>>,
+        output: T,
+    ) -> Self {
+        Decision {
+            stream: stream.clone(),
+            expected: view.version(stream),
+            condition: view.condition_on_all_reads(),
+            events: events.into_iter().map(Into::into).collect(),
+            output,
+        }
+    }
+}
+
 /// The ledger's application service.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -485,13 +504,7 @@ impl Ledger {
                     workspace.clone(),
                     owner.clone(),
                 )?;
-                Ok(Decision {
-                    stream: stream.clone(),
-                    expected: view.version(&stream),
-                    condition: view.condition_on_all_reads(),
-                    events: events.into_iter().map(Into::into).collect(),
-                    output: (),
-                })
+                Ok(Decision::on_view(view, &stream, events, ()))
             },
         )
         .await
@@ -525,13 +538,7 @@ impl Ledger {
                     role,
                     added_by.clone(),
                 )?;
-                Ok(Decision {
-                    stream: stream.clone(),
-                    expected: view.version(&stream),
-                    condition: view.condition_on_all_reads(),
-                    events: events.into_iter().map(Into::into).collect(),
-                    output: (),
-                })
+                Ok(Decision::on_view(view, &stream, events, ()))
             },
         )
         .await
@@ -560,13 +567,7 @@ impl Ledger {
                     account.clone(),
                     removed_by.clone(),
                 )?;
-                Ok(Decision {
-                    stream: stream.clone(),
-                    expected: view.version(&stream),
-                    condition: view.condition_on_all_reads(),
-                    events: events.into_iter().map(Into::into).collect(),
-                    output: (),
-                })
+                Ok(Decision::on_view(view, &stream, events, ()))
             },
         )
         .await
@@ -611,13 +612,7 @@ impl Ledger {
             |view, _| {
                 let events =
                     domain::membership::register_resource(&view.inventory, registration.clone())?;
-                Ok(Decision {
-                    stream: stream.clone(),
-                    expected: view.version(&stream),
-                    condition: view.condition_on_all_reads(),
-                    events: events.into_iter().map(Into::into).collect(),
-                    output: (),
-                })
+                Ok(Decision::on_view(view, &stream, events, ()))
             },
         )
         .await
@@ -655,13 +650,7 @@ impl Ledger {
                     external_account.clone(),
                     connected_by.clone(),
                 )?;
-                Ok(Decision {
-                    stream: stream.clone(),
-                    expected: view.version(&stream),
-                    condition: view.condition_on_all_reads(),
-                    events: events.into_iter().map(Into::into).collect(),
-                    output: (),
-                })
+                Ok(Decision::on_view(view, &stream, events, ()))
             },
         )
         .await
@@ -697,13 +686,7 @@ impl Ledger {
                         channel,
                         reason.clone(),
                     )?;
-                    Ok(Decision {
-                        stream: stream.clone(),
-                        expected: view.version(&stream),
-                        condition: view.condition_on_all_reads(),
-                        events: events.into_iter().map(Into::into).collect(),
-                        output: (),
-                    })
+                    Ok(Decision::on_view(view, &stream, events, ()))
                 },
             )
             .await?;
