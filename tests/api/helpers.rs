@@ -20,8 +20,11 @@ use commands::Ledger;
 use domain::deadline::PolicyTable;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sqlx::Connection;
 use tower::ServiceExt;
+
+#[path = "../../adapters/tests/support/fresh_db.rs"]
+mod fresh_db;
+use fresh_db::FreshDatabase;
 
 /// The Meta app secret of every test app.
 pub const META_SECRET: &[u8] = b"test-app-secret";
@@ -31,44 +34,6 @@ pub const PUBLIC_URL: &str = "https://lethe.test";
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// The PostgreSQL server to test against, if any. With `CI=true` a missing
-/// `DATABASE_URL` fails: CI must never skip this suite silently.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but DATABASE_URL is unset: the PostgreSQL API suite must run in CI \
-                 (use `make test`, which starts a throwaway PostgreSQL)"
-            );
-            eprintln!(
-                "\n#############################################################\n\
-                 PostgreSQL API suite SKIPPED: DATABASE_URL unset (run `make test`)\n\
-                 #############################################################\n"
-            );
-            None
-        }
-    }
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |at| authority_start + at);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 pub fn start() -> DateTime<Utc> {
@@ -100,7 +65,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     tokens: Vec<(ApiRole, String)>,
     _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+    postgres: Option<FreshDatabase>,
 }
 
 /// A fresh app, or `None` when the PostgreSQL suite is skipped.
@@ -116,21 +81,8 @@ pub async fn spawn_app_with(backend: Backend, meta: Option<MetaConfig>) -> Optio
             (url, Some(dir), None)
         }
         Backend::Postgres => {
-            let admin_url = postgres_url()?;
-            let name = format!("lethe_api_{}", uuid::Uuid::now_v7().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to DATABASE_URL");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .expect("create test database");
-            admin.close().await.expect("close");
-            (
-                with_database(&admin_url, &name),
-                None,
-                Some((admin_url, name)),
-            )
+            let fresh = FreshDatabase::create("lethe_api").await?;
+            (fresh.url.clone(), None, Some(fresh))
         }
     };
     let store = Arc::new(store::open(&url).await.expect("open the store"));
@@ -300,13 +252,8 @@ impl TestApp {
         drop(ledger);
         store.close().await;
         drop(store);
-        if let Some((admin_url, name)) = postgres {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
-                let _ = admin.close().await;
-            }
+        if let Some(fresh) = postgres {
+            fresh.drop_now().await;
         }
     }
 }

@@ -2,6 +2,10 @@
 //! builders and the PostgreSQL gate.
 #![allow(dead_code)]
 
+#[path = "fresh_db.rs"]
+mod fresh_db;
+pub use fresh_db::FreshDatabase;
+
 use std::sync::Arc;
 
 use adapters::store::{self, Store};
@@ -11,7 +15,6 @@ use commands::log::{
     GENESIS_HASH,
 };
 use commands::memory::MemoryStore;
-use sqlx::Connection;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,51 +34,6 @@ pub struct Harness {
     pub url: Option<String>,
     dir: Option<tempfile::TempDir>,
     postgres: Option<FreshDatabase>,
-}
-
-struct FreshDatabase {
-    admin_url: String,
-    name: String,
-}
-
-/// The PostgreSQL server to test against, if any. With `CI=true` a missing
-/// `DATABASE_URL` fails the test: CI must never skip this suite silently.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!(
-                    "CI=true but DATABASE_URL is unset: the PostgreSQL suite must run in CI \
-                     (use `make test`, which starts a throwaway PostgreSQL)"
-                );
-            }
-            eprintln!(
-                "\n#############################################################\n\
-                 PostgreSQL suite SKIPPED: DATABASE_URL unset (run `make test`)\n\
-                 #############################################################\n"
-            );
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |at| authority_start + at);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 impl Harness {
@@ -109,17 +67,8 @@ impl Harness {
                 })
             }
             Kind::Postgres => {
-                let admin_url = postgres_url()?;
-                let name = format!("lethe_test_{}", Uuid::now_v7().simple());
-                let mut admin = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .expect("connect to DATABASE_URL");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create test database");
-                admin.close().await.expect("close admin connection");
-                let url = with_database(&admin_url, &name);
+                let fresh = FreshDatabase::create("lethe_test").await?;
+                let url = fresh.url.clone();
                 let db = Arc::new(store::open(&url).await.expect("open PostgreSQL store"));
                 Some(Self {
                     kind,
@@ -128,7 +77,7 @@ impl Harness {
                     db: Some(db),
                     url: Some(url),
                     dir: None,
-                    postgres: Some(FreshDatabase { admin_url, name }),
+                    postgres: Some(fresh),
                 })
             }
         }
@@ -157,15 +106,8 @@ impl Harness {
         if let Some(db) = db {
             db.close().await;
         }
-        if let Some(FreshDatabase { admin_url, name }) = postgres {
-            // FORCE ends the writer's connection, which closes on its own
-            // only when its task notices the store is gone.
-            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
-                let _ = admin.close().await;
-            }
+        if let Some(fresh) = postgres {
+            fresh.drop_now().await;
         }
     }
 }
