@@ -13,8 +13,8 @@ use crate::deadline::PolicyName;
 use crate::ids::{
     AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
 };
+use crate::personal::{Personal, PersonalField};
 use crate::subject::{Platform, Subject};
-use crate::text::{Contact, MatterRef, Note, Reason};
 use crate::values::{
     Channel, ErasureStep, HoldKind, Initiator, RetentionBasis, Role, Verification,
 };
@@ -31,6 +31,11 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
     /// `hold-scope:file:f-9`, ...), for reads across streams and for
     /// conditional appends.
     fn tags(&self) -> Vec<String>;
+    /// The personal values this event holds, with their owners, so that
+    /// the application layer can seal them before the event is stored.
+    fn personal_fields(&mut self) -> Vec<PersonalField<'_>> {
+        Vec::new()
+    }
 }
 
 /// The tag of the event that erased `subject` (R12), so that a decision can
@@ -186,7 +191,7 @@ pub enum IntegrationEvent {
         external_account: ExternalAccountId,
         disconnected_by: Initiator,
         channel: Channel,
-        reason: Option<Reason>,
+        reason: Option<Personal>,
         /// R2: what disconnecting does not do, in words shown to people.
         platform_data_notice: String,
     },
@@ -222,6 +227,30 @@ impl DomainEvent for IntegrationEvent {
             ],
         }
     }
+    fn personal_fields(&mut self) -> Vec<PersonalField<'_>> {
+        match self {
+            IntegrationEvent::IntegrationConnected { .. } => Vec::new(),
+            IntegrationEvent::IntegrationDisconnected {
+                platform,
+                external_account,
+                reason,
+                ..
+            } => {
+                let owner = Subject::External(crate::subject::ExternalAccount {
+                    platform: *platform,
+                    id: external_account.clone(),
+                });
+                reason
+                    .iter_mut()
+                    .map(|value| PersonalField {
+                        field: "reason",
+                        owner: owner.clone(),
+                        value,
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 // --------------------------------------------------------------------- hold
@@ -235,14 +264,14 @@ pub enum HoldEvent {
         /// A resource, a workspace or an account.
         scope: Subject,
         kind: HoldKind,
-        matter: MatterRef,
-        reason: Reason,
+        matter: Personal,
+        reason: Personal,
         placed_by: String,
     },
     HoldLifted {
         hold: HoldId,
         scope: Subject,
-        reason: Reason,
+        reason: Personal,
         lifted_by: String,
     },
 }
@@ -267,6 +296,22 @@ impl DomainEvent for HoldEvent {
             }
         }
     }
+    fn personal_fields(&mut self) -> Vec<PersonalField<'_>> {
+        let field = |field, hold: &HoldId, value| PersonalField {
+            field,
+            owner: Subject::Hold(hold.clone()),
+            value,
+        };
+        match self {
+            HoldEvent::HoldPlaced {
+                hold,
+                matter,
+                reason,
+                ..
+            } => vec![field("matter", hold, matter), field("reason", hold, reason)],
+            HoldEvent::HoldLifted { hold, reason, .. } => vec![field("reason", hold, reason)],
+        }
+    }
 }
 
 // ------------------------------------------------------------------ request
@@ -278,7 +323,7 @@ pub enum RefusalReason {
     /// R11: the account is the sole owner of workspaces with other members.
     SoleOwnerOfSharedWorkspace { workspaces: Vec<WorkspaceId> },
     /// The requester could not be verified.
-    VerificationFailed { detail: Note },
+    VerificationFailed { detail: Personal },
 }
 
 impl RefusalReason {
@@ -331,13 +376,13 @@ pub enum RequestEvent {
         recorded_by: Option<String>,
         verification: Verification,
         /// Personal contact details of the requester, if given.
-        contact: Option<Contact>,
+        contact: Option<Personal>,
         /// The code a Meta data-deletion callback answered with (R5).
         confirmation_code: Option<String>,
     },
     RequestVerified {
         request: RequestId,
-        method: Note,
+        method: Personal,
         verified_by: String,
     },
     DeletionRefused {
@@ -355,7 +400,7 @@ pub enum RequestEvent {
     DeadlineExtended {
         request: RequestId,
         due_at: DateTime<Utc>,
-        reason: Reason,
+        reason: Personal,
     },
     /// One erasure step released to workers.
     TaskReleased {
@@ -380,7 +425,7 @@ pub enum RequestEvent {
         task: TaskId,
         worker: String,
         attempt: u32,
-        error: Note,
+        error: Personal,
         next_attempt_at: DateTime<Utc>,
     },
     TaskCompleted {
@@ -396,7 +441,7 @@ pub enum RequestEvent {
         target: Subject,
         basis: RetentionBasis,
         until: DateTime<Utc>,
-        note: Note,
+        note: Personal,
     },
     /// Every step is done. R13: residual copies in backups and logs are
     /// purged by `residual_copies_purged_by`.
@@ -488,6 +533,55 @@ impl DomainEvent for RequestEvent {
         }
         dedup(tags)
     }
+    fn personal_fields(&mut self) -> Vec<PersonalField<'_>> {
+        let (request, fields): (&RequestId, Vec<(&'static str, &mut Personal)>) = match self {
+            RequestEvent::DeletionRequested {
+                request,
+                contact,
+                verification,
+                ..
+            } => {
+                let mut fields: Vec<(&'static str, &mut Personal)> = Vec::new();
+                if let Some(contact) = contact {
+                    fields.push(("contact", contact));
+                }
+                if let Verification::Verified { method, .. } = verification {
+                    fields.push(("verification", method));
+                }
+                (request, fields)
+            }
+            RequestEvent::RequestVerified {
+                request, method, ..
+            } => (request, vec![("method", method)]),
+            RequestEvent::DeletionRefused {
+                request,
+                reason: RefusalReason::VerificationFailed { detail },
+            } => (request, vec![("detail", detail)]),
+            RequestEvent::DeadlineExtended {
+                request, reason, ..
+            } => (request, vec![("reason", reason)]),
+            RequestEvent::TaskFailed { request, error, .. } => (request, vec![("error", error)]),
+            RequestEvent::RetentionExceptionRecorded { request, note, .. } => {
+                (request, vec![("note", note)])
+            }
+            RequestEvent::DeletionRefused { .. }
+            | RequestEvent::DeletionBlocked { .. }
+            | RequestEvent::DeletionResumed { .. }
+            | RequestEvent::TaskReleased { .. }
+            | RequestEvent::TaskClaimed { .. }
+            | RequestEvent::TaskCompleted { .. }
+            | RequestEvent::DeletionCompleted { .. } => return Vec::new(),
+        };
+        let owner = Subject::Request(*request);
+        fields
+            .into_iter()
+            .map(|(field, value)| PersonalField {
+                field,
+                owner: owner.clone(),
+                value,
+            })
+            .collect()
+    }
 }
 
 // ----------------------------------------------------------------- callback
@@ -514,6 +608,52 @@ impl DomainEvent for CallbackEvent {
     }
 }
 
+// ------------------------------------------------------------------ privacy
+
+/// Why a subject's personal data was forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForgetCause {
+    /// An administrator asked for it.
+    OnRequest,
+    /// The requester's contact details, a set time after their request
+    /// completed.
+    AfterRequestCompleted,
+}
+
+/// Events of crypto-shredding, stream `subject-{subject}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum PrivacyEvent {
+    /// The subject's data key is destroyed: every personal value it owned
+    /// reads `[erased]` from now on. Holds no personal data itself (an
+    /// external account is named by its keyed hash).
+    SubjectForgotten {
+        subject: Subject,
+        cause: ForgetCause,
+        forgotten_at: DateTime<Utc>,
+    },
+}
+event_types!(PrivacyEvent { SubjectForgotten });
+
+/// The tag of the event that forgot `subject`.
+pub fn forgotten_tag(subject: &Subject) -> String {
+    format!("forgotten:{subject}")
+}
+
+impl DomainEvent for PrivacyEvent {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+    fn tags(&self) -> Vec<String> {
+        match self {
+            PrivacyEvent::SubjectForgotten { subject, .. } => {
+                vec![subject.to_string(), forgotten_tag(subject)]
+            }
+        }
+    }
+}
+
 // -------------------------------------------------------------------- all
 
 /// Any stored event, decoded by its type name.
@@ -526,6 +666,7 @@ pub enum LedgerEvent {
     Hold(HoldEvent),
     Request(RequestEvent),
     Callback(CallbackEvent),
+    Privacy(PrivacyEvent),
 }
 
 /// A stored payload that does not decode: an unknown type, or a shape the
@@ -568,6 +709,8 @@ impl LedgerEvent {
                 LedgerEvent::Request(serde_json::from_value(p)?)
             } else if CallbackEvent::TYPES.contains(&event_type) {
                 LedgerEvent::Callback(serde_json::from_value(p)?)
+            } else if PrivacyEvent::TYPES.contains(&event_type) {
+                LedgerEvent::Privacy(serde_json::from_value(p)?)
             } else {
                 return Err(serde::de::Error::custom("unknown event type"));
             })
@@ -590,6 +733,7 @@ impl LedgerEvent {
             LedgerEvent::Hold(e) => e.event_type(),
             LedgerEvent::Request(e) => e.event_type(),
             LedgerEvent::Callback(e) => e.event_type(),
+            LedgerEvent::Privacy(e) => e.event_type(),
         }
     }
 
@@ -601,6 +745,20 @@ impl LedgerEvent {
             LedgerEvent::Hold(e) => e.tags(),
             LedgerEvent::Request(e) => e.tags(),
             LedgerEvent::Callback(e) => e.tags(),
+            LedgerEvent::Privacy(e) => e.tags(),
+        }
+    }
+
+    /// The personal values this event holds; see [`DomainEvent::personal_fields`].
+    pub fn personal_fields(&mut self) -> Vec<PersonalField<'_>> {
+        match self {
+            LedgerEvent::Workspace(e) => e.personal_fields(),
+            LedgerEvent::Resource(e) => e.personal_fields(),
+            LedgerEvent::Integration(e) => e.personal_fields(),
+            LedgerEvent::Hold(e) => e.personal_fields(),
+            LedgerEvent::Request(e) => e.personal_fields(),
+            LedgerEvent::Callback(e) => e.personal_fields(),
+            LedgerEvent::Privacy(e) => e.personal_fields(),
         }
     }
 
@@ -613,6 +771,7 @@ impl LedgerEvent {
             HoldEvent::TYPES,
             RequestEvent::TYPES,
             CallbackEvent::TYPES,
+            PrivacyEvent::TYPES,
         ]
         .concat()
     }
@@ -633,7 +792,8 @@ into_ledger_event!(
     IntegrationEvent => Integration,
     HoldEvent => Hold,
     RequestEvent => Request,
-    CallbackEvent => Callback
+    CallbackEvent => Callback,
+    PrivacyEvent => Privacy
 );
 
 fn dedup(mut tags: Vec<String>) -> Vec<String> {

@@ -42,8 +42,8 @@ pub fn place(
         hold,
         scope,
         kind,
-        matter,
-        reason,
+        matter: matter.into(),
+        reason: reason.into(),
         placed_by,
     }])
 }
@@ -61,7 +61,7 @@ pub fn lift(
         Some(facts) if facts.active => Ok(vec![HoldEvent::HoldLifted {
             hold,
             scope: facts.scope.clone(),
-            reason,
+            reason: reason.into(),
             lifted_by,
         }]),
         _ => Err(DomainError::HoldNotActive(hold)),

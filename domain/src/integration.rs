@@ -90,7 +90,7 @@ pub fn disconnect(
         external_account: facts.external_account.clone(),
         disconnected_by,
         channel,
-        reason,
+        reason: reason.map(Into::into),
         platform_data_notice: platform_data_notice(facts.platform),
     }])
 }

@@ -11,8 +11,8 @@ use crate::events::{
     HoldEvent, IntegrationEvent, LedgerEvent, RequestEvent, ResourceEvent, WorkspaceEvent,
 };
 use crate::ids::{AccountId, ExternalAccountId, HoldId, IntegrationId, TaskId, WorkspaceId};
+use crate::personal::Personal;
 use crate::subject::{Platform, ResourceKind, Subject};
-use crate::text::MatterRef;
 use crate::values::{ErasureStep, HoldKind, RetentionBasis, Role};
 
 /// A workspace as far as the events read show it.
@@ -66,7 +66,7 @@ pub struct IntegrationFacts {
 pub struct HoldFacts {
     pub scope: Subject,
     pub kind: HoldKind,
-    pub matter: MatterRef,
+    pub matter: Personal,
     pub active: bool,
 }
 
@@ -100,7 +100,7 @@ impl Inventory {
             LedgerEvent::Integration(event) => self.apply_integration(event),
             LedgerEvent::Hold(event) => self.apply_hold(event),
             LedgerEvent::Request(event) => self.apply_request(event),
-            LedgerEvent::Callback(_) => {}
+            LedgerEvent::Callback(_) | LedgerEvent::Privacy(_) => {}
         }
     }
 

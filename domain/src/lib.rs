@@ -13,6 +13,7 @@ pub mod ids;
 pub mod integration;
 pub mod inventory;
 pub mod membership;
+pub mod personal;
 pub mod request;
 pub mod subject;
 pub mod text;

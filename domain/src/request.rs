@@ -12,6 +12,7 @@ use crate::events::{RefusalReason, RequestEvent};
 use crate::ids::{HoldId, RequestId, TaskId, WorkspaceId};
 use crate::inventory::Inventory;
 use crate::membership::live_workspace;
+use crate::personal::Personal;
 use crate::subject::{Platform, ResourceKind, Subject};
 use crate::text::{refuse_card_number, Contact, Note, Reason};
 use crate::values::{Channel, ErasureStep, Initiator, RetentionBasis, Role, Verification};
@@ -56,7 +57,7 @@ pub struct Task {
     pub lease: Option<(String, DateTime<Utc>)>,
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_error: Option<Note>,
+    pub last_error: Option<Personal>,
     pub completed: bool,
 }
 
@@ -317,7 +318,7 @@ pub fn receive(
     // R11: account deletion needs verification.
     let verification = match (&new.verification, &new.scope) {
         (Some(method), _) => Verification::Verified {
-            method: method.clone(),
+            method: method.clone().into(),
             by: new
                 .recorded_by
                 .clone()
@@ -336,7 +337,7 @@ pub fn receive(
         requested_by: new.requested_by,
         recorded_by: new.recorded_by,
         verification,
-        contact: new.contact,
+        contact: new.contact.map(Into::into),
         confirmation_code: new.confirmation_code,
     };
     let state =
@@ -363,7 +364,7 @@ pub fn verify(
     }
     let verified = RequestEvent::RequestVerified {
         request: request.id,
-        method,
+        method: method.into(),
         verified_by,
     };
     let mut state = request.clone();
@@ -381,7 +382,9 @@ pub fn refuse_unverified(
     request.require_open()?;
     Ok(vec![RequestEvent::DeletionRefused {
         request: request.id,
-        reason: RefusalReason::VerificationFailed { detail },
+        reason: RefusalReason::VerificationFailed {
+            detail: detail.into(),
+        },
     }])
 }
 
@@ -480,7 +483,7 @@ pub fn progress(
                 target: kept.target,
                 basis: kept.basis,
                 until: now + Duration::days(365 * kept.years),
-                note: kept.note,
+                note: kept.note.into(),
             });
         }
     }
@@ -734,7 +737,7 @@ pub fn extend(
     Ok(vec![RequestEvent::DeadlineExtended {
         request: request.id,
         due_at,
-        reason,
+        reason: reason.into(),
     }])
 }
 
@@ -849,7 +852,7 @@ pub fn fail_task(
         task,
         worker,
         attempt,
-        error,
+        error: error.into(),
         next_attempt_at: now + Duration::minutes(backoff_minutes),
     }])
 }
@@ -872,6 +875,6 @@ pub fn record_retention(
         target,
         basis,
         until,
-        note,
+        note: note.into(),
     }])
 }

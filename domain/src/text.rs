@@ -42,6 +42,12 @@ pub fn parse_text(
         ));
     }
     refuse_card_number(field, text)?;
+    if crate::personal::Personal::is_stored_form(text) {
+        return Err(InvalidInput::new(
+            field,
+            "must not start with a reserved prefix (sealed1: or erased1:)",
+        ));
+    }
     Ok(text.to_owned())
 }
 

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::AccountId;
+use crate::personal::Personal;
 use crate::subject::name_enum;
-use crate::text::Note;
 
 /// Who initiated a product action: a person acting in the product, or
 /// the platform itself (a scheduled policy, a platform callback).
@@ -98,7 +98,7 @@ pub enum Verification {
     /// The requester still has to be verified.
     Pending,
     /// Verified by `by` in the way `method` describes.
-    Verified { method: Note, by: String },
+    Verified { method: Personal, by: String },
 }
 
 impl Verification {

@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::deadline::PolicyName;
 use domain::events::{
-    CallbackEvent, HoldEvent, IntegrationEvent, LedgerEvent, RefusalReason, RequestEvent,
-    ResourceEvent, WorkspaceEvent,
+    CallbackEvent, ForgetCause, HoldEvent, IntegrationEvent, LedgerEvent, PrivacyEvent,
+    RefusalReason, RequestEvent, ResourceEvent, WorkspaceEvent,
 };
 use domain::ids::{AccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId};
+use domain::personal::Personal;
 use domain::subject::{Platform, Subject};
-use domain::text::{Contact, MatterRef, Note, Reason};
 use domain::values::{
     Channel, ErasureStep, HoldKind, Initiator, RetentionBasis, Role, Verification,
 };
@@ -53,6 +53,16 @@ fn hold() -> HoldId {
 
 fn task() -> TaskId {
     TaskId::from_uuid(Uuid::parse_str("0190a0b0-0000-7000-8000-0000000000b1").unwrap())
+}
+
+/// A personal value as the ledger stores it: sealed under `owner`'s key,
+/// bound to the event id and the field.
+fn sealed(owner: &str, field: &str) -> Personal {
+    Personal::from_stored(format!(
+        "sealed1:{owner}:0190a0b0-0000-7000-8000-0000000000e1:{field}:\
+         3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    ))
+    .unwrap()
 }
 
 fn by_alice() -> Initiator {
@@ -115,14 +125,17 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 integration: IntegrationId::parse("ig-3").unwrap(),
                 workspace: ws(),
                 platform: Platform::Instagram,
-                external_account: "17841400000000001".to_owned().try_into().unwrap(),
+                external_account: "kh1-5f0c2a9e7b3d41c8a6e2f9d0b7c4a1e3"
+                    .to_owned()
+                    .try_into()
+                    .unwrap(),
                 connected_by: by_alice(),
             }
             .into(),
             vec![
                 "integration:ig-3",
                 "workspace:ws-42",
-                "instagram:17841400000000001",
+                "instagram:kh1-5f0c2a9e7b3d41c8a6e2f9d0b7c4a1e3",
             ],
         ),
         (
@@ -130,10 +143,16 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 integration: IntegrationId::parse("ig-3").unwrap(),
                 workspace: ws(),
                 platform: Platform::Instagram,
-                external_account: "17841400000000001".to_owned().try_into().unwrap(),
+                external_account: "kh1-5f0c2a9e7b3d41c8a6e2f9d0b7c4a1e3"
+                    .to_owned()
+                    .try_into()
+                    .unwrap(),
                 disconnected_by: Initiator::Platform,
                 channel: Channel::MetaCallback,
-                reason: Some(Reason::parse("deauthorized in Instagram").unwrap()),
+                reason: Some(sealed(
+                    "instagram:kh1-5f0c2a9e7b3d41c8a6e2f9d0b7c4a1e3",
+                    "reason",
+                )),
                 platform_data_notice: domain::integration::platform_data_notice(
                     Platform::Instagram,
                 ),
@@ -142,7 +161,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
             vec![
                 "integration:ig-3",
                 "workspace:ws-42",
-                "instagram:17841400000000001",
+                "instagram:kh1-5f0c2a9e7b3d41c8a6e2f9d0b7c4a1e3",
             ],
         ),
         (
@@ -150,8 +169,8 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 hold: hold(),
                 scope: s("file:f-9"),
                 kind: HoldKind::Legal,
-                matter: MatterRef::parse("LIT-2026-014").unwrap(),
-                reason: Reason::parse("preservation order").unwrap(),
+                matter: sealed("hold:0190a0b0-0000-7000-8000-0000000000a1", "matter"),
+                reason: sealed("hold:0190a0b0-0000-7000-8000-0000000000a1", "reason"),
                 placed_by: "legal:dana".to_owned(),
             }
             .into(),
@@ -165,7 +184,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
             HoldEvent::HoldLifted {
                 hold: hold(),
                 scope: s("file:f-9"),
-                reason: Reason::parse("matter settled").unwrap(),
+                reason: sealed("hold:0190a0b0-0000-7000-8000-0000000000a1", "reason"),
                 lifted_by: "legal:dana".to_owned(),
             }
             .into(),
@@ -186,10 +205,16 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 requested_by: by_alice(),
                 recorded_by: Some("support:olga".to_owned()),
                 verification: Verification::Verified {
-                    method: Note::parse("replied from the account's address").unwrap(),
+                    method: sealed(
+                        "request:0190a0b0-0000-7000-8000-000000000001",
+                        "verification",
+                    ),
                     by: "support:olga".to_owned(),
                 },
-                contact: Some(Contact::parse("alice@example.com").unwrap()),
+                contact: Some(sealed(
+                    "request:0190a0b0-0000-7000-8000-000000000001",
+                    "contact",
+                )),
                 confirmation_code: Some("c0de-7f3a".to_owned()),
             }
             .into(),
@@ -201,7 +226,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
         (
             RequestEvent::RequestVerified {
                 request: request(),
-                method: Note::parse("e-mail code").unwrap(),
+                method: sealed("request:0190a0b0-0000-7000-8000-000000000001", "method"),
                 verified_by: "support:olga".to_owned(),
             }
             .into(),
@@ -236,7 +261,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
             RequestEvent::DeadlineExtended {
                 request: request(),
                 due_at: at("2026-06-01T23:59:59.999999Z"),
-                reason: Reason::parse("backups span two regions").unwrap(),
+                reason: sealed("request:0190a0b0-0000-7000-8000-000000000001", "reason"),
             }
             .into(),
             vec!["request:0190a0b0-0000-7000-8000-000000000001"],
@@ -278,7 +303,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 task: task(),
                 worker: "index-worker-2".to_owned(),
                 attempt: 2,
-                error: Note::parse("object store timed out").unwrap(),
+                error: sealed("request:0190a0b0-0000-7000-8000-000000000001", "error"),
                 next_attempt_at: at("2026-03-01T10:07:00Z"),
             }
             .into(),
@@ -309,7 +334,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 target: s("billing-record:b-1"),
                 basis: RetentionBasis::Billing,
                 until: at("2033-02-27T10:00:00Z"),
-                note: Note::parse("kept for tax and accounting").unwrap(),
+                note: sealed("request:0190a0b0-0000-7000-8000-000000000001", "note"),
             }
             .into(),
             vec![
@@ -334,6 +359,18 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
             }
             .into(),
             vec!["callbacks"],
+        ),
+        (
+            PrivacyEvent::SubjectForgotten {
+                subject: s("request:0190a0b0-0000-7000-8000-000000000001"),
+                cause: ForgetCause::AfterRequestCompleted,
+                forgotten_at: at("2026-04-02T09:30:00Z"),
+            }
+            .into(),
+            vec![
+                "request:0190a0b0-0000-7000-8000-000000000001",
+                "forgotten:request:0190a0b0-0000-7000-8000-000000000001",
+            ],
         ),
     ]
 }

@@ -42,8 +42,8 @@ fn placed_on(n: u128, scope: &str) -> HoldEvent {
         hold: hold(n),
         scope: s(scope),
         kind: HoldKind::Moderation,
-        matter: matter("case-7"),
-        reason: reason("reported content"),
+        matter: matter("case-7").into(),
+        reason: reason("reported content").into(),
         placed_by: "trust:bob".to_owned(),
     }
 }
@@ -128,7 +128,7 @@ fn r7_lifting_a_hold_that_is_not_active_is_refused() {
         &Expect::Events(vec![HoldEvent::HoldLifted {
             hold: hold(1),
             scope: s("file:f-1"),
-            reason: reason("matter closed"),
+            reason: reason("matter closed").into(),
             lifted_by: "legal:alice".to_owned(),
         }]),
     );

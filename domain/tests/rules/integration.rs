@@ -38,7 +38,7 @@ fn disconnected_by(by: Initiator, channel: Channel, reason: Option<Reason>) -> I
         external_account: ext("UC-channel-1"),
         disconnected_by: by,
         channel,
-        reason,
+        reason: reason.map(Into::into),
         platform_data_notice: platform_data_notice(Platform::Youtube),
     }
 }

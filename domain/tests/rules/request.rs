@@ -61,7 +61,7 @@ fn requested_as(new: &NewRequest, verification: Verification) -> RequestEvent {
         requested_by: new.requested_by.clone(),
         recorded_by: new.recorded_by.clone(),
         verification,
-        contact: new.contact.clone(),
+        contact: new.contact.clone().map(Into::into),
         confirmation_code: new.confirmation_code.clone(),
     }
 }
@@ -232,7 +232,7 @@ fn r6_a_failed_attempt_is_recorded_and_retried_later() {
         task: task(6),
         worker: "worker-1".into(),
         attempt,
-        error: note("storage timeout"),
+        error: note("storage timeout").into(),
         next_attempt_at,
     };
     given(history.clone())
@@ -476,7 +476,7 @@ fn r1_a_kept_record_is_a_retention_exception_with_basis_and_end_date() {
             target: s("integration:yt-1"),
             basis: RetentionBasis::Security,
             until: days_later(90),
-            note: note("token revocation log kept for incident response"),
+            note: note("token revocation log kept for incident response").into(),
         }]);
     given(history.clone())
         .when_request(keep(now()))
@@ -715,7 +715,8 @@ fn billing_kept(n: u128) -> RequestEvent {
         note: note(
             "billing and transaction records are kept for tax, accounting, \
              fraud-prevention and legal reasons",
-        ),
+        )
+        .into(),
     }
 }
 
@@ -793,7 +794,7 @@ fn verify_now(inv: &Inventory, r: &Request) -> Result<Vec<RequestEvent>, DomainE
 fn verified_event(n: u128) -> RequestEvent {
     RequestEvent::RequestVerified {
         request: req(n),
-        method: note("signed-in session and e-mail code"),
+        method: note("signed-in session and e-mail code").into(),
         verified_by: "support:olga".into(),
     }
 }
@@ -1217,7 +1218,7 @@ fn r15_an_email_request_is_recorded_with_the_operator_and_the_verification() {
     let mut want = vec![requested_as(
         &complete,
         Verification::Verified {
-            method: note("replied from the account's address"),
+            method: note("replied from the account's address").into(),
             by: "support:olga".into(),
         },
     )];

@@ -356,8 +356,8 @@ pub fn placed(n: u128, scope: &str) -> LedgerEvent {
         hold: hold(n),
         scope: s(scope),
         kind: HoldKind::Legal,
-        matter: matter("matter-1"),
-        reason: reason("litigation"),
+        matter: matter("matter-1").into(),
+        reason: reason("litigation").into(),
         placed_by: "legal:alice".to_owned(),
     }
     .into()
@@ -367,7 +367,7 @@ pub fn lifted(n: u128, scope: &str) -> LedgerEvent {
     HoldEvent::HoldLifted {
         hold: hold(n),
         scope: s(scope),
-        reason: reason("settled"),
+        reason: reason("settled").into(),
         lifted_by: "legal:alice".to_owned(),
     }
     .into()
