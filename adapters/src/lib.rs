@@ -1,6 +1,8 @@
 //! adapters
 pub mod auth;
 pub mod http;
+pub mod keys;
 pub mod meta;
+pub mod privacy;
 pub mod readmodel;
 pub mod store;

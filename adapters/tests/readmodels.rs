@@ -65,7 +65,7 @@ async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
     };
     append_story(&h).await;
     let at = h.models.catch_up(h.store.as_ref()).await.unwrap();
-    assert_eq!(at, 38);
+    assert_eq!(at, 39);
     // The rows equal those the projection snapshots pin (in memory).
     let mut snapshot = projections::memory::MemoryReadModels::new();
     snapshot

@@ -102,7 +102,12 @@ pub async fn prepare_ledger(
     writers: usize,
     files_per_writer: usize,
 ) -> anyhow::Result<Ledger> {
-    let ledger = Ledger::new(store, Arc::new(SystemClock), PolicyTable::default());
+    let ledger = Ledger::new(
+        store,
+        Arc::new(SystemClock),
+        PolicyTable::default(),
+        Arc::new(commands::Vault::ephemeral()),
+    );
     let mut tasks = Vec::with_capacity(writers);
     for writer in 0..writers {
         let ledger = ledger.clone();

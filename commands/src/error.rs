@@ -4,6 +4,7 @@ use domain::error::DomainError;
 use domain::events::DecodeError;
 
 use crate::log::StoreError;
+use crate::vault::VaultError;
 
 /// Why a command did not take effect. Nothing was stored in any case.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,11 @@ pub enum CommandError {
     /// A stored event does not decode. An operator must look (500).
     #[error(transparent)]
     Corrupt(#[from] DecodeError),
+    /// Personal data could not be sealed: the key table is unavailable
+    /// (retry later, 503) or its keys do not open (tampering or the wrong
+    /// master key; an operator must look, 500).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
 }
 
 impl From<StoreError> for CommandError {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use domain::deadline::{PolicyName, PolicyTable};
 use domain::events::{
-    erased_tag, hold_scope_tag, CallbackEvent, HoldEvent, LedgerEvent, RequestEvent,
+    erased_tag, hold_scope_tag, CallbackEvent, ForgetCause, HoldEvent, LedgerEvent, PrivacyEvent,
+    RequestEvent,
 };
 use domain::ids::{
     AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
@@ -28,6 +29,7 @@ use crate::log::{
     AppendCondition, AppendRequest, Appended, EventStore, ExpectedVersion, Metadata, NewEvent,
     Position, RecordedEvent, StreamId, Tag, READ_EVENTS_MAX,
 };
+use crate::vault::Vault;
 
 /// How often a decision is re-read and retried after a conflict.
 pub const CONFLICT_RETRIES_MAX: usize = 16;
@@ -124,6 +126,18 @@ pub struct ClaimedTask {
     pub lease_until: DateTime<Utc>,
 }
 
+/// What forgetting a subject did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forgotten {
+    /// The subject as the ledger names it (an external account by its
+    /// keyed hash).
+    pub subject: String,
+    /// False when it had been forgotten before.
+    pub first_time: bool,
+    /// Whether a live data key was destroyed by this call.
+    pub key_destroyed: bool,
+}
+
 /// What a deletion request command carries from the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletionRequestInput {
@@ -158,6 +172,9 @@ pub mod streams {
     }
     pub fn callbacks() -> StreamId {
         StreamId::new("callbacks")
+    }
+    pub fn subject(subject: &Subject) -> StreamId {
+        StreamId::new(format!("subject-{subject}"))
     }
 }
 
@@ -246,6 +263,7 @@ pub struct Ledger {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     policies: PolicyTable,
+    vault: Arc<Vault>,
 }
 
 impl std::fmt::Debug for dyn EventStore {
@@ -255,12 +273,24 @@ impl std::fmt::Debug for dyn EventStore {
 }
 
 impl Ledger {
-    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, policies: PolicyTable) -> Self {
+    /// A ledger over `store`, sealing personal data with `vault` (whose
+    /// keys must live as long as the store's events).
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        policies: PolicyTable,
+        vault: Arc<Vault>,
+    ) -> Self {
         Self {
             store,
             clock,
             policies,
+            vault,
         }
+    }
+
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -426,16 +456,38 @@ impl Ledger {
         Ok(view)
     }
 
-    fn new_event(&self, ctx: &Context, event: &LedgerEvent, now: DateTime<Utc>) -> NewEvent {
-        NewEvent {
-            event_id: Uuid::now_v7(),
+    /// The envelope of a decided event, its personal values sealed.
+    async fn new_event(
+        &self,
+        ctx: &Context,
+        event: &LedgerEvent,
+        now: DateTime<Utc>,
+    ) -> Result<NewEvent, CommandError> {
+        let event_id = Uuid::now_v7();
+        let mut event = event.clone();
+        self.vault.seal_event(&mut event, event_id).await?;
+        Ok(NewEvent {
+            event_id,
             event_type: event.event_type().to_owned(),
             schema_version: 1,
             occurred_at: now,
-            payload: serde_json::to_value(event).expect("events serialize"),
+            payload: serde_json::to_value(&event).expect("events serialize"),
             metadata: ctx.metadata(),
             tags: event.tags().into_iter().map(Tag::new).collect(),
+        })
+    }
+
+    async fn new_events(
+        &self,
+        ctx: &Context,
+        events: &[LedgerEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, CommandError> {
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            out.push(self.new_event(ctx, event, now).await?);
         }
+        Ok(out)
     }
 
     /// Reads, decides and appends, retrying the whole round on conflict.
@@ -457,11 +509,7 @@ impl Ledger {
                 expected: decision.expected,
                 condition: decision.condition,
                 idempotency_key: None,
-                events: decision
-                    .events
-                    .iter()
-                    .map(|e| self.new_event(ctx, e, now))
-                    .collect(),
+                events: self.new_events(ctx, &decision.events, now).await?,
             };
             match self.store.append(request).await {
                 Ok(appended) => return Ok((decision.output, Some(appended))),
@@ -630,6 +678,10 @@ impl Ledger {
         external_account: ExternalAccountId,
         connected_by: Initiator,
     ) -> Result<(), CommandError> {
+        let external_account = self
+            .vault
+            .admit_external(platform, &external_account)
+            .await?;
         let stream = streams::integration(&integration);
         self.execute(
             ctx,
@@ -719,6 +771,7 @@ impl Ledger {
         ctx: &Context,
         external: ExternalAccountId,
     ) -> Result<Vec<RequestSummary>, CommandError> {
+        let external = self.vault.pseudonym(Platform::Instagram, &external);
         let external_subject = Subject::External(ExternalAccount {
             platform: Platform::Instagram,
             id: external.clone(),
@@ -770,9 +823,10 @@ impl Ledger {
         external: ExternalAccountId,
         callback_key: &str,
     ) -> Result<RequestSummary, CommandError> {
+        // The key derives from a payload that holds the account id.
         let ctx = ctx
             .clone()
-            .with_idempotency_key(Some(callback_key.to_owned()));
+            .with_idempotency_key(Some(self.vault.keyed_hash(callback_key)));
         self.request_deletion(
             &ctx,
             DeletionRequestInput {
@@ -811,7 +865,7 @@ impl Ledger {
                 expected: ExpectedVersion::Any,
                 condition: None,
                 idempotency_key: None,
-                events: vec![self.new_event(ctx, &event, now)],
+                events: vec![self.new_event(ctx, &event, now).await?],
             })
             .await?;
         Ok(())
@@ -862,8 +916,9 @@ impl Ledger {
     pub async fn request_deletion(
         &self,
         ctx: &Context,
-        input: DeletionRequestInput,
+        mut input: DeletionRequestInput,
     ) -> Result<RequestSummary, CommandError> {
+        input.scope = self.vault.admit_subject(&input.scope).await?;
         let request_id = RequestId::from_uuid(ctx.id_for("deletion-request"));
         let stream = streams::request(request_id);
         let (summary, _) = self
@@ -1199,6 +1254,7 @@ impl Ledger {
         matter: MatterRef,
         reason: Reason,
     ) -> Result<HoldId, CommandError> {
+        let scope = self.vault.admit_subject(&scope).await?;
         let hold = HoldId::from_uuid(ctx.id_for("hold"));
         let stream = streams::hold(hold);
         let (hold, appended) = self
@@ -1308,6 +1364,58 @@ impl Ledger {
             }
         }
         Ok(requests)
+    }
+
+    // ------------------------------------------------------------- privacy
+
+    /// Forgets `subject`'s personal data: records `SubjectForgotten` (once)
+    /// and destroys its data key, so that every value it owned reads
+    /// `[erased]`. An external account is named by its keyed hash. Safe to
+    /// repeat: a second call finds the event and only makes sure the key
+    /// is gone.
+    pub async fn forget(
+        &self,
+        ctx: &Context,
+        subject: &Subject,
+        cause: ForgetCause,
+    ) -> Result<Forgotten, CommandError> {
+        let subject = self.vault.lookup_subject(subject);
+        let stream = streams::subject(&subject);
+        let (first_time, _) = self
+            .execute(
+                ctx,
+                || Load {
+                    streams: vec![stream.clone()],
+                    ..Load::default()
+                },
+                |view, now| {
+                    let recorded = view.version(&stream) != ExpectedVersion::NoStream;
+                    let events: Vec<LedgerEvent> = if recorded {
+                        Vec::new()
+                    } else {
+                        vec![PrivacyEvent::SubjectForgotten {
+                            subject: subject.clone(),
+                            cause,
+                            forgotten_at: now,
+                        }
+                        .into()]
+                    };
+                    Ok(Decision {
+                        stream: stream.clone(),
+                        expected: ExpectedVersion::NoStream,
+                        condition: None,
+                        events,
+                        output: !recorded,
+                    })
+                },
+            )
+            .await?;
+        let key_destroyed = self.vault.forget(&subject).await?;
+        Ok(Forgotten {
+            subject: subject.to_string(),
+            first_time,
+            key_destroyed,
+        })
     }
 
     /// The reaction to a new hold: mark the covered open requests blocked,

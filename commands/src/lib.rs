@@ -7,7 +7,9 @@ pub mod error;
 pub mod ledger;
 pub mod log;
 pub mod memory;
+pub mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CommandError;
 pub use ledger::{Context, DeletionRequestInput, Ledger, RequestSummary};
+pub use vault::{MasterKey, Vault, VaultError};

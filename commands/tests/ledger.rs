@@ -9,6 +9,7 @@ use commands::error::CommandError;
 use commands::ledger::{Context, DeletionRequestInput, Ledger};
 use commands::log::EventStore;
 use commands::memory::MemoryStore;
+use commands::Vault;
 use domain::deadline::{PolicyName, PolicyTable};
 use domain::error::DomainError;
 use domain::events::LedgerEvent;
@@ -31,7 +32,12 @@ struct World {
 fn world() -> World {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(start()));
-    let ledger = Ledger::new(store.clone(), clock.clone(), PolicyTable::default());
+    let ledger = Ledger::new(
+        store.clone(),
+        clock.clone(),
+        PolicyTable::default(),
+        Arc::new(Vault::ephemeral()),
+    );
     World {
         ledger,
         store,

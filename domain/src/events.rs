@@ -299,7 +299,7 @@ impl DomainEvent for HoldEvent {
     fn personal_fields(&mut self) -> Vec<PersonalField<'_>> {
         let field = |field, hold: &HoldId, value| PersonalField {
             field,
-            owner: Subject::Hold(hold.clone()),
+            owner: Subject::Hold(*hold),
             value,
         };
         match self {

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use commands::log::RecordedEvent;
 use domain::events::{
-    CallbackEvent, HoldEvent, IntegrationEvent, LedgerEvent, RequestEvent, ResourceEvent,
-    WorkspaceEvent,
+    CallbackEvent, ForgetCause, HoldEvent, IntegrationEvent, LedgerEvent, PrivacyEvent,
+    RequestEvent, ResourceEvent, WorkspaceEvent,
 };
 use domain::subject::Subject;
 use domain::values::{Initiator, Verification};
@@ -185,6 +185,16 @@ pub fn describe(event: &LedgerEvent) -> (String, Option<String>) {
             format!("callback to {endpoint} refused; nothing was deleted"),
             Some(reason.clone()),
         ),
+        LedgerEvent::Privacy(PrivacyEvent::SubjectForgotten { subject, cause, .. }) => (
+            format!(
+                "personal data of {subject} forgotten ({}): its data key is destroyed, its values read [erased]",
+                match cause {
+                    ForgetCause::OnRequest => "on request",
+                    ForgetCause::AfterRequestCompleted => "set time after the request completed",
+                }
+            ),
+            None,
+        ),
     }
 }
 
@@ -199,6 +209,7 @@ fn describe_request(event: &RequestEvent) -> (String, Option<String>) {
             requested_by,
             recorded_by,
             verification,
+            contact,
             ..
         } => {
             let mut text = format!(
@@ -208,6 +219,9 @@ fn describe_request(event: &RequestEvent) -> (String, Option<String>) {
             );
             if let Some(operator) = recorded_by {
                 text.push_str(&format!("; recorded by {operator}"));
+            }
+            if let Some(contact) = contact {
+                text.push_str(&format!("; requester contact {contact}"));
             }
             match verification {
                 Verification::NotRequired => {}

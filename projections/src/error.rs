@@ -20,6 +20,11 @@ pub enum ReadModelError {
     /// limit out of range). Fix the input; a retry fails the same way (400).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// Stored personal data failed its integrity check while being shown
+    /// (a sealed value does not open under its live key). Nothing is
+    /// shown; an operator must look (500, run `lethe verify`).
+    #[error("tampering detected: {0}")]
+    Tampered(String),
     /// The event log could not be read. Retry later (503).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -8,8 +8,8 @@ use commands::ledger::streams;
 use commands::log::{Metadata, NewEvent, RecordedEvent, StreamId, Tag};
 use domain::deadline::{PolicyName, PolicyTable};
 use domain::events::{
-    CallbackEvent, HoldEvent, IntegrationEvent, LedgerEvent, RefusalReason, RequestEvent,
-    ResourceEvent, WorkspaceEvent,
+    CallbackEvent, ForgetCause, HoldEvent, IntegrationEvent, LedgerEvent, PrivacyEvent,
+    RefusalReason, RequestEvent, ResourceEvent, WorkspaceEvent,
 };
 use domain::ids::{
     AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
@@ -244,8 +244,8 @@ pub fn story() -> Vec<StoryEvent> {
             hold: h1,
             scope: s("file:f-1"),
             kind: HoldKind::Legal,
-            matter: MatterRef::parse("M-1").expect("valid"),
-            reason: reason("litigation"),
+            matter: MatterRef::parse("M-1").expect("valid").into(),
+            reason: reason("litigation").into(),
             placed_by: "legal:dana".into(),
         },
     );
@@ -278,7 +278,7 @@ pub fn story() -> Vec<StoryEvent> {
         HoldEvent::HoldLifted {
             hold: h1,
             scope: s("file:f-1"),
-            reason: reason("settled"),
+            reason: reason("settled").into(),
             lifted_by: "legal:dana".into(),
         },
     );
@@ -330,7 +330,7 @@ pub fn story() -> Vec<StoryEvent> {
             task: t1,
             worker: "worker-1".into(),
             attempt: 1,
-            error: note("storage timeout"),
+            error: note("storage timeout").into(),
             next_attempt_at: retry,
         },
     );
@@ -414,8 +414,8 @@ pub fn story() -> Vec<StoryEvent> {
             hold: h2,
             scope: s("workspace:ws-1"),
             kind: HoldKind::Moderation,
-            matter: MatterRef::parse("case-9").expect("valid"),
-            reason: reason("reported content under review"),
+            matter: MatterRef::parse("case-9").expect("valid").into(),
+            reason: reason("reported content under review").into(),
             placed_by: "trust:sam".into(),
         },
     );
@@ -441,7 +441,7 @@ pub fn story() -> Vec<StoryEvent> {
         RequestEvent::DeadlineExtended {
             request: r2,
             due_at: extended,
-            reason: reason("moderation review pending"),
+            reason: reason("moderation review pending").into(),
         },
     );
 
@@ -460,7 +460,7 @@ pub fn story() -> Vec<StoryEvent> {
             requested_by: alice.clone(),
             recorded_by: Some("operator:dana".into()),
             verification: Verification::Pending,
-            contact: Some(Contact::parse("alice@example.com").expect("valid")),
+            contact: Some(Contact::parse("alice@example.com").expect("valid").into()),
             confirmation_code: None,
         },
     );
@@ -468,7 +468,7 @@ pub fn story() -> Vec<StoryEvent> {
         r3,
         RequestEvent::RequestVerified {
             request: r3,
-            method: note("replied from the account's e-mail address"),
+            method: note("replied from the account's e-mail address").into(),
             verified_by: "operator:dana".into(),
         },
     );
@@ -509,7 +509,7 @@ pub fn story() -> Vec<StoryEvent> {
             target: s("billing-record:b-1"),
             basis: RetentionBasis::Billing,
             until: kept_until,
-            note: note("kept for tax and accounting"),
+            note: note("kept for tax and accounting").into(),
         },
     );
     let done = st.now() + Duration::minutes(1);
@@ -532,7 +532,7 @@ pub fn story() -> Vec<StoryEvent> {
             external_account: ExternalAccountId::parse("UC123").expect("valid"),
             disconnected_by: alice.clone(),
             channel: Channel::InProduct,
-            reason: Some(reason("not used any more")),
+            reason: Some(reason("not used any more").into()),
             platform_data_notice: "data held by YouTube itself is not deleted".into(),
         },
     );
@@ -581,6 +581,15 @@ pub fn story() -> Vec<StoryEvent> {
             workspace: ws("ws-1"),
             account: acct("bob"),
             removed_by: alice,
+        },
+    );
+    let forgotten = st.now();
+    st.by("admin:dpo").push(
+        streams::subject(&Subject::Request(r5)),
+        PrivacyEvent::SubjectForgotten {
+            subject: Subject::Request(r5),
+            cause: ForgetCause::OnRequest,
+            forgotten_at: forgotten,
         },
     );
     st.events

@@ -115,7 +115,7 @@ async fn audit_trail() {
             why: moderation review pending
             subjects: request:01900000-0000-7000-8000-000000000202
         28 2026-03-03T10:28:00.000000Z DeletionRequested by operator:dana
-            deletion of account:alice requested by member alice via email-to-support (request 01900000-0000-7000-8000-000000000203, policy ccpa, due 2026-04-17T10:28:00.000000Z); recorded by operator:dana; verification pending
+            deletion of account:alice requested by member alice via email-to-support (request 01900000-0000-7000-8000-000000000203, policy ccpa, due 2026-04-17T10:28:00.000000Z); recorded by operator:dana; requester contact alice@example.com; verification pending
             subjects: account:alice request:01900000-0000-7000-8000-000000000203
         29 2026-03-03T10:29:00.000000Z RequestVerified by operator:dana
             request 01900000-0000-7000-8000-000000000203 verified by operator:dana: replied from the account's e-mail address
@@ -151,6 +151,9 @@ async fn audit_trail() {
         38 2026-03-03T10:38:00.000000Z MemberRemoved by service:workspaces
             account bob removed from workspace ws-1 by member alice; what they created stays
             subjects: account:bob workspace:ws-1
+        39 2026-03-03T10:39:00.000000Z SubjectForgotten by admin:dpo
+            personal data of request:01900000-0000-7000-8000-000000000205 forgotten (on request): its data key is destroyed, its values read [erased]
+            subjects: request:01900000-0000-7000-8000-000000000205
     "#]]).await;
 }
 

@@ -89,7 +89,7 @@ async fn work(ledger: &Ledger, request: RequestId, limit: usize) -> Result<usize
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (store, ledger) = open_ledger(&args.store.store).await?;
+    let (store, ledger) = open_ledger(&args.store).await?;
     eprintln!("Loading the demo story into {}:", args.store.store);
     let workspace = WorkspaceId::parse(WORKSPACE)?;
     match ledger
@@ -103,7 +103,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Ok(()) => step("workspace ws-northwind, owned by acct-olivia"),
         Err(CommandError::Rejected(DomainError::AlreadyExists(_) | DomainError::Erased(_))) => {
             eprintln!("The demo is loaded already in this store; nothing changed.");
-            caught_up_read_models(&args.store.store, &store).await?;
+            caught_up_read_models(&args.store, &store, &ledger).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Err(error) => return Err(error.into()),
@@ -276,7 +276,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "account deletion for acct-ravi received by e-mail, recorded by support: {} ({})",
         email.state, email.request_id
     ));
-    let (_, position) = caught_up_read_models(&args.store.store, &store).await?;
+    let instagram_email = ledger
+        .request_deletion(
+            &service("support-desk"),
+            DeletionRequestInput {
+                scope: s(&format!("instagram:{INSTAGRAM_USER}")),
+                channel: Channel::EmailToSupport,
+                policy: Some(PolicyName::Ccpa),
+                requested_by: Initiator::Platform,
+                recorded_by: Some("support:maria".into()),
+                verification: Some(Note::parse(
+                    "requester proved control of the Instagram account by a direct message",
+                )?),
+                contact: Some(Contact::parse("june.park@example.org")?),
+            },
+        )
+        .await?;
+    step(&format!(
+        "CCPA deletion of an Instagram account's analytics received by e-mail: {} ({})",
+        instagram_email.state, instagram_email.request_id
+    ));
+    let (_, position) = caught_up_read_models(&args.store, &store, &ledger).await?;
     step(&format!("read models caught up to log position {position}"));
     eprintln!(
         "Done. Try: lethe report deadlines; lethe hold list; lethe audit --subject file:f-keynote"

@@ -60,7 +60,7 @@ pub async fn run(command: HoldCommand) -> anyhow::Result<ExitCode> {
             let kind: HoldKind = kind.parse()?;
             let matter = MatterRef::parse(&matter)?;
             let reason = Reason::parse(&reason)?;
-            let (_store, ledger) = open_ledger(&store.store).await?;
+            let (_store, ledger) = open_ledger(&store).await?;
             let hold = ledger
                 .place_hold(&cli_context(), scope, kind, matter, reason)
                 .await?;
@@ -73,14 +73,14 @@ pub async fn run(command: HoldCommand) -> anyhow::Result<ExitCode> {
         } => {
             let hold = HoldId::parse(&hold_id)?;
             let reason = Reason::parse(&reason)?;
-            let (_store, ledger) = open_ledger(&store.store).await?;
+            let (_store, ledger) = open_ledger(&store).await?;
             ledger.lift_hold(&cli_context(), hold, reason).await?;
             eprintln!("lifted {hold}");
         }
         HoldCommand::List { active, store } => {
-            let url = &store.store;
-            let (store, _ledger) = open_ledger(url).await?;
-            let (models, _) = caught_up_read_models(url, &store).await?;
+            let arg = &store;
+            let (store, ledger) = open_ledger(arg).await?;
+            let (models, _) = caught_up_read_models(arg, &store, &ledger).await?;
             println!(
                 "{:<38} {:<6} {:<11} {:<28} {:<22} BLOCKS",
                 "HOLD", "ACTIVE", "KIND", "SCOPE", "MATTER"
@@ -93,6 +93,10 @@ pub async fn run(command: HoldCommand) -> anyhow::Result<ExitCode> {
             loop {
                 let page = models.holds(&query).await?;
                 for view in &page {
+                    let mut view = view.clone();
+                    models
+                        .reveal(&mut [&mut view.hold.scope, &mut view.hold.matter])
+                        .await?;
                     println!(
                         "{:<38} {:<6} {:<11} {:<28} {:<22} {}",
                         view.hold.hold,

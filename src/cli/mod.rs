@@ -4,6 +4,7 @@
 
 mod demo;
 mod holds;
+mod privacy;
 mod reads;
 mod serve;
 mod tokens;
@@ -11,6 +12,7 @@ mod tokens;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use adapters::keys::{self, MasterKeyOrigin};
 use adapters::readmodel::ReadModels;
 use adapters::store::{self, Store};
 use clap::{Args, Subcommand, ValueEnum};
@@ -22,12 +24,18 @@ use domain::deadline::PolicyTable;
 /// The default store: one SQLite file under ./data.
 pub const DEFAULT_STORE: &str = "sqlite://./data/lethe.db";
 
-/// Where the event log is.
+/// Where the event log is, and the master key of its personal data.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArg {
     /// The event store: sqlite://PATH or postgres://...
     #[arg(long, env = "LETHE_STORE", default_value = DEFAULT_STORE)]
     pub store: String,
+    /// The file holding the master key (32 bytes, base64) that wraps the
+    /// data keys of personal data. `LETHE_MASTER_KEY` (the key itself)
+    /// wins over it; for a SQLite store the default is PATH.master-key,
+    /// created on the store's first start.
+    #[arg(long, env = "LETHE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 /// How a read prints.
@@ -64,6 +72,11 @@ pub enum Command {
     Projections(reads::ProjectionsCommand),
     /// Load a realistic story into the store, so that every view has data.
     Demo(demo::DemoArgs),
+    /// Forget a subject's personal data (destroy its data key).
+    Forget(privacy::ForgetArgs),
+    /// Manage the master key of personal data.
+    #[command(subcommand)]
+    Keys(privacy::KeysCommand),
 }
 
 /// Runs one subcommand.
@@ -78,17 +91,36 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Resources(args) => reads::run_resources(args).await,
         Command::Projections(command) => reads::run_projections(command).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Forget(args) => privacy::run_forget(args).await,
+        Command::Keys(command) => privacy::run_keys(command).await,
     }
 }
 
-/// Opens the store and the ledger over it, on the wall clock.
-pub async fn open_ledger(url: &str) -> anyhow::Result<(Arc<Store>, Ledger)> {
+/// Opens the store, its key table and the ledger over them, on the wall
+/// clock. Fails when the master key does not open the store's keys.
+pub async fn open_ledger(arg: &StoreArg) -> anyhow::Result<(Arc<Store>, Ledger)> {
+    let url = &arg.store;
     let store = Arc::new(
         store::open(url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the store {url}: {e}"))?,
     );
-    let ledger = Ledger::new(store.clone(), Arc::new(SystemClock), PolicyTable::default());
+    let (vault, origin) = keys::open_vault(url, arg.master_key_file.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the keys of {url}: {e}"))?;
+    if let MasterKeyOrigin::Created(path) = origin {
+        eprintln!(
+            "Created the master key of this new store in {} (keep it safe and apart from \
+             backups of the store: without it, personal data cannot be read)",
+            path.display()
+        );
+    }
+    let ledger = Ledger::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        PolicyTable::default(),
+        vault,
+    );
     Ok((store, ledger))
 }
 
@@ -96,12 +128,15 @@ pub async fn open_ledger(url: &str) -> anyhow::Result<(Arc<Store>, Ledger)> {
 /// it creates the SQLite file) and catches them up with its log, so that
 /// a read shows every event written so far.
 pub async fn caught_up_read_models(
-    url: &str,
+    arg: &StoreArg,
     store: &Store,
+    ledger: &Ledger,
 ) -> anyhow::Result<(ReadModels, Position)> {
+    let url = &arg.store;
     let models = ReadModels::open(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?
+        .with_vault(ledger.vault().clone());
     let position = models
         .catch_up(store)
         .await

@@ -38,16 +38,17 @@ pub enum RequestCommand {
 pub async fn run_request(command: RequestCommand) -> anyhow::Result<ExitCode> {
     let RequestCommand::Show { id, format, store } = command;
     let id = RequestId::parse(&id)?;
-    let url = &store.store;
-    let (store, ledger) = open_ledger(url).await?;
-    let (models, _) = caught_up_read_models(url, &store).await?;
+    let arg = &store;
+    let (store, ledger) = open_ledger(arg).await?;
+    let (models, _) = caught_up_read_models(arg, &store, &ledger).await?;
     let Some(detail) = models
         .request_detail(&id.to_string(), ledger.policies(), ledger.clock().now())
         .await?
     else {
         anyhow::bail!("request {id} not found");
     };
-    let detail = queries::request_json(&detail);
+    let mut detail = queries::request_json(&detail);
+    models.reveal_json(&mut detail).await?;
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(ExitCode::SUCCESS);
@@ -107,9 +108,9 @@ pub struct AuditArgs {
 
 pub async fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let subject = Subject::parse(&args.subject)?;
-    let url = &args.store.store;
-    let (store, _ledger) = open_ledger(url).await?;
-    let (models, _) = caught_up_read_models(url, &store).await?;
+    let arg = &args.store;
+    let (store, ledger) = open_ledger(arg).await?;
+    let (models, _) = caught_up_read_models(arg, &store, &ledger).await?;
     let query = AuditQuery {
         subject: Some(subject.to_string()),
         limit: PAGE_ROWS_MAX,
@@ -169,9 +170,9 @@ pub enum ReportCommand {
 
 pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
     let ReportCommand::Deadlines { format, store } = command;
-    let url = &store.store;
-    let (store, ledger) = open_ledger(url).await?;
-    let (models, position) = caught_up_read_models(url, &store).await?;
+    let arg = &store;
+    let (store, ledger) = open_ledger(arg).await?;
+    let (models, position) = caught_up_read_models(arg, &store, &ledger).await?;
     let report = models
         .deadline_report(
             &queries::report_range(None, None, None),
@@ -180,13 +181,19 @@ pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
         )
         .await?;
     match format {
-        Format::Csv => print!("{}", queries::report_csv(&report)),
+        Format::Csv => {
+            let mut csv = queries::report_csv(&report);
+            models.reveal(&mut [&mut csv]).await?;
+            print!("{csv}");
+        }
         Format::Json => {
-            let report = queries::report_json(&report, position);
+            let mut report = queries::report_json(&report, position);
+            models.reveal_json(&mut report).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Format::Table => {
-            let report = queries::report_json(&report, position);
+            let mut report = queries::report_json(&report, position);
+            models.reveal_json(&mut report).await?;
             for key in ["received", "completed", "refused", "on_time_rate"] {
                 println!("{key:<26} {}", text(&report[key]));
             }
@@ -226,9 +233,9 @@ pub struct ResourcesArgs {
 
 pub async fn run_resources(args: ResourcesArgs) -> anyhow::Result<ExitCode> {
     let workspace = WorkspaceId::parse(&args.workspace)?;
-    let url = &args.store.store;
-    let (store, _ledger) = open_ledger(url).await?;
-    let (models, _) = caught_up_read_models(url, &store).await?;
+    let arg = &args.store;
+    let (store, ledger) = open_ledger(arg).await?;
+    let (models, _) = caught_up_read_models(arg, &store, &ledger).await?;
     let mut query = ResourceQuery {
         scope: format!("workspace:{workspace}"),
         state: args.state,
@@ -246,6 +253,12 @@ pub async fn run_resources(args: ResourcesArgs) -> anyhow::Result<ExitCode> {
     loop {
         let page = models.resources(&query).await?;
         for view in &page.resources {
+            let mut view = view.clone();
+            let mut texts: Vec<&mut String> = vec![&mut view.row.subject];
+            texts.extend(view.row.external_account.as_mut());
+            texts.extend(view.row.scopes.iter_mut());
+            models.reveal(&mut texts).await?;
+            let view = &view;
             let holds = view.holds.join(" ");
             match args.format {
                 Format::Json => println!("{}", serde_json::to_string(view)?),
@@ -288,8 +301,9 @@ pub async fn run_projections(command: ProjectionsCommand) -> anyhow::Result<Exit
         .as_deref()
         .map(str::parse::<ProjectionName>)
         .transpose()?;
-    let url = &store.store;
-    let (store, _ledger) = open_ledger(url).await?;
+    let arg = &store;
+    let url = &arg.store;
+    let (store, _ledger) = open_ledger(arg).await?;
     let models = ReadModels::open(url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use adapters::auth::{ApiRole, Tokens};
 use adapters::http::{app, AppState};
 use adapters::meta::{MetaConfig, MAX_AGE_SECS_DEFAULT};
+use adapters::privacy;
 use adapters::readmodel::ReadModels;
 use clap::Args;
 use commands::log::EventStore;
@@ -26,6 +27,39 @@ pub struct ServeArgs {
     /// (used by `make run` on a fresh store).
     #[arg(long)]
     pub bootstrap_tokens: bool,
+    /// Days after a request completes at which its requester's contact
+    /// details (and its other personal values) are forgotten.
+    #[arg(long, env = "LETHE_FORGET_CONTACT_AFTER_DAYS", default_value_t = privacy::FORGET_AFTER_DAYS_DEFAULT)]
+    pub forget_contact_after_days: u32,
+}
+
+/// How often the service forgets what has become due.
+const FORGET_SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
+
+/// Forgets due personal data now and then every [`FORGET_SWEEP_INTERVAL`]
+/// until `stop` turns true; a failure is logged and retried next time.
+async fn run_forgetting(
+    ledger: commands::Ledger,
+    models: ReadModels,
+    after_days: u32,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let now = ledger.clock().now();
+        match privacy::forget_completed_requests(&ledger, &models, after_days, now).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "forgot the personal data of completed requests"),
+            Err(error) => tracing::error!(%error, "automatic forgetting failed; retrying later"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(FORGET_SWEEP_INTERVAL) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The Meta callback settings from the environment; `None` without an
@@ -100,11 +134,13 @@ async fn run_projections(
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let url = &args.store.store;
-    let (_store, ledger) = open_ledger(url).await?;
+    let arg = &args.store;
+    let url = &arg.store;
+    let (_store, ledger) = open_ledger(arg).await?;
     let read_models = ReadModels::open(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?
+        .with_vault(ledger.vault().clone());
     let tokens = Tokens::connect(url).await?;
     if args.bootstrap_tokens {
         bootstrap(&tokens, &args.listen).await?;
@@ -119,6 +155,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runner = tokio::spawn(run_projections(
         read_models.clone(),
         ledger.store().clone(),
+        stopped.clone(),
+    ));
+    let forgetting = tokio::spawn(run_forgetting(
+        ledger.clone(),
+        read_models.clone(),
+        args.forget_contact_after_days,
         stopped,
     ));
     let state = AppState::new(ledger, read_models, tokens, meta, &public_url);
@@ -138,6 +180,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop.send(true);
     if let Err(error) = runner.await {
         tracing::error!(%error, "the projection runner panicked");
+    }
+    if let Err(error) = forgetting.await {
+        tracing::error!(%error, "automatic forgetting panicked");
     }
     served?;
     Ok(ExitCode::SUCCESS)

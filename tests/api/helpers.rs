@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use adapters::auth::{ApiRole, Tokens};
 use adapters::http::{app, AppState};
+use adapters::keys::SqlKeyTable;
 use adapters::meta::{self, MetaConfig};
 use adapters::readmodel::ReadModels;
 use adapters::store::{self, Store};
@@ -16,7 +17,7 @@ use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use commands::clock::ManualClock;
 use commands::log::{EventStore, RecordedEvent};
-use commands::Ledger;
+use commands::{Ledger, MasterKey, Vault};
 use domain::deadline::PolicyTable;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -60,6 +61,9 @@ impl Answer {
 
 pub struct TestApp {
     pub router: Router,
+    /// The database, for tests that open it again or read its bytes.
+    pub url: String,
+    pub master: MasterKey,
     pub store: Arc<Store>,
     pub ledger: Ledger,
     pub clock: Arc<ManualClock>,
@@ -96,11 +100,23 @@ pub async fn spawn_app_with(backend: Backend, meta: Option<MetaConfig>) -> Optio
         issued.push((role, token));
     }
     let clock = Arc::new(ManualClock::new(start()));
-    let ledger = Ledger::new(store.clone(), clock.clone(), PolicyTable::default());
+    let master = MasterKey::generate();
+    let key_table = SqlKeyTable::connect(&url).await.expect("key table");
+    let vault = Vault::open(Arc::new(key_table), master.clone())
+        .await
+        .expect("open the vault");
+    let ledger = Ledger::new(
+        store.clone(),
+        clock.clone(),
+        PolicyTable::default(),
+        Arc::new(vault),
+    );
     let read_models = ReadModels::open(&url).await.expect("open the read models");
     let state = AppState::new(ledger.clone(), read_models, tokens, meta, PUBLIC_URL);
     Some(TestApp {
         router: app(state),
+        url,
+        master,
         store,
         ledger,
         clock,
@@ -237,6 +253,57 @@ impl TestApp {
 
     pub async fn events(&self) -> Vec<RecordedEvent> {
         self.store.read_all(0, 10_000).await.expect("read")
+    }
+
+    /// Every byte the database holds: the SQLite file with its WAL and
+    /// shared memory, or the output of `pg_dump` (schema and data).
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                if let Ok(more) = std::fs::read(format!("{path}{suffix}")) {
+                    bytes.extend(more);
+                }
+            }
+            assert!(!bytes.is_empty(), "no database file at {path}");
+            bytes
+        } else {
+            let output = std::process::Command::new("pg_dump")
+                .arg("--dbname")
+                .arg(&self.url)
+                .output()
+                .expect("run pg_dump");
+            assert!(
+                output.status.success(),
+                "pg_dump failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            output.stdout
+        }
+    }
+
+    /// Runs one SQL statement on the database (for tamper tests).
+    pub async fn execute_sql(&self, sql: &str) -> u64 {
+        use sqlx::Connection as _;
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("execute")
+                .rows_affected()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("execute")
+                .rows_affected()
+        }
     }
 
     /// Closes the store and drops the PostgreSQL database.

@@ -4,6 +4,7 @@
 mod bad_input;
 mod helpers;
 mod meta;
+mod privacy;
 mod roles;
 mod rules;
 mod socket;

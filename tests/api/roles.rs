@@ -156,6 +156,11 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
             None,
         ),
         "/v1/resources?get" => (Method::GET, "/v1/resources?workspace=ws-roles".into(), None),
+        "/v1/subjects/{subject}/forget" => (
+            Method::POST,
+            format!("/v1/subjects/request:{}/forget", request_id(app, n).await),
+            None,
+        ),
         other => {
             let _ = Service;
             panic!("no role-matrix case for {other}")

@@ -576,7 +576,7 @@ pub async fn r14_billing_and_card_numbers(app: &TestApp) {
 }
 
 /// R15: an e-mail request is recorded by an operator with the
-/// verification done; the contact stays out of plain view.
+/// verification done; the contact is stored sealed.
 pub async fn r15_email_request(app: &TestApp) {
     seed_workspace(app, "ws-r15").await;
     let missing = app
@@ -604,11 +604,18 @@ pub async fn r15_email_request(app: &TestApp) {
     let audit = app
         .get(Admin, &format!("/v1/audit?subject=request:{id}"))
         .await;
+    // Readers see the contact; the database holds it sealed only.
     assert!(
-        !audit.text.contains("member@example.com"),
-        "the contact is not shown"
+        audit.text.contains("requester contact member@example.com"),
+        "{}",
+        audit.text
     );
     assert!(audit.text.contains("support:maria"));
+    let stored = app.stored_bytes().await;
+    assert!(
+        !stored.windows(18).any(|w| w == b"member@example.com"),
+        "the contact is stored sealed"
+    );
 }
 
 /// Idempotency-Key: a replayed request answers the same and stores nothing.

@@ -7,6 +7,7 @@ use axum::Json;
 use commands::ledger::Context;
 use commands::{CommandError, DeletionRequestInput};
 use domain::error::DomainError;
+use domain::events::ForgetCause;
 use domain::ids::{AccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId};
 use domain::membership::Registration;
 use domain::request::RequestState;
@@ -16,7 +17,9 @@ use serde_json::json;
 
 use super::dto::{self, field, parse_worker};
 use super::error::ApiError;
-use super::extract::{ApiJson, Caller, HoldCommands, IdempotencyKey, Permission, ServiceCommands};
+use super::extract::{
+    ApiJson, Caller, Forgetting, HoldCommands, IdempotencyKey, Permission, ServiceCommands,
+};
 use super::queries;
 use super::AppState;
 use crate::readmodel::PAGE_ROWS_MAX;
@@ -347,4 +350,24 @@ pub async fn lift_hold(
 /// True for the states in which a request may still have work to claim.
 pub fn is_open(state: RequestState) -> bool {
     matches!(state, RequestState::InProgress | RequestState::Blocked)
+}
+
+/// Forgets a subject's personal data; see [`commands::Ledger::forget`].
+pub async fn forget_subject(
+    State(state): State<AppState>,
+    caller: Caller<Forgetting>,
+    key: IdempotencyKey,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let subject = field("subject", domain::subject::Subject::parse(&raw))?;
+    let forgotten = state
+        .ledger
+        .forget(&context(&caller, key), &subject, ForgetCause::OnRequest)
+        .await?;
+    Ok(Json(json!({
+        "subject": forgotten.subject,
+        "forgotten": true,
+        "first_time": forgotten.first_time,
+    }))
+    .into_response())
 }

@@ -8,6 +8,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commands::log::StoreError;
+use commands::vault::VaultError;
 use commands::CommandError;
 use domain::error::{DomainError, InvalidInput};
 use projections::ReadModelError;
@@ -144,6 +145,18 @@ impl ApiError {
         )
     }
 
+    /// Stored personal data failed its integrity check: shown as
+    /// tampering, never as `[erased]`.
+    pub fn tampered() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "tampered",
+            "Tampering detected",
+            "stored personal data failed its integrity check; nothing is shown. \
+             An operator must look (lethe verify)",
+        )
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -231,6 +244,10 @@ impl From<ReadModelError> for ApiError {
                 tracing::error!(%why, "read models corrupt; run `lethe projections rebuild`");
                 ApiError::internal()
             }
+            ReadModelError::Tampered(why) => {
+                tracing::error!(%why, "tampering detected in personal data");
+                ApiError::tampered()
+            }
             ReadModelError::Injected(why) => {
                 tracing::error!(%why, "injected read-model fault");
                 ApiError::unavailable("the read models are unavailable; retry later")
@@ -248,6 +265,26 @@ impl From<CommandError> for ApiError {
             CommandError::Store(store) => store.into(),
             CommandError::Corrupt(decode) => {
                 tracing::error!(%decode, "a stored event does not decode");
+                ApiError::internal()
+            }
+            CommandError::Vault(vault) => vault.into(),
+        }
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(error: VaultError) -> Self {
+        match error {
+            VaultError::Unavailable(why) => {
+                tracing::error!(%why, "key table unavailable");
+                ApiError::unavailable("the key table is unavailable; retry later")
+            }
+            VaultError::Tampered(why) => {
+                tracing::error!(%why, "tampering detected in personal data");
+                ApiError::tampered()
+            }
+            VaultError::WrongMasterKey { .. } | VaultError::BadMasterKey(_) => {
+                tracing::error!(%error, "the master key does not open the key table");
                 ApiError::internal()
             }
         }

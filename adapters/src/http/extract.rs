@@ -41,6 +41,14 @@ impl Permission for HoldCommands {
     const WHAT: &'static str = "placing and lifting holds (role legal)";
 }
 
+/// Forgetting a subject's personal data (crypto-shredding): admins only.
+#[derive(Debug)]
+pub struct Forgetting;
+impl Permission for Forgetting {
+    const ROLES: &'static [ApiRole] = &[ApiRole::Admin];
+    const WHAT: &'static str = "forgetting a subject (role admin)";
+}
+
 /// Reads of the ledger: auditors, legal and admins. Services do not read
 /// the audit trail, which spans every tenant.
 #[derive(Debug)]

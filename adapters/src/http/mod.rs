@@ -19,9 +19,11 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod queries;
+pub mod reveal;
 
 use ::commands::Ledger;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
@@ -59,6 +61,7 @@ impl AppState {
         meta: Option<MetaConfig>,
         public_url: &str,
     ) -> Self {
+        let read_models = read_models.with_vault(ledger.vault().clone());
         Self {
             ledger,
             read_models,
@@ -106,6 +109,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/audit", get(queries::audit))
         .route("/v1/audit/export", get(queries::export))
         .route("/v1/reports/deadlines", get(queries::deadline_report))
+        // Administrators.
+        .route(
+            "/v1/subjects/{subject}/forget",
+            post(commands::forget_subject),
+        )
         // Meta and the people it sends.
         .route(
             "/callbacks/meta/deauthorize",
@@ -118,6 +126,10 @@ pub fn app(state: AppState) -> Router {
         .route("/deletion-status/{code}", get(callbacks::deletion_status))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reveal::reveal_personal_data,
+        ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

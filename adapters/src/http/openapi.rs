@@ -21,6 +21,7 @@ pub enum Access {
 
 const SERVICE: Access = Access::Roles(&[ApiRole::Service, ApiRole::Admin]);
 const LEGAL: Access = Access::Roles(&[ApiRole::Legal]);
+const ADMIN: Access = Access::Roles(&[ApiRole::Admin]);
 const READ: Access = Access::Roles(&[ApiRole::Auditor, ApiRole::Legal, ApiRole::Admin]);
 
 /// One route of the API.
@@ -63,6 +64,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "get", path: "/v1/audit/export", access: READ, summary: "The audit trail as one streamed CSV or JSON Lines response (constant memory), with the same filters as /v1/audit.", body: &[], query: &[("format", false, "jsonl (default) | csv"), ("subject", false, "KIND:ID"), ("actor", false, "principal"), ("event_type", false, "event type"), ("from", false, "RFC 3339"), ("to", false, "RFC 3339"), ("after", false, "log position to start after")], success: 200 },
     RouteDoc { method: "get", path: "/v1/reports/deadlines", access: READ, summary: "Deadline compliance: counts, on-time rate, median and p95, overdue, at risk, blocked by hold.", body: &[], query: &[("format", false, "json (default) | csv"), ("from", false, "RFC 3339, received at or after"), ("to", false, "RFC 3339, received before"), ("policy", false, "youtube-api-user-data | gdpr | ccpa | internal")], success: 200 },
     RouteDoc { method: "get", path: "/v1/resources", access: READ, summary: "What the ledger still knows of a workspace, account or external account, and in which state.", body: &[], query: &[("workspace", false, "workspace id (or scope)"), ("scope", false, "KIND:ID: workspace:W, account:A, instagram:X, ..."), ("state", false, "active | disconnected | deletion-pending | blocked-by-hold | retained | erased"), ("after", false, "subject the previous page ended with"), ("limit", false, "page size, at most 1000")], success: 200 },
+    RouteDoc { method: "post", path: "/v1/subjects/{subject}/forget", access: ADMIN, summary: "Forget a subject's personal data (KIND:ID, e.g. request:ID, instagram:ID): records SubjectForgotten and destroys its data key; its values read [erased] from then on. Safe to repeat.", body: &[], query: &[], success: 200 },
     RouteDoc { method: "post", path: "/callbacks/meta/deauthorize", access: Access::MetaSignature, summary: "R4: Meta deauthorization (form field signed_request). 503 when LETHE_META_APP_SECRET is unset. Refusals are recorded.", body: &[], query: &[], success: 200 },
     RouteDoc { method: "post", path: "/callbacks/meta/data-deletion", access: Access::MetaSignature, summary: "R5: Meta data deletion (form field signed_request); answers {url, confirmation_code}, the same code on replay. Refusals are recorded.", body: &[], query: &[], success: 200 },
     RouteDoc { method: "get", path: "/deletion-status/{code}", access: Access::Public, summary: "Human-readable status of a Meta deletion request (HTML; JSON with Accept: application/json).", body: &[], query: &[], success: 200 },

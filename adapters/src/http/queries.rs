@@ -230,7 +230,9 @@ pub async fn audit(
     caught_up(&state).await?;
     let page = state.read_models.audit(&filter).await?;
     Ok(Json(json!({
-        "subject": filter.subject,
+        // As stored: the answer is revealed on the way out, so a
+        // forgotten subject reads [erased] here too.
+        "subject": filter.subject.as_deref().map(|s| state.read_models.stored_subject(s)),
         "events": page.entries,
         "next_after": page.next_after,
     }))
@@ -424,7 +426,7 @@ pub async fn resources(
     caught_up(&state).await?;
     let page = state.read_models.resources(&filter).await?;
     Ok(Json(json!({
-        "scope": filter.scope,
+        "scope": state.read_models.stored_subject(&filter.scope),
         "resources": page.resources,
         "next_after": page.next_after,
     }))

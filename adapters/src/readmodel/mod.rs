@@ -29,6 +29,9 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use commands::vault::VaultError;
+use commands::Vault;
+use domain::subject::Subject;
 use projections::ReadModelError;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -65,6 +68,9 @@ pub struct ReadModels {
     /// Test-only fault: fail the page after this many more pages, between
     /// the rows and the checkpoint.
     fault: Arc<Mutex<Option<usize>>>,
+    /// Opens sealed personal data for display and hashes external ids in
+    /// filters; without it, entries show sealed tokens and keyed hashes.
+    vault: Option<Arc<Vault>>,
 }
 
 /// A pooled connection of either backend.
@@ -157,9 +163,41 @@ impl ReadModels {
         let models = Self {
             pool,
             fault: Arc::new(Mutex::new(None)),
+            vault: None,
         };
         runner::ensure_schema(&models).await?;
         Ok(models)
+    }
+
+    /// These read models, showing personal data through `vault`.
+    pub fn with_vault(mut self, vault: Arc<Vault>) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
+    /// A subject filter as the read models store it: an external account
+    /// by its keyed hash. Unparsable input is left for the query to refuse.
+    pub(crate) fn stored_subject(&self, raw: &str) -> String {
+        match (&self.vault, Subject::parse(raw)) {
+            (Some(vault), Ok(subject)) => vault.lookup_subject(&subject).to_string(),
+            _ => raw.to_owned(),
+        }
+    }
+
+    /// Opens the sealed values and keyed-hash ids inside `texts`.
+    pub async fn reveal(&self, texts: &mut [&mut String]) -> Result<(), ReadModelError> {
+        match &self.vault {
+            Some(vault) => vault.reveal(texts).await.map_err(vault_error),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the sealed values and keyed-hash ids inside a JSON value.
+    pub async fn reveal_json(&self, value: &mut serde_json::Value) -> Result<(), ReadModelError> {
+        match &self.vault {
+            Some(vault) => vault.reveal_json(value).await.map_err(vault_error),
+            None => Ok(()),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -223,5 +261,12 @@ impl ReadModels {
             }
             None => Ok(()),
         }
+    }
+}
+
+fn vault_error(error: VaultError) -> ReadModelError {
+    match error {
+        VaultError::Unavailable(why) => ReadModelError::Unavailable(why),
+        other => ReadModelError::Tampered(other.to_string()),
     }
 }

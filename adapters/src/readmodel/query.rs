@@ -246,8 +246,15 @@ const OPEN_STATES: &str = "('awaiting-verification', 'in-progress', 'blocked')";
 
 impl ReadModels {
     /// A page of the audit trail.
+    /// Personal data shows in plain text (or `[erased]`) when these read
+    /// models have a vault; a subject filter on an external account is
+    /// matched by its keyed hash.
     pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, ReadModelError> {
-        let (sql, args, limit) = audit_sql(query)?;
+        let query = AuditQuery {
+            subject: query.subject.as_deref().map(|s| self.stored_subject(s)),
+            ..query.clone()
+        };
+        let (sql, args, limit) = audit_sql(&query)?;
         let mut conn = self.conn().await?;
         let rows = conn.exec().fetch_all(&sql, args).await?;
         let mut entries = rows
@@ -257,6 +264,13 @@ impl ReadModels {
         let more = entries.len() > limit;
         entries.truncate(limit);
         let next_after = more.then(|| entries.last().map(|e| e.position)).flatten();
+        let mut texts: Vec<&mut String> = Vec::new();
+        for entry in &mut entries {
+            texts.push(&mut entry.summary);
+            texts.extend(entry.reason.as_mut());
+            texts.extend(entry.subjects.iter_mut());
+        }
+        self.reveal(&mut texts).await?;
         Ok(AuditPage {
             entries,
             next_after,
@@ -265,9 +279,17 @@ impl ReadModels {
 
     /// Resources under a scope, with their covering holds.
     pub async fn resources(&self, query: &ResourceQuery) -> Result<ResourcePage, ReadModelError> {
-        let scope = subject(&query.scope)?;
+        let scope = subject(&self.stored_subject(&query.scope))?;
         let limit = page_rows(query.limit);
-        let mut args: Vec<Val> = vec![scope.into(), query.after.clone().unwrap_or_default().into()];
+        let mut args: Vec<Val> = vec![
+            scope.into(),
+            query
+                .after
+                .as_deref()
+                .map(|a| self.stored_subject(a))
+                .unwrap_or_default()
+                .into(),
+        ];
         let state_filter = match query.state.as_deref() {
             None => String::new(),
             Some("blocked-by-hold") => {
@@ -340,7 +362,7 @@ impl ReadModels {
             sql.push_str(" AND lifted_at IS NULL");
         }
         if let Some(scope) = &query.scope {
-            args.push(subject(scope)?.into());
+            args.push(subject(&self.stored_subject(scope))?.into());
             sql.push_str(&format!(" AND scope = ${}", args.len()));
         }
         args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
@@ -489,6 +511,34 @@ impl ReadModels {
             received_at: request.received_at,
             completed_at: request.completed_at,
         }))
+    }
+
+    /// Requests completed at or before `cutoff` whose personal data is not
+    /// forgotten yet (their data key is live), oldest first, at most
+    /// `limit`: what automatic forgetting must do next. Joins the requests
+    /// read model with the key table of the same database.
+    pub async fn requests_to_forget(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, ReadModelError> {
+        let limit = page_rows(limit);
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                "SELECT r.request FROM rm_requests r \
+                 JOIN data_keys k ON k.owner = 'request:' || r.request \
+                 WHERE r.completed_at IS NOT NULL AND r.completed_at <= $1 \
+                 AND k.wrapped IS NOT NULL \
+                 ORDER BY r.completed_at, r.request LIMIT $2",
+                vec![
+                    cutoff.into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?;
+        rows.iter().map(|r| r.text("request")).collect()
     }
 
     /// The deadline compliance report at `now`: rows and per-policy,

@@ -24,7 +24,12 @@ pub fn start() -> DateTime<Utc> {
 pub fn ledger(store: Arc<dyn EventStore>) -> (Ledger, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(start()));
     (
-        Ledger::new(store, clock.clone(), PolicyTable::default()),
+        Ledger::new(
+            store,
+            clock.clone(),
+            PolicyTable::default(),
+            Arc::new(commands::Vault::ephemeral()),
+        ),
         clock,
     )
 }
@@ -331,6 +336,14 @@ pub async fn tenant(l: &Ledger, clock: &ManualClock, i: usize) {
         .await
         .unwrap();
     drive(l, clock, billing.request_id, false).await;
+    // Its personal data is forgotten once it is done.
+    l.forget(
+        &app,
+        &domain::subject::Subject::Request(billing.request_id),
+        domain::events::ForgetCause::AfterRequestCompleted,
+    )
+    .await
+    .unwrap();
 
     // R9: some tenants leave altogether; others leave a request open.
     if i % 3 == 0 {

@@ -1,0 +1,399 @@
+//! The key table of crypto-shredding on SQLite and PostgreSQL (tables
+//! `data_keys` and `external_ids`, next to the log but outside it), and
+//! where the master key comes from.
+//!
+//! The master key is read, in this order, from `LETHE_MASTER_KEY` (32
+//! bytes as base64), from the key file named by `--master-key-file` /
+//! `LETHE_MASTER_KEY_FILE`, or, for a SQLite store, from the file
+//! `PATH.master-key` beside the database. A missing key file is created
+//! only while the store has no keys yet (its first start); a store whose
+//! keys exist refuses to start without the key that wraps them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use commands::vault::{KeyTable, StoredKey, VaultError, KEYS_PER_READ_MAX};
+use commands::{MasterKey, Vault};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+
+/// The environment variable holding the master key itself (base64).
+pub const MASTER_KEY_ENV: &str = "LETHE_MASTER_KEY";
+/// The environment variable naming the master key file.
+pub const MASTER_KEY_FILE_ENV: &str = "LETHE_MASTER_KEY_FILE";
+const POOL_CONNECTIONS_MAX: u32 = 2;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn unavailable(error: impl fmt::Display) -> VaultError {
+    VaultError::Unavailable(error.to_string())
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code on either pool: the SQL is written with `$n`
+/// placeholders, which both backends take.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// The key table in the store's database.
+#[derive(Debug, Clone)]
+pub struct SqlKeyTable {
+    pool: Pool,
+}
+
+impl SqlKeyTable {
+    /// Connects to the database of the store at `url` (open the store
+    /// first: it creates the file and applies the migrations).
+    pub async fn connect(url: &str) -> Result<Self, VaultError> {
+        let pool = if let Some(path) = sqlite_path(url) {
+            let options = SqliteConnectOptions::from_str("sqlite:")
+                .map_err(unavailable)?
+                .filename(path)
+                .busy_timeout(BUSY_TIMEOUT)
+                // A destroyed key is overwritten on disk, not just unlinked.
+                .pragma("secure_delete", "ON");
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(POOL_CONNECTIONS_MAX)
+                    .connect_with(options)
+                    .await
+                    .map_err(unavailable)?,
+            )
+        } else {
+            let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(POOL_CONNECTIONS_MAX)
+                    .connect_with(options)
+                    .await
+                    .map_err(unavailable)?,
+            )
+        };
+        Ok(Self { pool })
+    }
+
+    /// Whether no key was ever stored (a new store).
+    pub async fn is_empty(&self) -> Result<bool, VaultError> {
+        let count: i64 = on_pool!(&self.pool, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM data_keys"
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?);
+        Ok(count == 0)
+    }
+
+    pub async fn close(&self) {
+        on_pool!(&self.pool, |pool| pool.close().await);
+    }
+}
+
+fn stored_key<R: Row>(row: &R) -> Result<StoredKey, VaultError>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredKey {
+        owner: row.try_get("owner").map_err(unavailable)?,
+        wrapped: row.try_get("wrapped").map_err(unavailable)?,
+        master_id: row.try_get("master_id").map_err(unavailable)?,
+    })
+}
+
+#[async_trait]
+impl KeyTable for SqlKeyTable {
+    async fn keys(&self, owners: &[String]) -> Result<Vec<StoredKey>, VaultError> {
+        debug_assert!(owners.len() <= KEYS_PER_READ_MAX);
+        if owners.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owners = serde_json::to_string(owners).expect("strings serialize");
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(
+                "SELECT owner, wrapped, master_id FROM data_keys \
+                 WHERE owner IN (SELECT value FROM json_each($1))",
+            )
+            .bind(owners)
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(stored_key)
+            .collect(),
+            Pool::Postgres(pool) => sqlx::query(
+                "SELECT owner, wrapped, master_id FROM data_keys \
+                 WHERE owner IN (SELECT jsonb_array_elements_text($1::jsonb))",
+            )
+            .bind(owners)
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(stored_key)
+            .collect(),
+        }
+    }
+
+    async fn insert_key(&self, key: StoredKey) -> Result<StoredKey, VaultError> {
+        on_pool!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO data_keys (owner, wrapped, master_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (owner) DO NOTHING",
+            )
+            .bind(&key.owner)
+            .bind(&key.wrapped)
+            .bind(&key.master_id)
+            .execute(pool)
+            .await
+            .map_err(unavailable)?;
+            let row =
+                sqlx::query("SELECT owner, wrapped, master_id FROM data_keys WHERE owner = $1")
+                    .bind(&key.owner)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(unavailable)?;
+            stored_key(&row)
+        })
+    }
+
+    async fn destroy_key(&self, owner: &str, master_id: &str) -> Result<bool, VaultError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let destroyed = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(
+                "UPDATE data_keys SET wrapped = NULL, destroyed_at = $2 \
+                 WHERE owner = $1 AND wrapped IS NOT NULL",
+            )
+            .bind(owner)
+            .bind(&now)
+            .execute(pool)
+            .await
+            .map_err(unavailable)?
+            .rows_affected(),
+            Pool::Postgres(pool) => sqlx::query(
+                "UPDATE data_keys SET wrapped = NULL, destroyed_at = now() \
+                 WHERE owner = $1 AND wrapped IS NOT NULL",
+            )
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map_err(unavailable)?
+            .rows_affected(),
+        };
+        on_pool!(&self.pool, |pool| sqlx::query(
+            "INSERT INTO data_keys (owner, wrapped, master_id) VALUES ($1, NULL, $2) \
+             ON CONFLICT (owner) DO NOTHING",
+        )
+        .bind(owner)
+        .bind(master_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(unavailable)?);
+        if let (Pool::Sqlite(pool), 1) = (&self.pool, destroyed) {
+            // secure_delete zeroed the key in the page; move that page out
+            // of the WAL too, so no old copy of the wrapped key remains.
+            // (PostgreSQL keeps the dead row until VACUUM reclaims it.)
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await
+            {
+                tracing::warn!(%error, "could not checkpoint the WAL after destroying a key");
+            }
+        }
+        Ok(destroyed == 1)
+    }
+
+    async fn key_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredKey>, VaultError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        on_pool!(&self.pool, |pool| sqlx::query(
+            "SELECT owner, wrapped, master_id FROM data_keys \
+             WHERE owner > $1 ORDER BY owner LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(stored_key)
+        .collect())
+    }
+
+    async fn rewrap(&self, old_master_id: &str, keys: &[StoredKey]) -> Result<(), VaultError> {
+        on_pool!(&self.pool, |pool| {
+            let mut tx = pool.begin().await.map_err(unavailable)?;
+            for key in keys {
+                sqlx::query(
+                    "UPDATE data_keys SET wrapped = $1, master_id = $2 \
+                     WHERE owner = $3 AND master_id = $4",
+                )
+                .bind(&key.wrapped)
+                .bind(&key.master_id)
+                .bind(&key.owner)
+                .bind(old_master_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)
+        })
+    }
+
+    async fn insert_directory(&self, pseudonym: &str, token: &str) -> Result<(), VaultError> {
+        on_pool!(&self.pool, |pool| sqlx::query(
+            "INSERT INTO external_ids (pseudonym, sealed) VALUES ($1, $2) \
+             ON CONFLICT (pseudonym) DO NOTHING",
+        )
+        .bind(pseudonym)
+        .bind(token)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(unavailable))
+    }
+
+    async fn directory(&self, pseudonyms: &[String]) -> Result<Vec<(String, String)>, VaultError> {
+        if pseudonyms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(pseudonyms).expect("strings serialize");
+        let sql = match &self.pool {
+            Pool::Sqlite(_) => {
+                "SELECT pseudonym, sealed FROM external_ids \
+                 WHERE pseudonym IN (SELECT value FROM json_each($1))"
+            }
+            Pool::Postgres(_) => {
+                "SELECT pseudonym, sealed FROM external_ids \
+                 WHERE pseudonym IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            }
+        };
+        on_pool!(&self.pool, |pool| sqlx::query_as::<_, (String, String)>(
+            sql
+        )
+        .bind(&list)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable))
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
+/// Where the master key was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterKeyOrigin {
+    Environment,
+    File(PathBuf),
+    /// Created now, on the store's first start.
+    Created(PathBuf),
+}
+
+/// Opens the vault of the store at `url` (opened before), finding the
+/// master key as the module says. `key_file` is `--master-key-file`.
+pub async fn open_vault(
+    url: &str,
+    key_file: Option<&Path>,
+) -> Result<(Arc<Vault>, MasterKeyOrigin), VaultError> {
+    let table = SqlKeyTable::connect(url).await?;
+    let (master, origin) = find_master_key(url, key_file, &table).await?;
+    let vault = Vault::open(Arc::new(table), master).await?;
+    Ok((Arc::new(vault), origin))
+}
+
+async fn find_master_key(
+    url: &str,
+    key_file: Option<&Path>,
+    table: &SqlKeyTable,
+) -> Result<(MasterKey, MasterKeyOrigin), VaultError> {
+    if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+        return Ok((MasterKey::from_base64(&text)?, MasterKeyOrigin::Environment));
+    }
+    let path = match (
+        key_file,
+        std::env::var_os(MASTER_KEY_FILE_ENV),
+        sqlite_path(url),
+    ) {
+        (Some(path), _, _) => path.to_owned(),
+        (None, Some(path), _) => PathBuf::from(path),
+        (None, None, Some(db)) => default_key_file(db),
+        (None, None, None) => {
+            return Err(VaultError::BadMasterKey(format!(
+                "a PostgreSQL store needs a master key: set {MASTER_KEY_ENV} (32 bytes, base64) \
+                 or {MASTER_KEY_FILE_ENV}"
+            )))
+        }
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((
+            MasterKey::from_base64(&text)
+                .map_err(|e| VaultError::BadMasterKey(format!("{}: {e}", path.display())))?,
+            MasterKeyOrigin::File(path),
+        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if !table.is_empty().await? {
+                return Err(VaultError::BadMasterKey(format!(
+                    "the key file {} is missing, and this store's keys need the master key \
+                     that wrapped them; restore the file or set {MASTER_KEY_ENV}",
+                    path.display()
+                )));
+            }
+            let master = MasterKey::generate();
+            write_key_file(&path, &master)?;
+            Ok((master, MasterKeyOrigin::Created(path)))
+        }
+        Err(error) => Err(VaultError::BadMasterKey(format!(
+            "cannot read {}: {error}",
+            path.display()
+        ))),
+    }
+}
+
+/// The key file of a SQLite store whose database is `db`.
+pub fn default_key_file(db: &str) -> PathBuf {
+    PathBuf::from(format!("{db}.master-key"))
+}
+
+/// Writes a master key to a new file readable by its owner only.
+pub fn write_key_file(path: &Path, master: &MasterKey) -> Result<(), VaultError> {
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| {
+        VaultError::BadMasterKey(format!("cannot write {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(format!("{}\n", master.to_base64()).as_bytes())
+        .map_err(fail)?;
+    file.sync_all().map_err(fail)
+}

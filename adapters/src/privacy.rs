@@ -1,0 +1,68 @@
+//! Automatic forgetting: the requester's contact details (and the other
+//! personal values a request owns) are forgotten a set number of days
+//! after the request completes. The proof of deletion (ids, times,
+//! actions, outcomes) stays in the log.
+
+use chrono::{DateTime, Duration, Utc};
+use commands::ledger::Context;
+use commands::{CommandError, Ledger};
+use domain::events::ForgetCause;
+use domain::ids::RequestId;
+use domain::subject::Subject;
+
+use crate::readmodel::ReadModels;
+
+/// Days after completion at which a request's personal data is forgotten,
+/// unless `LETHE_FORGET_CONTACT_AFTER_DAYS` says otherwise.
+pub const FORGET_AFTER_DAYS_DEFAULT: u32 = 30;
+/// Most requests forgotten by one sweep; the next sweep goes on.
+pub const SWEEP_REQUESTS_MAX: usize = 5_000;
+/// Requests read per round of a sweep.
+const SWEEP_PAGE: usize = 500;
+
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The read models could not be read. Retry at the next sweep.
+    #[error(transparent)]
+    ReadModels(#[from] projections::ReadModelError),
+    /// Forgetting one request failed. Retry at the next sweep.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+/// Forgets the personal data of every request completed at least
+/// `after_days` before `now` (at most [`SWEEP_REQUESTS_MAX`]). The read
+/// models must be caught up. Answers how many requests were forgotten.
+pub async fn forget_completed_requests(
+    ledger: &Ledger,
+    models: &ReadModels,
+    after_days: u32,
+    now: DateTime<Utc>,
+) -> Result<usize, SweepError> {
+    let cutoff = now - Duration::days(i64::from(after_days));
+    let ctx = Context::new("system:auto-forget", "retention-policy");
+    let mut forgotten = 0;
+    while forgotten < SWEEP_REQUESTS_MAX {
+        let due = models.requests_to_forget(cutoff, SWEEP_PAGE).await?;
+        let before = forgotten;
+        for request in &due {
+            let Ok(id) = RequestId::parse(request) else {
+                tracing::error!(%request, "a request id in the read model does not parse");
+                continue;
+            };
+            ledger
+                .forget(
+                    &ctx,
+                    &Subject::Request(id),
+                    ForgetCause::AfterRequestCompleted,
+                )
+                .await?;
+            forgotten += 1;
+        }
+        if forgotten == before {
+            break;
+        }
+    }
+    Ok(forgotten)
+}

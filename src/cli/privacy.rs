@@ -1,0 +1,100 @@
+//! `lethe forget` and `lethe keys rotate`: crypto-shredding from the
+//! terminal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use adapters::keys::{self, MASTER_KEY_ENV};
+use adapters::privacy;
+use clap::{Args, Subcommand};
+use commands::MasterKey;
+use domain::events::ForgetCause;
+use domain::subject::Subject;
+
+use super::{caught_up_read_models, cli_context, open_ledger, StoreArg};
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// KIND:ID of the subject whose personal data to forget, e.g.
+    /// request:0190…, instagram:17841400000000001, hold:0190…
+    #[arg(long, conflicts_with = "due", required_unless_present = "due")]
+    subject: Option<String>,
+    /// Instead: forget the personal data of every request completed at
+    /// least --after-days ago (what `lethe serve` does every hour).
+    #[arg(long)]
+    due: bool,
+    #[arg(long, env = "LETHE_FORGET_CONTACT_AFTER_DAYS", default_value_t = privacy::FORGET_AFTER_DAYS_DEFAULT)]
+    after_days: u32,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+pub async fn run_forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
+    let arg = &args.store;
+    let (store, ledger) = open_ledger(arg).await?;
+    if args.due {
+        let (models, _) = caught_up_read_models(arg, &store, &ledger).await?;
+        let count = privacy::forget_completed_requests(
+            &ledger,
+            &models,
+            args.after_days,
+            ledger.clock().now(),
+        )
+        .await?;
+        println!("forgot the personal data of {count} completed request(s)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let raw = args.subject.as_deref().unwrap_or_default();
+    let subject = Subject::parse(raw)?;
+    let forgotten = ledger
+        .forget(&cli_context(), &subject, ForgetCause::OnRequest)
+        .await?;
+    if forgotten.first_time {
+        println!("forgot {raw} (recorded as {})", forgotten.subject);
+    } else {
+        println!("{raw} was forgotten before; its key is destroyed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-wrap every data key under a new master key; the log is not
+    /// touched. The current key comes as for every command
+    /// (LETHE_MASTER_KEY, --master-key-file, or the store's key file).
+    Rotate {
+        /// The new master key's file; created with a new random key when
+        /// it does not exist.
+        #[arg(long)]
+        new_master_key_file: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+pub async fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let KeysCommand::Rotate {
+        new_master_key_file,
+        store,
+    } = command;
+    let new = match std::fs::read_to_string(&new_master_key_file) {
+        Ok(text) => MasterKey::from_base64(&text)?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let new = MasterKey::generate();
+            keys::write_key_file(&new_master_key_file, &new)?;
+            new
+        }
+        Err(error) => anyhow::bail!("cannot read {}: {error}", new_master_key_file.display()),
+    };
+    let (_store, ledger) = open_ledger(&store).await?;
+    let count = ledger.vault().rotate(&new).await?;
+    println!(
+        "re-wrapped {count} key(s) from master key {} to {}; start with the new key from now on \
+         ({} or --master-key-file {})",
+        ledger.vault().master_id(),
+        new.id(),
+        MASTER_KEY_ENV,
+        new_master_key_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,365 @@
+//! Crypto-shredding end to end: personal data never reaches the database
+//! in plain text, auditors read it until it is forgotten, `[erased]`
+//! after; tampering is reported as tampering; automatic forgetting after
+//! completion; master-key rotation and a wrong master key.
+
+use std::sync::Arc;
+
+use adapters::auth::ApiRole::{Admin, Auditor, Legal, Service};
+use adapters::keys::SqlKeyTable;
+use adapters::readmodel::ReadModels;
+use chrono::Duration;
+use commands::{MasterKey, Vault, VaultError};
+use serde_json::json;
+
+use crate::helpers::{expect, seed_workspace, Answer, TestApp};
+
+const EMAIL: &str = "zoe.quill-7731@example.net";
+const INSTAGRAM: &str = "17841466600000077";
+const NOTE: &str = "Zoe Quill confirmed by phone";
+const MATTER: &str = "QUILL-v-NORTHWIND";
+
+/// Every plain value of the story.
+const SECRETS: [&str; 4] = [EMAIL, INSTAGRAM, NOTE, MATTER];
+
+fn find_any(haystack: &[u8], needles: &[&str]) -> Vec<String> {
+    needles
+        .iter()
+        .filter(|n| haystack.windows(n.len()).any(|w| w == n.as_bytes()))
+        .map(|n| (*n).to_owned())
+        .collect()
+}
+
+/// Every answer an auditor, legal or an admin can get about the story.
+async fn every_read(app: &TestApp, request: &str) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for uri in [
+        format!("/v1/audit?subject=instagram:{INSTAGRAM}"),
+        "/v1/audit?subject=account:acct-member".to_owned(),
+        format!("/v1/audit?subject=request:{request}"),
+        "/v1/audit/export?format=csv".to_owned(),
+        "/v1/audit/export?format=jsonl".to_owned(),
+        format!("/v1/deletion-requests/{request}"),
+        "/v1/holds".to_owned(),
+        format!("/v1/resources?scope=instagram:{INSTAGRAM}"),
+        "/v1/resources?workspace=ws-p1".to_owned(),
+        "/v1/reports/deadlines".to_owned(),
+    ] {
+        for role in [Auditor, Legal, Admin] {
+            let answer = app.get(role, &uri).await;
+            expect(&answer, 200);
+            answers.push(answer);
+        }
+    }
+    answers
+}
+
+/// The story: an Instagram connection, an e-mail request with the
+/// requester's address and a verification note, a hold with a matter
+/// reference. Answers the request id.
+async fn story(app: &TestApp) -> String {
+    seed_workspace(app, "ws-p1").await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/integrations",
+            json!({
+                "integration_id": "ig-p1", "workspace_id": "ws-p1", "platform": "instagram",
+                "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
+            }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        &app.post(Legal, "/v1/holds", json!({
+            "scope": "project:ws-p1-p", "kind": "legal", "matter": MATTER, "reason": "preservation order",
+        }))
+        .await,
+        201,
+    );
+    let answer = app
+        .post(
+            Service,
+            "/v1/deletion-requests",
+            json!({
+                "scope": "account:acct-member", "channel": "email-to-support", "policy": "gdpr",
+                "requested_by": "account:acct-member", "recorded_by": "support:maria",
+                "verification": NOTE, "contact": EMAIL,
+            }),
+        )
+        .await;
+    expect(&answer, 202);
+    answer.json["request_id"].as_str().unwrap().to_owned()
+}
+
+/// Before forgetting: no byte of the database holds a plain value (only
+/// ciphertext and keyed hashes), and auditors read every one of them.
+/// After: no route shows them, the trail shows `[erased]`, the chain
+/// verifies, and a rebuild from zero brings nothing back.
+pub async fn personal_data_is_sealed_shown_then_forgotten(app: &TestApp) {
+    let request = story(app).await;
+
+    let leaked = find_any(&app.stored_bytes().await, &SECRETS);
+    assert!(leaked.is_empty(), "plain text in the database: {leaked:?}");
+    for event in app.events().await {
+        let payload = event.payload.to_string();
+        let leaked = find_any(payload.as_bytes(), &SECRETS);
+        assert!(leaked.is_empty(), "{} holds {leaked:?}", event.event_type);
+    }
+
+    let shown: String = every_read(app, &request)
+        .await
+        .iter()
+        .map(|a| a.text.clone())
+        .collect();
+    for secret in SECRETS {
+        assert!(shown.contains(secret), "auditors cannot read {secret}");
+    }
+    assert!(
+        !shown.contains("sealed1:"),
+        "a sealed token reached an answer"
+    );
+    assert!(!shown.contains("kh1-"), "a keyed hash reached an answer");
+
+    for subject in [
+        format!("instagram:{INSTAGRAM}"),
+        format!("request:{request}"),
+        hold_of(app).await,
+    ] {
+        let forgotten = app
+            .post(
+                Admin,
+                &format!("/v1/subjects/{subject}/forget"),
+                json!(null),
+            )
+            .await;
+        expect(&forgotten, 200);
+        assert_eq!(forgotten.json["first_time"], true);
+    }
+    let again = app
+        .post(
+            Admin,
+            &format!("/v1/subjects/request:{request}/forget"),
+            json!(null),
+        )
+        .await;
+    expect(&again, 200);
+    assert_eq!(
+        again.json["first_time"], false,
+        "forgetting twice records once"
+    );
+
+    let check_forgotten = |answers: Vec<Answer>| {
+        let shown: String = answers.iter().map(|a| a.text.clone()).collect();
+        let leaked = find_any(shown.as_bytes(), &SECRETS);
+        assert!(leaked.is_empty(), "still shown after forget: {leaked:?}");
+        assert!(shown.contains("[erased]"));
+        assert!(shown.contains("instagram:[erased]"));
+        assert!(shown.contains("requester contact [erased]"));
+    };
+    check_forgotten(every_read(app, &request).await);
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{request}"))
+        .await;
+    assert!(
+        trail.text.contains("SubjectForgotten"),
+        "the trail records the forgetting: {}",
+        trail.text
+    );
+
+    let report = adapters::store::verify(&app.store).await.expect("verify");
+    assert_eq!(report.events, app.head().await, "the chain still verifies");
+
+    let models = ReadModels::open(&app.url).await.expect("read models");
+    models
+        .rebuild(app.store.as_ref(), None)
+        .await
+        .expect("rebuild");
+    models.close().await;
+    check_forgotten(every_read(app, &request).await);
+    let leaked = find_any(&app.stored_bytes().await, &SECRETS);
+    assert!(leaked.is_empty(), "plain text after rebuild: {leaked:?}");
+}
+
+async fn hold_of(app: &TestApp) -> String {
+    let holds = app.get(Legal, "/v1/holds").await;
+    expect(&holds, 200);
+    format!(
+        "hold:{}",
+        holds.json["holds"][0]["hold"].as_str().expect("a hold")
+    )
+}
+
+/// A changed ciphertext is reported as tampering (500, type tampered),
+/// never shown as `[erased]`.
+pub async fn tampered_ciphertext_is_reported_as_tampering(app: &TestApp) {
+    story(app).await;
+    let holds = app.get(Legal, "/v1/holds").await;
+    expect(&holds, 200);
+    assert_eq!(holds.json["holds"][0]["matter"], MATTER);
+    // Change the last character of the sealed matter in the read model.
+    let changed = app
+        .execute_sql(
+            "UPDATE rm_holds SET matter = substr(matter, 1, length(matter) - 1) || \
+             CASE WHEN substr(matter, length(matter), 1) = 'A' THEN 'B' ELSE 'A' END",
+        )
+        .await;
+    assert_eq!(changed, 1);
+    let tampered = app.get(Legal, "/v1/holds").await;
+    expect(&tampered, 500);
+    assert_eq!(
+        tampered.json["type"], "urn:lethe:problem:tampered",
+        "{}",
+        tampered.text
+    );
+    assert!(!tampered.text.contains("[erased]"));
+    assert!(!tampered.text.contains(MATTER));
+}
+
+/// The requester's contact is forgotten 30 days after the request
+/// completes, not before; the proof of deletion stays.
+pub async fn contact_is_forgotten_after_completion(app: &TestApp) {
+    seed_workspace(app, "ws-p2").await;
+    let answer = app
+        .post(
+            Service,
+            "/v1/deletion-requests",
+            json!({
+                "scope": "file:ws-p2-f", "channel": "email-to-support", "policy": "ccpa",
+                "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+                "verification": "replied from the account's address", "contact": EMAIL,
+            }),
+        )
+        .await;
+    expect(&answer, 202);
+    let request = answer.json["request_id"].as_str().unwrap().to_owned();
+    loop {
+        let claimed = app
+            .post(Service, "/v1/tasks/claim", json!({ "worker": "w" }))
+            .await;
+        if claimed.status.as_u16() == 204 {
+            break;
+        }
+        expect(&claimed, 200);
+        let task = claimed.json["task_id"].as_str().unwrap().to_owned();
+        expect(
+            &app.post(
+                Service,
+                &format!("/v1/tasks/{task}/complete"),
+                json!({ "worker": "w" }),
+            )
+            .await,
+            200,
+        );
+    }
+    let detail = app
+        .get(Auditor, &format!("/v1/deletion-requests/{request}"))
+        .await;
+    assert_eq!(detail.json["state"], "completed", "{}", detail.text);
+
+    let models = ReadModels::open(&app.url)
+        .await
+        .expect("read models")
+        .with_vault(app.ledger.vault().clone());
+    let sweep = |days: i64| {
+        let models = models.clone();
+        async move {
+            models.catch_up(app.store.as_ref()).await.expect("catch up");
+            adapters::privacy::forget_completed_requests(
+                &app.ledger,
+                &models,
+                30,
+                app.clock_now() + Duration::days(days),
+            )
+            .await
+            .expect("sweep")
+        }
+    };
+    assert_eq!(sweep(29).await, 0, "not before 30 days");
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{request}"))
+        .await;
+    assert!(trail.text.contains(EMAIL));
+
+    assert_eq!(sweep(31).await, 1);
+    assert_eq!(sweep(32).await, 0, "forgotten once");
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{request}"))
+        .await;
+    assert!(!trail.text.contains(EMAIL), "{}", trail.text);
+    assert!(trail.text.contains("requester contact [erased]"));
+    assert!(trail.text.contains("set time after the request completed"));
+    let detail = app
+        .get(Auditor, &format!("/v1/deletion-requests/{request}"))
+        .await;
+    assert_eq!(detail.json["state"], "completed", "the proof stays");
+    models.close().await;
+}
+
+/// Rotation re-wraps every key: values stay readable under the new
+/// master key, the log is untouched, and the old key (or any other)
+/// fails loudly at start.
+pub async fn master_key_rotation_and_wrong_key(app: &TestApp) {
+    let request = story(app).await;
+    let head = app.head().await;
+    let table = || async { Arc::new(SqlKeyTable::connect(&app.url).await.expect("key table")) };
+
+    let wrong = Vault::open(table().await, MasterKey::generate()).await;
+    assert!(
+        matches!(wrong, Err(VaultError::WrongMasterKey { .. })),
+        "{wrong:?}"
+    );
+
+    let new = MasterKey::generate();
+    let rewrapped = app.ledger.vault().rotate(&new).await.expect("rotate");
+    assert!(
+        rewrapped >= 4,
+        "the lookup key and three data keys: {rewrapped}"
+    );
+    assert_eq!(app.head().await, head, "rotation does not touch the log");
+
+    let old = Vault::open(table().await, app.master.clone()).await;
+    assert!(
+        matches!(old, Err(VaultError::WrongMasterKey { .. })),
+        "{old:?}"
+    );
+
+    let vault = Arc::new(
+        Vault::open(table().await, new)
+            .await
+            .expect("the new key opens"),
+    );
+    let models = ReadModels::open(&app.url)
+        .await
+        .expect("read models")
+        .with_vault(vault);
+    models.catch_up(app.store.as_ref()).await.expect("catch up");
+    let page = models
+        .audit(&adapters::readmodel::AuditQuery {
+            subject: Some(format!("request:{request}")),
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let text = serde_json::to_string(&page.entries).unwrap();
+    assert!(text.contains(EMAIL) && text.contains(NOTE), "{text}");
+    let page = models
+        .audit(&adapters::readmodel::AuditQuery {
+            subject: Some(format!("instagram:{INSTAGRAM}")),
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert!(serde_json::to_string(&page.entries)
+        .unwrap()
+        .contains(INSTAGRAM));
+    models.close().await;
+}
+
+crate::on_every_backend!(
+    personal_data_is_sealed_shown_then_forgotten,
+    tampered_ciphertext_is_reported_as_tampering,
+    contact_is_forgotten_after_completion,
+    master_key_rotation_and_wrong_key,
+);
