@@ -161,16 +161,17 @@ async fn demo_keeps_no_personal_data_in_plain_text() {
         "plain personal data in the SQLite file: {found:?}"
     );
 
-    let trail = stdout(&lethe(
-        &url,
-        &[
+    let instagram_trail = || {
+        let args = [
             "audit",
             "--subject",
             "instagram:17841400000000001",
             "--format",
             "csv",
-        ],
-    ));
+        ];
+        stdout(&lethe(&url, &args))
+    };
+    let trail = instagram_trail();
     assert!(trail.contains("17841400000000001"), "{trail}");
     assert!(trail.contains("june.park@example.org"), "{trail}");
 
@@ -178,16 +179,7 @@ async fn demo_keeps_no_personal_data_in_plain_text() {
         &url,
         &["forget", "--subject", "instagram:17841400000000001"],
     );
-    let trail = stdout(&lethe(
-        &url,
-        &[
-            "audit",
-            "--subject",
-            "instagram:17841400000000001",
-            "--format",
-            "csv",
-        ],
-    ));
+    let trail = instagram_trail();
     assert!(!trail.contains("17841400000000001"), "{trail}");
     assert!(trail.contains("instagram:[erased]"), "{trail}");
     lethe(&url, &["verify"]);

@@ -12,7 +12,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -20,9 +19,9 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
+
+use crate::side_pool::{self, SidePool};
 
 /// The readable prefix of every token, so that a leaked one is easy to
 /// recognise in logs and by secret scanners.
@@ -34,10 +33,6 @@ pub const TOKEN_NAME_CHARS_MAX: usize = 64;
 /// Longest bearer value looked up at all, in bytes; longer ones are
 /// refused without touching the database.
 pub const TOKEN_BYTES_MAX: usize = 128;
-/// Connections the token table keeps open.
-const POOL_CONNECTIONS_MAX: u32 = 2;
-/// How long a lookup waits for SQLite's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a principal may do. The HTTP layer decides which role may call
 /// which route (see `http::routes` and the OpenAPI document).
@@ -169,16 +164,10 @@ fn check_name(name: &str) -> Result<(), AuthError> {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
 /// The token table, next to the event log.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    pool: Pool,
+    pool: SidePool,
 }
 
 impl Tokens {
@@ -186,31 +175,7 @@ impl Tokens {
     /// been opened once before ([`crate::store::open`] creates the file
     /// and applies the migrations, this one included).
     pub async fn connect(url: &str) -> Result<Self, AuthError> {
-        let pool = if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            let options = SqliteConnectOptions::from_str("sqlite:")
-                .map_err(unavailable)?
-                .filename(path)
-                .busy_timeout(BUSY_TIMEOUT);
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(POOL_CONNECTIONS_MAX)
-                    .connect_with(options)
-                    .await
-                    .map_err(unavailable)?,
-            )
-        } else {
-            let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(POOL_CONNECTIONS_MAX)
-                    .connect_with(options)
-                    .await
-                    .map_err(unavailable)?,
-            )
-        };
+        let pool = side_pool::connect(url, |o| o).await.map_err(unavailable)?;
         Ok(Self { pool })
     }
 
@@ -222,7 +187,7 @@ impl Tokens {
         let hash = hash_token(&token);
         let now = Utc::now();
         let result = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(
+            SidePool::Sqlite(pool) => sqlx::query(
                 "INSERT INTO tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
             )
             .bind(name)
@@ -232,7 +197,7 @@ impl Tokens {
             .execute(pool)
             .await
             .map(|_| ()),
-            Pool::Postgres(pool) => sqlx::query(
+            SidePool::Postgres(pool) => sqlx::query(
                 "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(name)
@@ -256,7 +221,7 @@ impl Tokens {
     pub async fn list(&self) -> Result<Vec<TokenInfo>, AuthError> {
         const SQL: &str = "SELECT name, role, created_at, revoked_at FROM tokens ORDER BY name";
         match &self.pool {
-            Pool::Sqlite(pool) => {
+            SidePool::Sqlite(pool) => {
                 let rows = sqlx::query(SQL)
                     .fetch_all(pool)
                     .await
@@ -274,7 +239,7 @@ impl Tokens {
                     })
                     .collect()
             }
-            Pool::Postgres(pool) => {
+            SidePool::Postgres(pool) => {
                 let rows = sqlx::query(SQL)
                     .fetch_all(pool)
                     .await
@@ -297,7 +262,7 @@ impl Tokens {
     pub async fn revoke(&self, name: &str) -> Result<(), AuthError> {
         let now = Utc::now();
         let affected = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(
+            SidePool::Sqlite(pool) => sqlx::query(
                 "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
             )
             .bind(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
@@ -306,7 +271,7 @@ impl Tokens {
             .await
             .map_err(unavailable)?
             .rows_affected(),
-            Pool::Postgres(pool) => sqlx::query(
+            SidePool::Postgres(pool) => sqlx::query(
                 "UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
             )
             .bind(now)
@@ -330,7 +295,7 @@ impl Tokens {
         }
         let hash = hash_token(token);
         let row = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(
+            SidePool::Sqlite(pool) => sqlx::query(
                 "SELECT name, role FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
             )
             .bind(&hash)
@@ -338,7 +303,7 @@ impl Tokens {
             .await
             .map_err(unavailable)?
             .map(|row| (row.try_get::<String, _>(0), row.try_get::<String, _>(1))),
-            Pool::Postgres(pool) => sqlx::query(
+            SidePool::Postgres(pool) => sqlx::query(
                 "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
             )
             .bind(&hash)
@@ -360,11 +325,11 @@ impl Tokens {
     /// ones when this is 0.
     pub async fn count(&self) -> Result<u64, AuthError> {
         let count: i64 = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
+            SidePool::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
                 .fetch_one(pool)
                 .await
                 .map_err(unavailable)?,
-            Pool::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
+            SidePool::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
                 .fetch_one(pool)
                 .await
                 .map_err(unavailable)?,
@@ -375,8 +340,8 @@ impl Tokens {
     /// Closes the pool.
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
-            Pool::Postgres(pool) => pool.close().await,
+            SidePool::Sqlite(pool) => pool.close().await,
+            SidePool::Postgres(pool) => pool.close().await,
         }
     }
 }

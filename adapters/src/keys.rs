@@ -11,32 +11,22 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use commands::vault::{KeyTable, StoredKey, VaultError, KEYS_PER_READ_MAX};
 use commands::{MasterKey, Vault};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
+
+use crate::side_pool::{self, sqlite_path, SidePool};
 
 /// The environment variable holding the master key itself (base64).
 pub const MASTER_KEY_ENV: &str = "LETHE_MASTER_KEY";
 /// The environment variable naming the master key file.
 pub const MASTER_KEY_FILE_ENV: &str = "LETHE_MASTER_KEY_FILE";
-const POOL_CONNECTIONS_MAX: u32 = 2;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn unavailable(error: impl fmt::Display) -> VaultError {
     VaultError::Unavailable(error.to_string())
-}
-
-#[derive(Debug, Clone)]
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
 }
 
 /// Runs the same code on either pool: the SQL is written with `$n`
@@ -44,8 +34,8 @@ enum Pool {
 macro_rules! on_pool {
     ($pool:expr, |$p:ident| $body:expr) => {
         match $pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
+            SidePool::Sqlite($p) => $body,
+            SidePool::Postgres($p) => $body,
         }
     };
 }
@@ -53,37 +43,17 @@ macro_rules! on_pool {
 /// The key table in the store's database.
 #[derive(Debug, Clone)]
 pub struct SqlKeyTable {
-    pool: Pool,
+    pool: SidePool,
 }
 
 impl SqlKeyTable {
     /// Connects to the database of the store at `url` (open the store
     /// first: it creates the file and applies the migrations).
     pub async fn connect(url: &str) -> Result<Self, VaultError> {
-        let pool = if let Some(path) = sqlite_path(url) {
-            let options = SqliteConnectOptions::from_str("sqlite:")
-                .map_err(unavailable)?
-                .filename(path)
-                .busy_timeout(BUSY_TIMEOUT)
-                // A destroyed key is overwritten on disk, not just unlinked.
-                .pragma("secure_delete", "ON");
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(POOL_CONNECTIONS_MAX)
-                    .connect_with(options)
-                    .await
-                    .map_err(unavailable)?,
-            )
-        } else {
-            let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(POOL_CONNECTIONS_MAX)
-                    .connect_with(options)
-                    .await
-                    .map_err(unavailable)?,
-            )
-        };
+        // A destroyed key is overwritten on disk, not just unlinked.
+        let pool = side_pool::connect(url, |o| o.pragma("secure_delete", "ON"))
+            .await
+            .map_err(unavailable)?;
         Ok(Self { pool })
     }
 
@@ -124,30 +94,24 @@ impl KeyTable for SqlKeyTable {
             return Ok(Vec::new());
         }
         let owners = serde_json::to_string(owners).expect("strings serialize");
-        match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(
+        let sql = match &self.pool {
+            SidePool::Sqlite(_) => {
                 "SELECT owner, wrapped, master_id FROM data_keys \
-                 WHERE owner IN (SELECT value FROM json_each($1))",
-            )
-            .bind(owners)
+                 WHERE owner IN (SELECT value FROM json_each($1))"
+            }
+            SidePool::Postgres(_) => {
+                "SELECT owner, wrapped, master_id FROM data_keys \
+                 WHERE owner IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            }
+        };
+        on_pool!(&self.pool, |pool| sqlx::query(sql)
+            .bind(&owners)
             .fetch_all(pool)
             .await
             .map_err(unavailable)?
             .iter()
             .map(stored_key)
-            .collect(),
-            Pool::Postgres(pool) => sqlx::query(
-                "SELECT owner, wrapped, master_id FROM data_keys \
-                 WHERE owner IN (SELECT jsonb_array_elements_text($1::jsonb))",
-            )
-            .bind(owners)
-            .fetch_all(pool)
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .map(stored_key)
-            .collect(),
-        }
+            .collect())
     }
 
     async fn insert_key(&self, key: StoredKey) -> Result<StoredKey, VaultError> {
@@ -175,7 +139,7 @@ impl KeyTable for SqlKeyTable {
     async fn destroy_key(&self, owner: &str, master_id: &str) -> Result<bool, VaultError> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let destroyed = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(
+            SidePool::Sqlite(pool) => sqlx::query(
                 "UPDATE data_keys SET wrapped = NULL, destroyed_at = $2 \
                  WHERE owner = $1 AND wrapped IS NOT NULL",
             )
@@ -185,7 +149,7 @@ impl KeyTable for SqlKeyTable {
             .await
             .map_err(unavailable)?
             .rows_affected(),
-            Pool::Postgres(pool) => sqlx::query(
+            SidePool::Postgres(pool) => sqlx::query(
                 "UPDATE data_keys SET wrapped = NULL, destroyed_at = now() \
                  WHERE owner = $1 AND wrapped IS NOT NULL",
             )
@@ -205,7 +169,7 @@ impl KeyTable for SqlKeyTable {
         .await
         .map(|_| ())
         .map_err(unavailable)?);
-        if let (Pool::Sqlite(pool), 1) = (&self.pool, destroyed) {
+        if let (SidePool::Sqlite(pool), 1) = (&self.pool, destroyed) {
             // secure_delete zeroed the key in the page; move that page out
             // of the WAL too, so no old copy of the wrapped key remains.
             // (PostgreSQL keeps the dead row until VACUUM reclaims it.)
@@ -278,11 +242,11 @@ impl KeyTable for SqlKeyTable {
         }
         let list = serde_json::to_string(pseudonyms).expect("strings serialize");
         let sql = match &self.pool {
-            Pool::Sqlite(_) => {
+            SidePool::Sqlite(_) => {
                 "SELECT pseudonym, sealed FROM external_ids \
                  WHERE pseudonym IN (SELECT value FROM json_each($1))"
             }
-            Pool::Postgres(_) => {
+            SidePool::Postgres(_) => {
                 "SELECT pseudonym, sealed FROM external_ids \
                  WHERE pseudonym IN (SELECT jsonb_array_elements_text($1::jsonb))"
             }
@@ -295,11 +259,6 @@ impl KeyTable for SqlKeyTable {
         .await
         .map_err(unavailable))
     }
-}
-
-fn sqlite_path(url: &str) -> Option<&str> {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
 }
 
 /// Where the master key was found.

@@ -5,4 +5,5 @@ pub mod keys;
 pub mod meta;
 pub mod privacy;
 pub mod readmodel;
+mod side_pool;
 pub mod store;

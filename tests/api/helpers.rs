@@ -337,6 +337,35 @@ pub fn expect(answer: &Answer, status: u16) {
     );
 }
 
+/// Claims every claimable task and completes it; returns how many.
+pub async fn work_all(app: &TestApp) -> usize {
+    let mut done = 0;
+    loop {
+        let claimed = app
+            .post(
+                ApiRole::Service,
+                "/v1/tasks/claim",
+                json!({ "worker": "worker-1" }),
+            )
+            .await;
+        if claimed.status.as_u16() == 204 {
+            return done;
+        }
+        expect(&claimed, 200);
+        let task = claimed.json["task_id"].as_str().unwrap().to_owned();
+        expect(
+            &app.post(
+                ApiRole::Service,
+                &format!("/v1/tasks/{task}/complete"),
+                json!({ "worker": "worker-1" }),
+            )
+            .await,
+            200,
+        );
+        done += 1;
+    }
+}
+
 /// A workspace `ws` owned by `acct-owner`, with `acct-admin` (admin) and
 /// `acct-member` (member), a project, a file and its derived data.
 pub async fn seed_workspace(app: &TestApp, ws: &str) {

@@ -5,7 +5,9 @@ use axum::http::Method;
 use chrono::Duration;
 use serde_json::json;
 
-use crate::helpers::{expect, seed_workspace, spawn_app_with, Backend, TestApp, PUBLIC_URL};
+use crate::helpers::{
+    expect, seed_workspace, spawn_app_with, work_all, Backend, TestApp, PUBLIC_URL,
+};
 
 const USER: &str = "17841400000000005";
 
@@ -81,25 +83,7 @@ pub async fn data_deletion_callback(app: &TestApp) {
     assert!(status.text.contains("in-progress"), "{}", status.text);
 
     // Every connection row of that Instagram account, in both workspaces.
-    loop {
-        let claimed = app
-            .post(Service, "/v1/tasks/claim", json!({ "worker": "ig-worker" }))
-            .await;
-        if claimed.status.as_u16() == 204 {
-            break;
-        }
-        expect(&claimed, 200);
-        let task = claimed.json["task_id"].as_str().unwrap().to_owned();
-        expect(
-            &app.post(
-                Service,
-                &format!("/v1/tasks/{task}/complete"),
-                json!({ "worker": "ig-worker" }),
-            )
-            .await,
-            200,
-        );
-    }
+    assert!(work_all(app).await > 0);
     for ws in ["ws-m1", "ws-m2"] {
         let resources = app
             .get(Auditor, &format!("/v1/resources?workspace={ws}"))

@@ -4,7 +4,7 @@ use adapters::auth::ApiRole::{Admin, Auditor, Legal, Service};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{expect, seed_workspace, TestApp};
+use crate::helpers::{expect, seed_workspace, work_all, TestApp};
 
 async fn detail(app: &TestApp, request_id: &str) -> Value {
     let answer = app
@@ -12,31 +12,6 @@ async fn detail(app: &TestApp, request_id: &str) -> Value {
         .await;
     expect(&answer, 200);
     answer.json
-}
-
-/// Claims every claimable task and completes it; returns how many.
-async fn work_all(app: &TestApp) -> usize {
-    let mut done = 0;
-    loop {
-        let claimed = app
-            .post(Service, "/v1/tasks/claim", json!({ "worker": "worker-1" }))
-            .await;
-        if claimed.status.as_u16() == 204 {
-            return done;
-        }
-        expect(&claimed, 200);
-        let task = claimed.json["task_id"].as_str().unwrap().to_owned();
-        expect(
-            &app.post(
-                Service,
-                &format!("/v1/tasks/{task}/complete"),
-                json!({ "worker": "worker-1" }),
-            )
-            .await,
-            200,
-        );
-        done += 1;
-    }
 }
 
 fn time(value: &Value) -> DateTime<Utc> {
