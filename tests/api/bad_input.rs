@@ -62,6 +62,16 @@ fn routes(request_id: &str, task_id: &str, hold_id: &str) -> Vec<(String, ApiRol
             json!({ "method": "2FA" }),
         ),
         (
+            format!("/v1/deletion-requests/{request_id}/extend"),
+            Service,
+            json!({ "reason": "backups span two regions" }),
+        ),
+        (
+            format!("/v1/deletion-requests/{request_id}/retentions"),
+            Service,
+            json!({ "target": "billing-record:b-1", "basis": "billing", "until": "2033-01-01T00:00:00Z", "note": "tax" }),
+        ),
+        (
             "/v1/tasks/claim".into(),
             Service,
             json!({ "worker": "w", "lease_seconds": 60, "task_id": task_id, "step": "remove-record" }),

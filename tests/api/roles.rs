@@ -156,6 +156,36 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
             None,
         ),
         "/v1/resources?get" => (Method::GET, "/v1/resources?workspace=ws-roles".into(), None),
+        "/v1/deletion-requests/{id}/extend" => {
+            let file = format!("file:f-ext-{n}");
+            expect(
+                &app.post(
+                    Admin,
+                    "/v1/resources",
+                    json!({ "resource": file, "workspace_id": ws }),
+                )
+                .await,
+                201,
+            );
+            let answer = app.post(Admin, "/v1/deletion-requests", json!({ "scope": file, "channel": "in-product", "policy": "gdpr", "requested_by": "account:acct-owner" })).await;
+            expect(&answer, 202);
+            let id = answer.json["request_id"].as_str().unwrap().to_owned();
+            (
+                Method::POST,
+                format!("/v1/deletion-requests/{id}/extend"),
+                body(json!({ "reason": "backups span two regions" })),
+            )
+        }
+        "/v1/deletion-requests/{id}/retentions" => {
+            let id = request_id(app, n).await;
+            (
+                Method::POST,
+                format!("/v1/deletion-requests/{id}/retentions"),
+                body(
+                    json!({ "target": "billing-record:b-1", "basis": "billing", "until": "2033-01-01T00:00:00Z", "note": "invoices kept for tax" }),
+                ),
+            )
+        }
         "/v1/subjects/{subject}/forget" => (
             Method::POST,
             format!("/v1/subjects/request:{}/forget", request_id(app, n).await),

@@ -678,6 +678,68 @@ pub async fn reports_and_exports(app: &TestApp) {
     expect(&app.get(Auditor, "/v1/audit/export?format=xml").await, 422);
 }
 
+/// A CCPA deadline extended once with a reason, and a retention
+/// exception recorded, over HTTP; both show in the trail.
+pub async fn extension_and_retention(app: &TestApp) {
+    seed_workspace(app, "ws-ext").await;
+    let answer = request(
+        app,
+        json!({ "scope": "file:ws-ext-f", "channel": "in-product", "policy": "ccpa", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let id = answer["request_id"].as_str().unwrap().to_owned();
+    let extend = format!("/v1/deletion-requests/{id}/extend");
+    let refused = app.post(Service, &extend, json!({})).await;
+    expect(&refused, 422);
+    assert_eq!(refused.json["field"], "reason");
+    let extended = app
+        .post(
+            Service,
+            &extend,
+            json!({ "reason": "backups span two regions" }),
+        )
+        .await;
+    expect(&extended, 200);
+    assert_eq!(
+        time(&extended.json["due_at"]),
+        app.clock_now() + Duration::days(90)
+    );
+    let again = app
+        .post(Service, &extend, json!({ "reason": "still busy" }))
+        .await;
+    assert!(again.status.is_client_error(), "{}", again.text);
+
+    let retentions = format!("/v1/deletion-requests/{id}/retentions");
+    let past = app
+        .post(Service, &retentions, json!({ "target": "billing-record:b-ext", "basis": "billing", "until": "2020-01-01T00:00:00Z", "note": "invoices" }))
+        .await;
+    expect(&past, 422);
+    assert_eq!(past.json["field"], "until");
+    let until = app.clock_now() + Duration::days(7 * 365);
+    let kept = app
+        .post(Service, &retentions, json!({ "target": "billing-record:b-ext", "basis": "billing", "until": until.to_rfc3339(), "note": "invoices kept for tax" }))
+        .await;
+    expect(&kept, 201);
+    assert_eq!(kept.json["basis"], "billing");
+
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
+        .await;
+    expect(&trail, 200);
+    for shown in [
+        "DeadlineExtended",
+        "backups span two regions",
+        "RetentionExceptionRecorded",
+        "invoices kept for tax",
+    ] {
+        assert!(
+            trail.text.contains(shown),
+            "{shown} missing: {}",
+            trail.text
+        );
+    }
+}
+
 crate::on_every_backend!(
     r1_r2_disconnect,
     r3_youtube_seven_days,
@@ -693,4 +755,5 @@ crate::on_every_backend!(
     r15_email_request,
     idempotent_requests,
     reports_and_exports,
+    extension_and_retention,
 );

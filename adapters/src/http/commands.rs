@@ -221,6 +221,55 @@ pub async fn verify_request(
     Ok(Json(dto::RequestAnswer::from(summary)).into_response())
 }
 
+/// Extends a request's deadline once, as its policy allows (CCPA: by 45
+/// days, with a reason).
+pub async fn extend_deadline(
+    State(state): State<AppState>,
+    caller: Caller<ServiceCommands>,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<dto::ExtendDeadline>,
+) -> Result<Response, ApiError> {
+    let id = path_id("request", &id, RequestId::parse)?;
+    let reason = body.reason()?;
+    let summary = state
+        .ledger
+        .extend_deadline(&context(&caller, key), id, reason)
+        .await?;
+    Ok(Json(dto::RequestAnswer::from(summary)).into_response())
+}
+
+/// Records a retention exception: a record of the request's scope that
+/// is kept on purpose, on a basis, until a date (R1, R14).
+pub async fn record_retention(
+    State(state): State<AppState>,
+    caller: Caller<ServiceCommands>,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<dto::RecordRetention>,
+) -> Result<Response, ApiError> {
+    let id = path_id("request", &id, RequestId::parse)?;
+    let kept: dto::NewRetention = body.try_into()?;
+    let answer = json!({
+        "request_id": id,
+        "target": kept.target.to_string(),
+        "basis": kept.basis,
+        "until": commands::log::rfc3339_micros(kept.until),
+    });
+    state
+        .ledger
+        .record_retention(
+            &context(&caller, key),
+            id,
+            kept.target,
+            kept.basis,
+            kept.until,
+            kept.note,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
 /// Leases a task: the one named, or the oldest claimable one. 204 when
 /// nothing can be claimed now (every open task is held, leased or waits
 /// for its retry time).

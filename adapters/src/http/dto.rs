@@ -11,7 +11,7 @@ use domain::ids::{AccountId, ExternalAccountId, HoldId, IntegrationId, TaskId, W
 use domain::membership::Registration;
 use domain::subject::{Platform, Subject};
 use domain::text::{parse_text, Contact, MatterRef, Note, Reason};
-use domain::values::{Channel, HoldKind, Initiator, Role};
+use domain::values::{Channel, HoldKind, Initiator, RetentionBasis, Role};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -261,6 +261,58 @@ impl TryFrom<RequestDeletion> for DeletionRequestInput {
 pub struct VerifyRequest {
     /// How the requester was verified.
     pub method: String,
+}
+
+/// `POST /v1/deletion-requests/{id}/extend`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendDeadline {
+    /// Why more time is needed; the policy says whether it is required
+    /// (CCPA: yes).
+    pub reason: Option<String>,
+}
+
+impl ExtendDeadline {
+    pub fn reason(&self) -> Result<Option<Reason>, ApiError> {
+        opt("reason", self.reason.as_deref(), Reason::parse)
+    }
+}
+
+/// `POST /v1/deletion-requests/{id}/retentions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRetention {
+    /// `KIND:ID` of the record kept.
+    pub target: String,
+    /// security | audit | troubleshooting | legal | billing | platform-compliance
+    pub basis: String,
+    /// RFC 3339: when the record is deleted after all.
+    pub until: String,
+    /// What is kept and why.
+    pub note: String,
+}
+
+/// A retention exception, parsed.
+#[derive(Debug)]
+pub struct NewRetention {
+    pub target: Subject,
+    pub basis: RetentionBasis,
+    pub until: DateTime<Utc>,
+    pub note: Note,
+}
+
+impl TryFrom<RecordRetention> for NewRetention {
+    type Error = ApiError;
+    fn try_from(dto: RecordRetention) -> Result<Self, ApiError> {
+        Ok(NewRetention {
+            target: field("target", Subject::parse(&dto.target))?,
+            basis: field("basis", dto.basis.parse())?,
+            until: DateTime::parse_from_rfc3339(&dto.until)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| ApiError::invalid("until", format!("must be RFC 3339: {e}")))?,
+            note: field("note", Note::parse(&dto.note))?,
+        })
+    }
 }
 
 /// `POST /v1/tasks/claim`.

@@ -99,6 +99,14 @@ pub fn app(state: AppState) -> Router {
             "/v1/deletion-requests/{id}/verify",
             post(commands::verify_request),
         )
+        .route(
+            "/v1/deletion-requests/{id}/extend",
+            post(commands::extend_deadline),
+        )
+        .route(
+            "/v1/deletion-requests/{id}/retentions",
+            post(commands::record_retention),
+        )
         .route("/v1/tasks/claim", post(commands::claim_task))
         .route("/v1/tasks/{id}/complete", post(commands::complete_task))
         .route("/v1/tasks/{id}/fail", post(commands::fail_task))
