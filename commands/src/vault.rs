@@ -734,8 +734,7 @@ fn scan(text: &str) -> Vec<Span> {
         }
         let len = PSEUDONYM_PREFIX.len() + PSEUDONYM_HEX_DIGITS;
         if rest.starts_with(PSEUDONYM_PREFIX)
-            && rest.len() >= len
-            && is_pseudonym(&rest[..len])
+            && rest.get(..len).is_some_and(is_pseudonym)
             && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
             && rest
                 .as_bytes()
@@ -888,5 +887,6 @@ mod tests {
     #[test]
     fn text_without_tokens_is_left_alone() {
         assert!(scan("kh1-short, sealed in wax, instagram:17841400000000001").is_empty());
+        assert!(scan("kh1-ééééééééééééééééééé — naïve kh1-").is_empty());
     }
 }
