@@ -82,11 +82,11 @@ fn workspace(writer: usize) -> anyhow::Result<WorkspaceId> {
     Ok(WorkspaceId::parse(&format!("ws-bench-{writer}"))?)
 }
 
-fn owner(writer: usize) -> anyhow::Result<AccountId> {
+pub fn owner(writer: usize) -> anyhow::Result<AccountId> {
     Ok(AccountId::parse(&format!("acct-bench-{writer}"))?)
 }
 
-fn file(writer: usize, n: usize) -> anyhow::Result<Subject> {
+pub fn file(writer: usize, n: usize) -> anyhow::Result<Subject> {
     Ok(Subject::parse(&format!("file:f-{writer}-{n}"))?)
 }
 

@@ -1,20 +1,25 @@
 //! `lethe-bench`: Lethe's event log and command path measured beside plain
-//! sqlx and postgres-es, on SQLite and PostgreSQL, in one run. Every
-//! figure is printed with its ratio to a baseline measured in the same
-//! run (these machines are shared and noisy), the targets of issues 3 and
-//! 6 are marked met or missed, and everything goes to
-//! `bench/results/latest.json`.
+//! sqlx and postgres-es, its HTTP API beside the ledger called directly,
+//! and its read side over a large log, on SQLite and PostgreSQL, in one
+//! run. Every figure is printed with its ratio to a baseline measured in
+//! the same run where one exists (these machines are shared and noisy),
+//! the targets of issues 3 and 6 are marked met or missed, and everything
+//! goes to `bench/results/latest.json`.
 //!
 //! Run it through `make bench` / `make bench-quick`, which start a
 //! throwaway PostgreSQL (fsync on) and set `DATABASE_URL`.
 
 mod env;
+mod http;
 mod lethe;
 mod machine;
 mod measure;
 mod peer;
 mod raw;
+mod read;
 mod report;
+mod rss;
+mod service;
 mod shape;
 
 use std::path::PathBuf;
@@ -50,6 +55,10 @@ struct Args {
     /// `sqlite.lethe.append.64` (for profiling one path).
     #[arg(long)]
     only: Option<String>,
+    /// Events in the log of the read-side measurements [default: 1000000,
+    /// or 20000 for --quick].
+    #[arg(long)]
+    read_events: Option<u64>,
 }
 
 /// Durations and sizes of one run.
@@ -57,8 +66,11 @@ struct Args {
 struct Plan {
     mode: &'static str,
     window: Window,
-    /// Deletion requests each ledger writer makes (one file each).
+    /// Deletion requests each ledger writer and each HTTP connection
+    /// makes (one file each).
     ledger_files_per_writer: usize,
+    /// Events in the log the read side is measured on.
+    read_events: u64,
 }
 
 impl Plan {
@@ -71,6 +83,7 @@ impl Plan {
                     measure: Duration::from_millis(1_500),
                 },
                 ledger_files_per_writer: 8,
+                read_events: 20_000,
             }
         } else {
             Self {
@@ -80,6 +93,7 @@ impl Plan {
                     measure: Duration::from_secs(8),
                 },
                 ledger_files_per_writer: 60,
+                read_events: 1_000_000,
             }
         }
     }
@@ -106,15 +120,15 @@ fn progress(figure: &Figure) {
             figure.backend, figure.system, figure.measurement
         ),
         (None, rate) => eprintln!(
-            "  {:<9} {:<13} {:<44} x{:<3} {:>9.0} {}  p50 {:.2} ms  p99 {:.2} ms{}",
+            "  {:<9} {:<13} {:<44} x{:<3} {:>9} {}  p50 {} ms  p99 {} ms{}",
             figure.backend,
             figure.system,
             figure.measurement,
             figure.writers,
-            rate.unwrap_or(0.0),
+            report::num(rate),
             figure.unit,
-            figure.p50_ms.unwrap_or(0.0),
-            figure.p99_ms.unwrap_or(0.0),
+            report::num(figure.p50_ms),
+            report::num(figure.p99_ms),
             if figure.errors > 0 {
                 format!(
                     "  {} errors: {}",
@@ -435,64 +449,6 @@ async fn measure_backend(env: &Env, backend: Backend, plan: Plan, figures: &mut 
     }
 }
 
-/// The service and read-side figures of issue 6, items 4 to 6. The
-/// benchmark does not drive the HTTP service or the read models yet, so
-/// these are reported as not measured, with what measuring them takes.
-fn service_figures(backend: Backend) -> Vec<Figure> {
-    const HTTP: &str = "not in the benchmark yet; next: drive adapters::http::app from 64 \
-                        in-process connections";
-    const READ: &str = "not in the benchmark yet; next: rebuild the read models \
-                        (adapters::readmodel) over 1M appended events, audit lookups, export RSS";
-    let b = backend.name();
-    vec![
-        Figure::not_measured(
-            key(backend, "http.request_deletion", WRITERS_MANY),
-            b,
-            "lethe http",
-            "POST /v1/deletion-requests, 64 connections",
-            WRITERS_MANY,
-            "commands/s",
-            HTTP.into(),
-        ),
-        Figure::not_measured(
-            key(backend, "read.rebuild_1m", 1),
-            b,
-            "lethe read",
-            "rebuild all projections over 1M events",
-            1,
-            "events/s",
-            READ.into(),
-        ),
-        Figure::not_measured(
-            key(backend, "read.audit_lookup", 1),
-            b,
-            "lethe read",
-            "audit lookup of one subject at 1M events",
-            1,
-            "lookups/s",
-            READ.into(),
-        ),
-        Figure::not_measured(
-            key(backend, "read.export_peak_mb", 1),
-            b,
-            "lethe read",
-            "export of all entries: peak memory",
-            1,
-            "MB",
-            READ.into(),
-        ),
-        Figure::not_measured(
-            key(backend, "server.rss_peak_mb", 1),
-            b,
-            "lethe server",
-            "server RSS during commands and reads",
-            1,
-            "MB",
-            HTTP.into(),
-        ),
-    ]
-}
-
 fn targets(has_postgres: bool) -> Vec<Target> {
     let mut all = Vec::new();
     for (backend, absolute) in [(Backend::Postgres, 40_000.0), (Backend::Sqlite, 30_000.0)] {
@@ -536,40 +492,42 @@ fn targets(has_postgres: bool) -> Vec<Target> {
             absolute,
         ));
     }
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let b = backend.name();
+        all.push(Target::new(
+            &format!("{b}: rebuild of all projections >= 50k events/s"),
+            &key(backend, "read.rebuild", 1),
+            None,
+            Rule::RateAtLeast,
+            50_000.0,
+        ));
+        all.push(Target::new(
+            &format!("{b}: audit lookup of one subject, p99 < 10 ms"),
+            &key(backend, "read.audit_lookup", 1),
+            None,
+            Rule::P99AtMostMs,
+            10.0,
+        ));
+        all.push(Target::new(
+            &format!("{b}: export memory flat: RSS rise for N entries <= 2x for N/10"),
+            &key(backend, "read.export_rss", 1),
+            Some(&key(backend, "read.export_rss_tenth", 1)),
+            Rule::SizeRatioAtMost,
+            2.0,
+        ));
+        all.push(Target::new(
+            &format!("{b}: process RSS < 200 MB through HTTP and reads"),
+            &key(backend, "server.rss_peak", 1),
+            None,
+            Rule::AtMost,
+            200.0,
+        ));
+    }
     if !has_postgres {
         for target in all.iter_mut().filter(|t| t.figure.starts_with("postgres")) {
             target.note = Some("no PostgreSQL (DATABASE_URL unset)".into());
         }
     }
-    let b = Backend::Sqlite;
-    all.push(Target::new(
-        "rebuild of all projections >= 50k events/s",
-        &key(b, "read.rebuild_1m", 1),
-        None,
-        Rule::RateAtLeast,
-        50_000.0,
-    ));
-    all.push(Target::new(
-        "audit lookup p99 < 10 ms at 1M events",
-        &key(b, "read.audit_lookup", 1),
-        None,
-        Rule::P99AtMostMs,
-        10.0,
-    ));
-    all.push(Target::new(
-        "export memory flat in the number of events (peak MB)",
-        &key(b, "read.export_peak_mb", 1),
-        None,
-        Rule::AtMost,
-        200.0,
-    ));
-    all.push(Target::new(
-        "server RSS < 200 MB through commands and reads",
-        &key(b, "server.rss_peak_mb", 1),
-        None,
-        Rule::AtMost,
-        200.0,
-    ));
     all
 }
 
@@ -613,7 +571,10 @@ async fn database_versions(env: &Env) -> serde_json::Value {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     ONLY.set(args.only.clone()).ok();
-    let plan = Plan::new(args.quick);
+    let mut plan = Plan::new(args.quick);
+    if let Some(events) = args.read_events {
+        plan.read_events = events.max(10);
+    }
     let env = Env::new(std::env::var("DATABASE_URL").ok())?;
     if !env.has_postgres() {
         eprintln!("################################################################");
@@ -632,8 +593,8 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         measure_backend(&env, backend, plan, &mut figures).await;
+        service::measure(&env, backend, plan, &mut figures).await;
     }
-    figures.extend(service_figures(Backend::Sqlite));
     report::fill_ratios(&mut figures);
     let mut targets = targets(env.has_postgres());
     report::judge(&mut targets, &figures);
@@ -657,6 +618,12 @@ async fn main() -> anyhow::Result<()> {
             "tags_per_event": shape::TAGS_PER_EVENT,
             "payload_bytes": shape::payload(0, 0).to_string().len(),
             "ledger_requests_per_writer": plan.ledger_files_per_writer,
+            "http_connections": WRITERS_MANY,
+            "http_requests_per_connection": plan.ledger_files_per_writer,
+            "read_events": plan.read_events,
+            "read_append_events": read::APPEND_EVENTS,
+            "read_page_events": adapters::readmodel::PAGE_EVENTS_MAX,
+            "export_page_rows": adapters::readmodel::EXPORT_PAGE_ROWS,
             "peer_aggregates_per_writer": peer::AGGREGATES_PER_WRITER,
             "store_batch_events_max": adapters::store::BATCH_EVENTS_MAX,
         },

@@ -240,11 +240,24 @@ impl ReadModels {
         target: &Target,
         page_events_max: usize,
     ) -> Result<usize, ReadModelError> {
-        let backend = self.backend();
         let from = self.min_checkpoint(target).await?;
         let events = store
             .read_all(from, page_events_max.clamp(1, PAGE_EVENTS_MAX))
             .await?;
+        self.apply_page(target, from, &events).await
+    }
+
+    /// Applies `events`, read after position `from`, to `target` and moves
+    /// its checkpoints, in one transaction. Returns the events applied: 0
+    /// when there were none, or when a checkpoint moved back below `from`
+    /// meanwhile (a schema reset; read again from the checkpoints).
+    async fn apply_page(
+        &self,
+        target: &Target,
+        from: Position,
+        events: &[RecordedEvent],
+    ) -> Result<usize, ReadModelError> {
+        let backend = self.backend();
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(0);
         };
@@ -271,7 +284,7 @@ impl ReadModels {
             }
             checkpoints.insert(*name, *position);
         }
-        Self::apply_events(&mut tx, target, &checkpoints, &events).await?;
+        Self::apply_events(&mut tx, target, &checkpoints, events).await?;
         self.fault_point()?;
         for key in &keys {
             tx.exec()
@@ -284,6 +297,37 @@ impl ReadModels {
         }
         tx.commit().await?;
         Ok(events.len())
+    }
+
+    /// Applies pages to `target` until a page applies nothing (the log's
+    /// head, or a checkpoint moved back under it, as [`Self::page`] says);
+    /// returns the events applied. Each page is read while the page
+    /// before it is applied, so that reading the log (the event store's
+    /// connections) and writing the read models (this pool's) overlap
+    /// instead of taking turns.
+    async fn fill(
+        &self,
+        store: &dyn EventStore,
+        target: &Target,
+        page_events_max: usize,
+    ) -> Result<u64, ReadModelError> {
+        let limit = page_events_max.clamp(1, PAGE_EVENTS_MAX);
+        let mut applied = 0_u64;
+        let mut from = self.min_checkpoint(target).await?;
+        let mut events = store.read_all(from, limit).await?;
+        while let Some(last) = events.last().map(|e| e.position) {
+            let (done, next) = tokio::join!(
+                self.apply_page(target, from, &events),
+                store.read_all(last, limit)
+            );
+            match done? {
+                0 => break,
+                n => applied += n as u64,
+            }
+            from = last;
+            events = next?;
+        }
+        Ok(applied)
     }
 
     /// Applies one page of at most `page_events_max` events to every live
@@ -303,11 +347,11 @@ impl ReadModels {
     /// Applies pages until every live projection is at the head the log
     /// had when it was read; returns the lowest checkpoint reached.
     pub async fn catch_up(&self, store: &dyn EventStore) -> Result<Position, ReadModelError> {
-        while self.run_page(store, PAGE_EVENTS_MAX).await? > 0 {}
         let target = Target {
             names: ProjectionName::ALL.to_vec(),
             shadow: false,
         };
+        self.fill(store, &target, PAGE_EVENTS_MAX).await?;
         self.min_checkpoint(&target).await
     }
 
@@ -372,14 +416,7 @@ impl ReadModels {
         tx.commit().await?;
 
         // Fill them page by page; queries still read the live tables.
-        let mut applied = 0_u64;
-        loop {
-            let n = self.page(store, &shadow, PAGE_EVENTS_MAX).await?;
-            if n == 0 {
-                break;
-            }
-            applied += n as u64;
-        }
+        let mut applied = self.fill(store, &shadow, PAGE_EVENTS_MAX).await?;
 
         // Swap: catch the shadow up with the live checkpoint, then rename.
         let mut tx = self.begin().await?;

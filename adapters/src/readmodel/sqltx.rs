@@ -3,22 +3,75 @@
 //! memory and each changed row is written once, in multi-row statements,
 //! when the page is flushed, so that a page of a thousand events costs a
 //! handful of statements rather than thousands.
+//!
+//! On PostgreSQL a batch travels as one array per column
+//! (`INSERT ... SELECT * FROM UNNEST($1::bigint[], $2::text[], ...)`): one
+//! short statement, prepared once, whatever the number of rows, instead
+//! of tens of thousands of placeholders to parse, plan and bind.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use projections::rows::{AuditEntry, HoldRow, ReadModelTx, RequestRow, ResourceRow, TaskRow};
 use projections::ReadModelError;
+use sqlx::PgConnection;
 
 use super::codec;
-use super::db::{value_rows, Exec, Row, Val};
-use super::schema::{self, Table};
+use super::db::{db_error, value_rows, Exec, Row, Val};
+use super::schema::{self, Kind, Table};
 
 /// Most bound values in one statement: under SQLite's 32,766 and
 /// PostgreSQL's 65,535.
 const STATEMENT_BINDS_MAX: usize = 30_000;
 /// Most rows in one multi-row statement.
 const STATEMENT_ROWS_MAX: usize = 1_000;
+/// The row counts of multi-row statements below the largest: a batch is
+/// cut into statements of these sizes, largest first, so that the same
+/// few statement texts come back page after page and the drivers' caches
+/// of prepared statements hold them, instead of preparing (and caching) a
+/// statement of thousands of placeholders for every odd batch size.
+const STATEMENT_ROWS_LADDER: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Most rows in one PostgreSQL statement of column arrays.
+const ARRAY_ROWS_MAX: usize = 10_000;
+
+/// The texts of the multi-row statements, made once per process: a
+/// statement of a thousand rows is tens of kilobytes of placeholders, and
+/// formatting it again for every page cost more than a tenth of a
+/// rebuild. Bounded by the tables, their two suffixes, the statement
+/// kinds and the few sizes of [`statement_sizes`].
+static STATEMENTS: LazyLock<Mutex<HashMap<String, Arc<str>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The statement text known by `key`, made by `make` the first time.
+fn statement(key: String, make: impl FnOnce() -> String) -> Arc<str> {
+    let mut statements = match STATEMENTS.lock() {
+        Ok(statements) => statements,
+        // A panic while inserting leaves a usable map.
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    statements
+        .entry(key)
+        .or_insert_with(|| Arc::from(make()))
+        .clone()
+}
+
+/// The row counts of the statements that carry `rows` rows, at most
+/// `largest` each: as many of `largest` as fit, then the ladder.
+fn statement_sizes(rows: usize, largest: usize) -> Vec<usize> {
+    let largest = largest.max(1);
+    let mut sizes = vec![largest; rows / largest];
+    let mut left = rows % largest;
+    for size in STATEMENT_ROWS_LADDER {
+        if size < largest {
+            sizes.extend(std::iter::repeat_n(size, left / size));
+            left %= size;
+        }
+    }
+    debug_assert_eq!(left, 0, "the ladder ends at one row");
+    sizes
+}
 
 /// A row type with its table and, for some, a side table that indexes a
 /// list column (a resource's scopes, a task's covering scopes, a
@@ -211,13 +264,37 @@ impl<T: Entity> Cache<T> {
                 });
             }
         }
-        for chunk in keys.chunks(STATEMENT_ROWS_MAX) {
-            let sql = format!(
-                "DELETE FROM {}{suffix} WHERE {key_col} IN ({})",
-                set_table.name,
-                super::db::ordered_placeholders(exec.backend(), 1, chunk.len())
+        if let Exec::Postgres(conn) = exec {
+            for chunk in keys.chunks(ARRAY_ROWS_MAX) {
+                sqlx::query(&format!(
+                    "DELETE FROM {}{suffix} WHERE {key_col} = ANY($1::text[])",
+                    set_table.name
+                ))
+                .bind(chunk)
+                .execute(&mut **conn)
+                .await
+                .map_err(db_error)?;
+            }
+            return insert(exec, &set_table, suffix, pairs, true).await;
+        }
+        let mut keys = keys.iter();
+        for size in statement_sizes(keys.len(), STATEMENT_ROWS_MAX) {
+            let backend = exec.backend();
+            let sql = statement(
+                format!("delete {}{suffix} {backend:?} {size}", set_table.name),
+                || {
+                    format!(
+                        "DELETE FROM {}{suffix} WHERE {key_col} IN ({})",
+                        set_table.name,
+                        super::db::ordered_placeholders(backend, 1, size)
+                    )
+                },
             );
-            let args: Vec<Val> = chunk.iter().map(|k| Val::from(k.as_str())).collect();
+            let args: Vec<Val> = keys
+                .by_ref()
+                .take(size)
+                .map(|k| Val::from(k.as_str()))
+                .collect();
             exec.execute(&sql, args).await?;
         }
         insert(exec, &set_table, suffix, pairs, true).await
@@ -243,21 +320,31 @@ pub(crate) async fn insert(
     } else {
         String::new()
     };
+    if let Exec::Postgres(conn) = exec {
+        return insert_arrays(conn, table, suffix, rows, &conflict).await;
+    }
+    let sizes = statement_sizes(rows.len(), per_statement);
     let mut rows = rows.into_iter();
-    loop {
-        let batch: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO {}{suffix} ({}) VALUES {}{conflict}",
-            table.name,
-            columns.join(", "),
-            value_rows(exec.backend(), batch.len(), columns.len())
+    for size in sizes {
+        let backend = exec.backend();
+        let sql = statement(
+            format!(
+                "insert {}{suffix} {backend:?} {size} {ignore_duplicates}",
+                table.name
+            ),
+            || {
+                format!(
+                    "INSERT INTO {}{suffix} ({}) VALUES {}{conflict}",
+                    table.name,
+                    columns.join(", "),
+                    value_rows(backend, size, columns.len())
+                )
+            },
         );
-        exec.execute(&sql, batch.into_iter().flatten().collect())
+        exec.execute(&sql, rows.by_ref().take(size).flatten().collect())
             .await?;
     }
+    Ok(())
 }
 
 /// Multi-row INSERT ... ON CONFLICT DO UPDATE of whole rows.
@@ -274,23 +361,111 @@ async fn upsert(
         .filter(|c| !table.key.contains(c))
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
-    let mut rows = rows.into_iter();
-    loop {
-        let batch: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO {}{suffix} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
-            table.name,
-            columns.join(", "),
-            value_rows(exec.backend(), batch.len(), columns.len()),
+    if let Exec::Postgres(conn) = exec {
+        let conflict = format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
             table.key.join(", "),
             updates.join(", ")
         );
-        exec.execute(&sql, batch.into_iter().flatten().collect())
+        return insert_arrays(conn, table, suffix, rows, &conflict).await;
+    }
+    let sizes = statement_sizes(rows.len(), per_statement);
+    let mut rows = rows.into_iter();
+    for size in sizes {
+        let backend = exec.backend();
+        let sql = statement(
+            format!("upsert {}{suffix} {backend:?} {size}", table.name),
+            || {
+                format!(
+                    "INSERT INTO {}{suffix} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+                    table.name,
+                    columns.join(", "),
+                    value_rows(backend, size, columns.len()),
+                    table.key.join(", "),
+                    updates.join(", ")
+                )
+            },
+        );
+        exec.execute(&sql, rows.by_ref().take(size).flatten().collect())
             .await?;
     }
+    Ok(())
+}
+
+/// One column of a batch, as the array PostgreSQL receives.
+enum Column {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+}
+
+/// PostgreSQL: INSERT of `rows` (each in the table's column order) as one
+/// array per column, `conflict` appended (an ON CONFLICT clause or
+/// nothing). The rows of one call must have distinct keys when
+/// `conflict` updates.
+async fn insert_arrays(
+    conn: &mut PgConnection,
+    table: &Table,
+    suffix: &str,
+    rows: Vec<Vec<Val>>,
+    conflict: &str,
+) -> Result<(), ReadModelError> {
+    let casts: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| match kind {
+            Kind::Int | Kind::OptInt => format!("${}::bigint[]", i + 1),
+            Kind::Text | Kind::OptText => format!("${}::text[]", i + 1),
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO {}{suffix} ({}) SELECT * FROM UNNEST({}){conflict}",
+        table.name,
+        table.column_names().join(", "),
+        casts.join(", ")
+    );
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut columns: Vec<Column> = table
+            .columns
+            .iter()
+            .map(|(_, kind)| match kind {
+                Kind::Int | Kind::OptInt => Column::Int(Vec::new()),
+                Kind::Text | Kind::OptText => Column::Text(Vec::new()),
+            })
+            .collect();
+        for row in rows.by_ref().take(ARRAY_ROWS_MAX) {
+            if row.len() != columns.len() {
+                return Err(ReadModelError::Corrupt(format!(
+                    "a row of {} has {} values for {} columns",
+                    table.name,
+                    row.len(),
+                    columns.len()
+                )));
+            }
+            for (column, value) in columns.iter_mut().zip(row) {
+                match (column, value) {
+                    (Column::Int(values), Val::Int(v)) => values.push(v),
+                    (Column::Text(values), Val::Text(v)) => values.push(v),
+                    _ => {
+                        return Err(ReadModelError::Corrupt(format!(
+                            "a value of {} does not match its column's type",
+                            table.name
+                        )))
+                    }
+                }
+            }
+        }
+        let mut query = sqlx::query(&sql);
+        for column in columns {
+            query = match column {
+                Column::Int(values) => query.bind(values),
+                Column::Text(values) => query.bind(values),
+            };
+        }
+        query.execute(&mut *conn).await.map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// The projections' storage port over one open transaction.
@@ -391,5 +566,24 @@ impl ReadModelTx for SqlTx<'_> {
     async fn put_task(&mut self, row: TaskRow) -> Result<(), ReadModelError> {
         self.tasks.put(row);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_sizes;
+
+    #[test]
+    fn batches_are_cut_into_statements_of_a_few_sizes() {
+        assert_eq!(statement_sizes(0, 1_000), Vec::<usize>::new());
+        assert_eq!(
+            statement_sizes(3_014, 1_000),
+            [1_000, 1_000, 1_000, 4, 4, 4, 1, 1]
+        );
+        assert_eq!(statement_sizes(130, 100), [100, 16, 4, 4, 4, 1, 1]);
+        assert_eq!(statement_sizes(300, 100), [100, 100, 100]);
+        for rows in 0..600 {
+            assert_eq!(statement_sizes(rows, 256).iter().sum::<usize>(), rows);
+        }
     }
 }
