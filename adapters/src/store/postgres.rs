@@ -19,6 +19,18 @@ use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
 /// length of its append transaction ("LETHELOG" in ASCII).
 const APPEND_LOCK_KEY: i64 = 0x4c45_5448_454c_4f47;
 
+/// Settings of the writer's own connection. Its statements are the same
+/// few point lookups and inserts, prepared once:
+/// - `plan_cache_mode`: left to itself, PostgreSQL keeps planning them
+///   afresh on every execution (a custom plan looks cheaper), which cost
+///   more than executing them;
+/// - `enable_seqscan`: a generic plan made while the log is small could
+///   otherwise stay a sequential scan of `events` as the log grows.
+const WRITER_SETTINGS: [(&str, &str); 2] = [
+    ("plan_cache_mode", "force_generic_plan"),
+    ("enable_seqscan", "off"),
+];
+
 const COLUMNS: &str = "position, stream, stream_version, event_id, event_type, schema_version, \
                        occurred_at, recorded_at, payload, metadata, tags, hash";
 
@@ -40,7 +52,7 @@ pub(crate) async fn open(url: &str) -> Result<(PgPool, PgWriter), StoreError> {
     Ok((
         pool,
         PgWriter {
-            options,
+            options: options.options(WRITER_SETTINGS),
             connection: None,
         },
     ))
