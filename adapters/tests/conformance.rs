@@ -58,6 +58,7 @@ conformance!(
     concurrent_writers_get_gap_free_positions,
     follower_never_skips_an_event,
     events_read_back_as_appended,
+    another_writer_between_appends,
 );
 
 async fn run<F, Fut>(kind: Kind, body: F)
@@ -651,6 +652,175 @@ async fn concurrent_writers_get_gap_free_positions(h: Arc<Harness>) {
 }
 
 /// Positions are exactly 1..=total and each stream's versions are 1..=n.
+/// A second writer on the same database appends between this store's
+/// appends: every answer is the one the committed log gives, however
+/// much this store's writer remembers of its own last commit.
+async fn another_writer_between_appends(h: Arc<Harness>) {
+    let other: Arc<dyn EventStore> = match &h.url {
+        Some(url) => Arc::new(adapters::store::open(url).await.expect("a second store")),
+        // One memory store has one writer: it stands in for both.
+        None => h.store.clone(),
+    };
+    let store = &h.store;
+    let mine = store
+        .append(request(
+            "s",
+            ExpectedVersion::NoStream,
+            vec![event("A", &["t"])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(mine.last_position, 1);
+    other
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(1),
+            vec![event("B", &["t"])],
+        ))
+        .await
+        .unwrap();
+
+    // This store last saw stream s at version 1 and the head at 1.
+    let stale = store
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(1),
+            vec![event("C", &[])],
+        ))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::WrongExpectedVersion { actual: 2, .. })
+        ),
+        "{stale:?}"
+    );
+    let next = store
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(2),
+            vec![event("C", &[])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((next.first_position, next.stream_version), (3, 3));
+
+    // A version this store never saw, on a stream that does not exist,
+    // and on one that the other writer created.
+    let missing = store
+        .append(request(
+            "nope",
+            ExpectedVersion::Exact(5),
+            vec![event("D", &[])],
+        ))
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(StoreError::WrongExpectedVersion { actual: 0, .. })
+        ),
+        "{missing:?}"
+    );
+    other
+        .append(request(
+            "theirs",
+            ExpectedVersion::NoStream,
+            vec![event("E", &[])],
+        ))
+        .await
+        .unwrap();
+    let taken = store
+        .append(request(
+            "theirs",
+            ExpectedVersion::NoStream,
+            vec![event("F", &[])],
+        ))
+        .await;
+    assert!(
+        matches!(
+            taken,
+            Err(StoreError::WrongExpectedVersion { actual: 1, .. })
+        ),
+        "{taken:?}"
+    );
+
+    // A condition met by the other writer's event.
+    let seen = store.head().await.unwrap();
+    let theirs = other
+        .append(request(
+            "u",
+            ExpectedVersion::NoStream,
+            vec![event("G", &["t"])],
+        ))
+        .await
+        .unwrap();
+    let mut guarded = request("v", ExpectedVersion::NoStream, vec![event("H", &["t"])]);
+    guarded.condition = Some(AppendCondition {
+        tags: vec![Tag::new("t")],
+        after: seen,
+    });
+    let failed = store.append(guarded).await;
+    assert!(
+        matches!(
+            &failed,
+            Err(StoreError::ConditionFailed { position, .. }) if *position == theirs.last_position
+        ),
+        "{failed:?}"
+    );
+
+    // An idempotency key and an event id that the other writer stored.
+    let mut keyed = request("k", ExpectedVersion::NoStream, vec![event("I", &[])]);
+    keyed.idempotency_key = Some("key-1".into());
+    let first = other.append(keyed.clone()).await.unwrap();
+    let mut retry = request("k", ExpectedVersion::NoStream, vec![event("I", &[])]);
+    retry.idempotency_key = Some("key-1".into());
+    let again = store.append(retry).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.first_position, first.first_position);
+    let same_ids = request("w", ExpectedVersion::NoStream, vec![event("J", &[])]);
+    let stored = other.append(same_ids.clone()).await.unwrap();
+    let retried = store.append(same_ids).await.unwrap();
+    assert!(retried.deduplicated);
+    assert_eq!(retried.first_position, stored.first_position);
+
+    // Requests that share a batch: the failing one fails alone.
+    other
+        .append(request(
+            "s",
+            ExpectedVersion::Exact(3),
+            vec![event("K", &[])],
+        ))
+        .await
+        .unwrap();
+    let (wrong, right) = tokio::join!(
+        store.append(request(
+            "s",
+            ExpectedVersion::Exact(3),
+            vec![event("L", &[])]
+        )),
+        store.append(request(
+            "x",
+            ExpectedVersion::NoStream,
+            vec![event("M", &[])]
+        )),
+    );
+    assert!(
+        matches!(
+            wrong,
+            Err(StoreError::WrongExpectedVersion { actual: 4, .. })
+        ),
+        "{wrong:?}"
+    );
+    let right = right.unwrap();
+    assert_eq!(right.stream_version, 1);
+
+    let total = store.head().await.unwrap();
+    assert_eq!(total, right.last_position);
+    assert_contiguous_log(store.as_ref(), total).await;
+    drop(other);
+    assert_eq!(h.assert_intact().await, total);
+}
+
 pub async fn assert_contiguous_log(store: &dyn EventStore, total: u64) {
     let mut after = 0;
     let mut versions: BTreeMap<StreamId, u64> = BTreeMap::new();

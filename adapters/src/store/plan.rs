@@ -56,6 +56,12 @@ impl Wanted {
 pub(crate) struct Lookups {
     pub head: Position,
     pub head_hash: [u8; 32],
+    /// True when the maps below were read for everything [`Wanted`] names,
+    /// so an absent entry means "does not exist". False when they hold
+    /// only what the writer remembers ([`Memory`]): the plan then assumes
+    /// the rest as the requests expect it, lists the assumptions in
+    /// [`Plan::assumed`], and the insert must check them.
+    pub complete: bool,
     /// Earlier appends by idempotency key.
     pub idempotency_keys: HashMap<String, Appended>,
     /// Earlier appends by the id of any of their events.
@@ -100,8 +106,85 @@ pub(crate) struct Plan {
     /// Final version of every stream the batch wrote to.
     pub streams: Vec<(String, u64)>,
     pub idempotency_keys: Vec<(String, Appended)>,
-    /// The head after the batch commits.
+    /// The head after the batch commits, and its hash.
     pub head: Position,
+    pub head_hash: [u8; 32],
+    /// What the plan took for granted without looking (only when the
+    /// lookups were not complete).
+    pub assumed: Assumed,
+}
+
+/// The committed state a plan assumed: it holds only if, when the insert
+/// runs, every stream is at the listed version (0: absent) and no event
+/// carries a listed tag after the listed position. Idempotency keys and
+/// event ids are assumed new; the unique keys of the tables check those.
+#[derive(Debug, Default)]
+pub(crate) struct Assumed {
+    pub streams: Vec<(String, u64)>,
+    pub free_tags: Vec<(String, Position)>,
+}
+
+/// Most stream versions the writer remembers between batches.
+const REMEMBERED_STREAMS_MAX: usize = 16_384;
+
+/// What the writer knows of the committed log from its own last commit,
+/// so that a batch can be planned without a lookup round trip.
+///
+/// It is exact only while no other process has appended since: every
+/// insert planned from it checks that the head is still [`Memory::head`]
+/// (and the plan's [`Assumed`] state), and a writer that finds otherwise
+/// calls [`Memory::forget`] and decides the batch afresh from lookups.
+#[derive(Debug, Default)]
+pub(crate) struct Memory {
+    head: Option<(Position, [u8; 32])>,
+    /// Versions of the streams this writer appended to.
+    streams: HashMap<String, u64>,
+}
+
+impl Memory {
+    /// The lookups for `batch` from memory alone, or `None` when memory
+    /// cannot stand in for them: the head is unknown, or a request takes
+    /// any version of a stream whose version is not remembered.
+    pub(crate) fn lookups(&self, batch: &[&AppendRequest]) -> Option<Lookups> {
+        let (head, head_hash) = self.head?;
+        let mut streams = HashMap::new();
+        for request in batch {
+            let stream = request.stream.as_str();
+            match self.streams.get(stream) {
+                Some(version) => {
+                    streams.insert(stream.to_owned(), *version);
+                }
+                None if request.expected == ExpectedVersion::Any => return None,
+                None => {}
+            }
+        }
+        Some(Lookups {
+            head,
+            head_hash,
+            complete: false,
+            idempotency_keys: HashMap::new(),
+            event_ids: HashMap::new(),
+            streams,
+            tag_max: HashMap::new(),
+        })
+    }
+
+    /// Remembers the state after `plan` committed.
+    pub(crate) fn committed(&mut self, plan: &Plan) {
+        self.head = Some((plan.head, plan.head_hash));
+        if self.streams.len() + plan.streams.len() > REMEMBERED_STREAMS_MAX {
+            self.streams.clear();
+        }
+        for (stream, version) in &plan.streams {
+            self.streams.insert(stream.clone(), *version);
+        }
+    }
+
+    /// Drops everything: another process may have appended.
+    pub(crate) fn forget(&mut self) {
+        self.head = None;
+        self.streams.clear();
+    }
 }
 
 /// Decides every request of a batch against `lookups`.
@@ -109,6 +192,7 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
     let Lookups {
         head,
         head_hash,
+        complete,
         mut idempotency_keys,
         mut event_ids,
         mut streams,
@@ -124,6 +208,7 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
     let mut new_keys = Vec::new();
     // Highest position per tag among the events accepted in this batch.
     let mut batch_tag_max: HashMap<String, Position> = HashMap::new();
+    let mut assumed = Assumed::default();
 
     for request in batch {
         if let Some(first) = request
@@ -152,7 +237,22 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
             )))));
             continue;
         }
-        let actual = streams.get(request.stream.as_str()).copied().unwrap_or(0);
+        let actual = match streams.get(request.stream.as_str()) {
+            Some(version) => *version,
+            None if complete => 0,
+            None => {
+                // Not looked up: assume the version the request expects
+                // (`Memory::lookups` never lets `Any` get here).
+                let version = match request.expected {
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                    ExpectedVersion::Exact(version) => version,
+                };
+                let stream = request.stream.as_str().to_owned();
+                assumed.streams.push((stream.clone(), version));
+                streams.insert(stream, version);
+                version
+            }
+        };
         let version_ok = match request.expected {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,
@@ -178,6 +278,14 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
                     after: condition.after,
                 });
                 continue;
+            }
+            if !complete {
+                assumed.free_tags.extend(
+                    condition
+                        .tags
+                        .iter()
+                        .map(|tag| (tag.as_str().to_owned(), condition.after)),
+                );
             }
             let in_batch = condition.tags.iter().any(|tag| {
                 batch_tag_max
@@ -289,6 +397,8 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
     Plan {
         outcomes,
         head: next_position - 1,
+        head_hash: previous,
+        assumed,
         rows,
         tag_rows,
         streams,

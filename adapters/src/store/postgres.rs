@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Row};
 use uuid::Uuid;
 
-use super::plan::{self, Lookups, Outcome, Wanted};
+use super::plan::{self, Lookups, Memory, Outcome, Wanted};
 use super::row::{RawEvent, RawId, RawTime};
 use super::writer::{BatchCommitter, Committed};
 use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
@@ -54,6 +54,7 @@ pub(crate) async fn open(url: &str) -> Result<(PgPool, PgWriter), StoreError> {
         PgWriter {
             options: options.options(WRITER_SETTINGS),
             connection: None,
+            memory: Memory::default(),
         },
     ))
 }
@@ -192,6 +193,7 @@ fn from_db_int(value: i64) -> Result<u64, StoreError> {
 pub(crate) struct PgWriter {
     options: PgConnectOptions,
     connection: Option<PgConnection>,
+    memory: Memory,
 }
 
 #[async_trait]
@@ -201,68 +203,82 @@ impl BatchCommitter for PgWriter {
             Some(connection) => connection,
             slot => slot.insert(self.options.connect().await.map_err(unavailable)?),
         };
-        let result = commit(connection, batch).await;
+        let result = commit(connection, &mut self.memory, batch).await;
         if result.is_err() {
             // The connection may be mid-transaction or broken; a fresh one
             // is certainly clean.
             self.connection = None;
+            self.memory.forget();
         }
         result
     }
 }
 
-/// Commits a batch in two round trips when this process is the only one
-/// appending (the common case), and falls back to the locked transaction
-/// of [`locked_commit`] when another writer got in between.
+/// Commits a batch in one round trip when this process is the only one
+/// appending and remembers the head (the common case), in two when it
+/// must look the batch's state up first, and falls back to the locked
+/// transaction of [`locked_commit`] when another writer got in between.
 ///
-/// Why this is as safe as deciding under the lock: the lookups are one
-/// statement (one snapshot), and the insert is one statement (its own
-/// transaction) that takes the advisory lock without waiting and stores
-/// nothing unless it got the lock and the head is still the one the
-/// lookups saw. If another process holds the lock or has committed
-/// meanwhile, the guard fails (or, for a commit that lands between our
-/// snapshot and our lock, our first position collides with theirs on the
-/// primary key); either way we take the locked path, which decides the
-/// batch afresh. So every insert happens under the lock on top of the
-/// committed head: positions stay gap-free in commit order, and the chain
-/// links to the real predecessor.
+/// Why this is as safe as deciding under the lock: the insert is one
+/// statement (its own transaction) that takes the advisory lock without
+/// waiting and stores nothing unless it got the lock, the head is still
+/// the one the plan was made on, and every state the plan assumed
+/// without looking ([`plan::Assumed`]) holds; a repeated event id or
+/// idempotency key fails it on a unique key. The lookups, when made, are
+/// one statement (one snapshot). If another process holds the lock or has
+/// committed meanwhile, the guard fails (or, for a commit that lands
+/// between our snapshot and our lock, our first position collides with
+/// theirs on the primary key); either way we take the locked path, which
+/// decides the batch afresh. So every insert happens under the lock on
+/// top of the committed head: positions stay gap-free in commit order,
+/// and the chain links to the real predecessor.
 async fn commit(
     connection: &mut PgConnection,
+    memory: &mut Memory,
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
-    let wanted = Wanted::of(batch);
-    let lookups = lookup(connection, &wanted).await?;
-    let plan = plan::plan(batch, lookups, Utc::now());
-    let expected_head = plan.rows.first().map(|row| row.event.position - 1);
-    let outcomes = resolve(connection, plan.outcomes).await?;
-    let Some(expected_head) = expected_head else {
+    let remembered = memory.lookups(batch);
+    let from_memory = remembered.is_some();
+    let lookups = match remembered {
+        Some(lookups) => lookups,
+        None => lookup(connection, &Wanted::of(batch)).await?,
+    };
+    let mut plan = plan::plan(batch, lookups, Utc::now());
+    let Some(expected_head) = plan.rows.first().map(|row| row.event.position - 1) else {
+        if from_memory {
+            // Answers without a stored event have no insert to check
+            // what memory assumed: decide them on looked-up state.
+            memory.forget();
+            return locked_commit(connection, memory, batch).await;
+        }
         // Nothing to store: every answer was decided on one consistent
         // snapshot of committed data.
+        let outcomes = resolve(connection, std::mem::take(&mut plan.outcomes)).await?;
+        memory.committed(&plan);
         return Ok(Committed {
             outcomes,
             head: plan.head,
         });
     };
-    match insert(
-        connection,
-        &plan.rows,
-        &plan.tag_rows,
-        &plan.streams,
-        &plan.idempotency_keys,
-        expected_head,
-    )
-    .await
-    {
-        Ok(stored) if stored == plan.rows.len() => Ok(Committed {
-            outcomes,
-            head: plan.head,
-        }),
-        Ok(_) => locked_commit(connection, batch).await,
+    let outcomes = resolve(connection, std::mem::take(&mut plan.outcomes)).await?;
+    match insert(connection, &plan, expected_head).await {
+        Ok(stored) if stored == plan.rows.len() => {
+            memory.committed(&plan);
+            Ok(Committed {
+                outcomes,
+                head: plan.head,
+            })
+        }
+        Ok(_) => {
+            memory.forget();
+            locked_commit(connection, memory, batch).await
+        }
         Err(sqlx::Error::Database(error))
             if error.is_unique_violation()
                 || error.code().as_deref() == Some(DEADLOCK_DETECTED) =>
         {
-            locked_commit(connection, batch).await
+            memory.forget();
+            locked_commit(connection, memory, batch).await
         }
         Err(error) => Err(from_db(error)),
     }
@@ -275,6 +291,7 @@ const DEADLOCK_DETECTED: &str = "40P01";
 /// nobody else can append in between, so the insert's guard holds.
 async fn locked_commit(
     connection: &mut PgConnection,
+    memory: &mut Memory,
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
     let mut tx = connection.begin().await.map_err(from_db)?;
@@ -284,19 +301,12 @@ async fn locked_commit(
         .await
         .map_err(from_db)?;
     let lookups = lookup(&mut tx, &Wanted::of(batch)).await?;
-    let plan = plan::plan(batch, lookups, Utc::now());
-    let outcomes = resolve(&mut tx, plan.outcomes).await?;
+    let mut plan = plan::plan(batch, lookups, Utc::now());
+    let outcomes = resolve(&mut tx, std::mem::take(&mut plan.outcomes)).await?;
     if let Some(first) = plan.rows.first() {
-        let stored = insert(
-            &mut tx,
-            &plan.rows,
-            &plan.tag_rows,
-            &plan.streams,
-            &plan.idempotency_keys,
-            first.event.position - 1,
-        )
-        .await
-        .map_err(from_db)?;
+        let stored = insert(&mut tx, &plan, first.event.position - 1)
+            .await
+            .map_err(from_db)?;
         if stored != plan.rows.len() {
             return Err(corrupt(
                 "the head moved while the append lock was held: another writer ignores the lock",
@@ -304,6 +314,7 @@ async fn locked_commit(
         }
     }
     tx.commit().await.map_err(from_db)?;
+    memory.committed(&plan);
     Ok(Committed {
         outcomes,
         head: plan.head,
@@ -355,6 +366,7 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
     .map_err(from_db)?;
 
     let mut lookups = Lookups {
+        complete: true,
         head: 0,
         head_hash: commands::log::GENESIS_HASH,
         idempotency_keys: HashMap::new(),
@@ -438,19 +450,24 @@ async fn resolve(
 }
 
 /// Stores the planned rows of every table in one statement, on the
-/// condition that the head is still `expected_head`; returns how many
-/// events were stored (0 when the head moved).
+/// condition that the head is still `expected_head` and what the plan
+/// assumed holds; returns how many events were stored (0 when not).
 ///
 /// UNNEST over one array per column: one statement text whatever the
 /// batch size (so it stays prepared), and no bind limit.
 async fn insert(
     connection: &mut PgConnection,
-    rows: &[plan::Row],
-    tag_rows: &[(String, Position)],
-    streams: &[(String, u64)],
-    keys: &[(String, Appended)],
+    plan: &plan::Plan,
     expected_head: Position,
 ) -> Result<usize, sqlx::Error> {
+    let plan::Plan {
+        rows,
+        tag_rows,
+        streams,
+        idempotency_keys: keys,
+        assumed,
+        ..
+    } = plan;
     let count = rows.len();
     let mut positions = Vec::with_capacity(count);
     let mut event_streams = Vec::with_capacity(count);
@@ -501,15 +518,33 @@ async fn insert(
         key_lasts.push(db_int(appended.last_position));
         key_versions.push(db_int(appended.stream_version));
     }
+    let (assumed_streams, assumed_versions): (Vec<&str>, Vec<i64>) = assumed
+        .streams
+        .iter()
+        .map(|(stream, version)| (stream.as_str(), db_int(*version)))
+        .unzip();
+    let (free_tags, free_after): (Vec<&str>, Vec<i64>) = assumed
+        .free_tags
+        .iter()
+        .map(|(tag, after)| (tag.as_str(), db_int(*after)))
+        .unzip();
     // The guard takes the append lock without waiting (a writer in
-    // `locked_commit` holds it while it decides) and checks the head.
+    // `locked_commit` holds it while it decides), checks the head and what
+    // the plan assumed: each stream at its version (0: absent), no event
+    // with each tag after its position.
     // Every sub-statement sees the snapshot the guard saw; the events
     // insert runs first (the main query reads it), the others at the end.
     // Under `locked_commit` the lock is already ours and is taken again.
     let stored: i64 = sqlx::query_scalar(&format!(
         "WITH guard AS ( \
              SELECT 1 WHERE pg_try_advisory_xact_lock({APPEND_LOCK_KEY}) \
-                 AND (SELECT COALESCE(max(position), 0) FROM events) = $1), \
+                 AND (SELECT COALESCE(max(position), 0) FROM events) = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM UNNEST($24::TEXT[], $25::BIGINT[]) AS a(stream, v) \
+                     WHERE COALESCE((SELECT version FROM streams s WHERE s.stream = a.stream), 0) \
+                         <> a.v) \
+                 AND NOT EXISTS (SELECT 1 FROM UNNEST($26::TEXT[], $27::BIGINT[]) AS f(tag, after) \
+                     WHERE EXISTS (SELECT 1 FROM event_tags t \
+                         WHERE t.tag = f.tag AND t.position > f.after))), \
          e AS ( \
              INSERT INTO events ({COLUMNS}, append_first, append_last) \
              SELECT * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::UUID[], \
@@ -553,6 +588,10 @@ async fn insert(
     .bind(key_firsts)
     .bind(key_lasts)
     .bind(key_versions)
+    .bind(assumed_streams)
+    .bind(assumed_versions)
+    .bind(free_tags)
+    .bind(free_after)
     .fetch_one(&mut *connection)
     .await?;
     Ok(usize::try_from(stored).unwrap_or(0))

@@ -277,6 +277,7 @@ async fn commit(
     .map_err(from_db)?;
 
     let mut lookups = Lookups {
+        complete: true,
         head: 0,
         head_hash: commands::log::GENESIS_HASH,
         idempotency_keys: HashMap::new(),
