@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 
-use super::plan::{self, Lookups, Outcome, Wanted};
+use super::plan::{self, Lookups, Memory, Outcome, Plan, Wanted};
 use super::row::{RawEvent, RawId, RawTime};
 use super::writer::{BatchCommitter, Committed};
 use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
@@ -64,6 +64,7 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
         SqliteWriter {
             options,
             connection: None,
+            memory: Memory::default(),
         },
     ))
 }
@@ -202,6 +203,7 @@ fn from_db_int(value: i64) -> Result<u64, StoreError> {
 pub(crate) struct SqliteWriter {
     options: SqliteConnectOptions,
     connection: Option<SqliteConnection>,
+    memory: Memory,
 }
 
 #[async_trait]
@@ -209,13 +211,25 @@ impl BatchCommitter for SqliteWriter {
     async fn commit(&mut self, batch: &[&AppendRequest]) -> Result<Committed, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            slot => slot.insert(self.options.connect().await.map_err(unavailable)?),
+            slot => {
+                let mut connection = self.options.connect().await.map_err(unavailable)?;
+                sqlx::query("CREATE TEMP TABLE IF NOT EXISTS append_guard (ok INTEGER)")
+                    .execute(&mut connection)
+                    .await
+                    .map_err(from_db)?;
+                slot.insert(connection)
+            }
         };
-        let result = commit(connection, batch).await;
+        let result = match remembered_commit(connection, &mut self.memory, batch).await {
+            Ok(Some(committed)) => Ok(committed),
+            Ok(None) => commit(connection, &mut self.memory, batch).await,
+            Err(error) => Err(error),
+        };
         if result.is_err() {
             // The connection may be mid-transaction or broken; a fresh one
             // is cheap and certainly clean.
             self.connection = None;
+            self.memory.forget();
         }
         result
     }
@@ -232,6 +246,7 @@ impl BatchCommitter for SqliteWriter {
 /// any error the writer drops this connection, which rolls it back.
 async fn commit(
     connection: &mut SqliteConnection,
+    memory: &mut Memory,
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
     let wanted = Wanted::of(batch);
@@ -325,10 +340,10 @@ async fn commit(
             other => return Err(corrupt(format!("unknown lookup kind {other}"))),
         }
     }
-    let plan = plan::plan(batch, lookups, Utc::now());
+    let mut plan = plan::plan(batch, lookups, Utc::now());
 
     let mut outcomes = Vec::with_capacity(plan.outcomes.len());
-    for outcome in plan.outcomes {
+    for outcome in std::mem::take(&mut plan.outcomes) {
         outcomes.push(match outcome {
             Outcome::Done(result) => result,
             Outcome::CommittedConflict { tags, after } => {
@@ -360,6 +375,56 @@ async fn commit(
             .await
             .map_err(from_db)?;
     } else {
+        let rows = RowArgs::of(&plan)?;
+        // Plain `?` placeholders: sqlx binds them in order across the
+        // statements, whereas a `?4` in a statement of its own would leave
+        // the gap ?1..?3 eating the arguments.
+        sqlx::query(&format!(
+            "INSERT INTO events ({COLUMNS}, append_first, append_last) \
+                 SELECT {EVENT_VALUES} FROM json_each(?); \
+             INSERT INTO event_tags (tag, position) \
+                 SELECT value->>0, value->>1 FROM json_each(?); \
+             INSERT INTO streams (stream, version) \
+                 SELECT value->>0, value->>1 FROM json_each(?) WHERE true \
+                 ON CONFLICT (stream) DO UPDATE SET version = excluded.version; \
+             INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
+                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?); \
+             COMMIT"
+        ))
+        .bind(rows.events)
+        .bind(rows.tags)
+        .bind(rows.streams)
+        .bind(rows.keys)
+        .execute(&mut *connection)
+        .await
+        .map_err(from_db)?;
+    }
+    memory.committed(&plan);
+    Ok(Committed {
+        outcomes,
+        head: plan.head,
+    })
+}
+
+/// The columns of an event row out of one `json_each` element.
+/// `->>` hands back SQL values: integers stay integers, and JSON strings
+/// come back as exactly the text that was encoded (the payload bytes that
+/// were hashed).
+const EVENT_VALUES: &str = "value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
+                            value->>6, value->>7, value->>8, value->>9, value->>10, \
+                            unhex(value->>11), value->>12, value->>13";
+
+/// A plan's rows of every table, each table as one JSON array, so that a
+/// statement's text never depends on the batch size.
+struct RowArgs {
+    events: String,
+    tags: String,
+    streams: String,
+    keys: String,
+}
+
+impl RowArgs {
+    fn of(plan: &Plan) -> Result<Self, StoreError> {
         let events = json_list(
             &plan
                 .rows
@@ -385,7 +450,7 @@ async fn commit(
                 })
                 .collect::<Vec<_>>(),
         )?;
-        let tag_rows = json_list(
+        let tags = json_list(
             &plan
                 .tag_rows
                 .iter()
@@ -413,40 +478,135 @@ async fn commit(
                 })
                 .collect::<Vec<_>>(),
         )?;
-        // `->>` hands back SQL values: integers stay integers, and JSON
-        // strings come back as exactly the text that was encoded (the
-        // payload bytes that were hashed). The WHERE before ON CONFLICT
-        // is SQLite's required disambiguation of INSERT ... SELECT.
-        // Plain `?` placeholders: sqlx binds them in order across the
-        // statements, whereas a `?4` in a statement of its own would leave
-        // the gap ?1..?3 eating the arguments.
-        sqlx::query(&format!(
-            "INSERT INTO events ({COLUMNS}, append_first, append_last) \
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
-                     value->>6, value->>7, value->>8, value->>9, value->>10, \
-                     unhex(value->>11), value->>12, value->>13 \
-                 FROM json_each(?); \
-             INSERT INTO event_tags (tag, position) \
-                 SELECT value->>0, value->>1 FROM json_each(?); \
-             INSERT INTO streams (stream, version) \
-                 SELECT value->>0, value->>1 FROM json_each(?) WHERE true \
-                 ON CONFLICT (stream) DO UPDATE SET version = excluded.version; \
-             INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
-                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?); \
-             COMMIT"
-        ))
-        .bind(events)
-        .bind(tag_rows)
-        .bind(streams)
-        .bind(keys)
-        .execute(&mut *connection)
-        .await
-        .map_err(from_db)?;
+        Ok(Self {
+            events,
+            tags,
+            streams,
+            keys,
+        })
     }
-    Ok(Committed {
-        outcomes,
-        head: plan.head,
-    })
+}
+
+/// Decides and stores a batch in one call into SQLite, from what the
+/// writer remembers of its own last commit ([`Memory`]), without looking
+/// anything up. `Ok(None)`: memory could not decide it, or what it assumed
+/// no longer held (another process appended); nothing was stored, and the
+/// caller decides the batch afresh with [`commit`].
+///
+/// One transaction: `BEGIN IMMEDIATE` takes the write lock; a guard
+/// checks the head and what the plan assumed ([`plan::Assumed`]) before
+/// any row is inserted and leaves its verdict in the connection's own
+/// temporary table, which every insert and the closing answer read. A repeated event id or idempotency key fails on a unique key: the
+/// transaction is rolled back.
+async fn remembered_commit(
+    connection: &mut SqliteConnection,
+    memory: &mut Memory,
+    batch: &[&AppendRequest],
+) -> Result<Option<Committed>, StoreError> {
+    let Some(lookups) = memory.lookups(batch) else {
+        return Ok(None);
+    };
+    let mut plan = plan::plan(batch, lookups, Utc::now());
+    let outcomes = decided(std::mem::take(&mut plan.outcomes));
+    let (Some(first), Some(outcomes)) = (plan.rows.first(), outcomes) else {
+        // Answers without a stored event have no insert to check what
+        // memory assumed: decide them on looked-up state.
+        memory.forget();
+        return Ok(None);
+    };
+    let rows = RowArgs::of(&plan)?;
+    let assumed_streams = json_list(
+        &plan
+            .assumed
+            .streams
+            .iter()
+            .map(|(stream, version)| (stream.as_str(), db_int(*version)))
+            .collect::<Vec<_>>(),
+    )?;
+    let free_tags = json_list(
+        &plan
+            .assumed
+            .free_tags
+            .iter()
+            .map(|(tag, after)| (tag.as_str(), db_int(*after)))
+            .collect::<Vec<_>>(),
+    )?;
+    let stored = sqlx::query_scalar::<_, bool>(&format!(
+        "BEGIN IMMEDIATE; \
+         DELETE FROM temp.append_guard; \
+         INSERT INTO temp.append_guard \
+             SELECT 1 WHERE (SELECT COALESCE(MAX(position), 0) FROM events) = ? \
+                 AND NOT EXISTS (SELECT 1 FROM json_each(?) AS a \
+                     WHERE COALESCE((SELECT version FROM streams WHERE stream = a.value->>0), 0) \
+                         <> a.value->>1) \
+                 AND NOT EXISTS (SELECT 1 FROM json_each(?) AS f \
+                     WHERE EXISTS (SELECT 1 FROM event_tags \
+                         WHERE tag = f.value->>0 AND position > f.value->>1)); \
+         INSERT INTO events ({COLUMNS}, append_first, append_last) \
+             SELECT {EVENT_VALUES} FROM json_each(?) WHERE EXISTS (SELECT 1 FROM temp.append_guard); \
+         INSERT INTO event_tags (tag, position) \
+             SELECT value->>0, value->>1 FROM json_each(?) \
+             WHERE EXISTS (SELECT 1 FROM temp.append_guard); \
+         INSERT INTO streams (stream, version) \
+             SELECT value->>0, value->>1 FROM json_each(?) \
+             WHERE EXISTS (SELECT 1 FROM temp.append_guard) \
+             ON CONFLICT (stream) DO UPDATE SET version = excluded.version; \
+         INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
+             SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) \
+             WHERE EXISTS (SELECT 1 FROM temp.append_guard); \
+         SELECT EXISTS (SELECT 1 FROM temp.append_guard); \
+         COMMIT"
+    ))
+    .bind(db_int(first.event.position - 1))
+    .bind(assumed_streams)
+    .bind(free_tags)
+    .bind(rows.events)
+    .bind(rows.tags)
+    .bind(rows.streams)
+    .bind(rows.keys)
+    // All of it, so that the COMMIT after the answer runs too.
+    .fetch_all(&mut *connection)
+    .await;
+    let stored = match stored {
+        Ok(answers) => answers,
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            memory.forget();
+            sqlx::query("ROLLBACK")
+                .execute(&mut *connection)
+                .await
+                .map_err(from_db)?;
+            return Ok(None);
+        }
+        Err(error) => return Err(from_db(error)),
+    };
+    match stored.as_slice() {
+        [true] => {
+            memory.committed(&plan);
+            Ok(Some(Committed {
+                outcomes,
+                head: plan.head,
+            }))
+        }
+        [false] => {
+            memory.forget();
+            Ok(None)
+        }
+        answers => Err(corrupt(format!(
+            "the append's last statement gave {} answers, not one",
+            answers.len()
+        ))),
+    }
+}
+
+/// The answers of a plan that needs no further lookup, or `None`.
+fn decided(outcomes: Vec<Outcome>) -> Option<Vec<Result<Appended, StoreError>>> {
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Done(result) => Some(result),
+            Outcome::CommittedConflict { .. } => None,
+        })
+        .collect()
 }
 
 fn appended(first: i64, last: i64, version: i64) -> Result<Appended, StoreError> {
