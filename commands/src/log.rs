@@ -261,36 +261,92 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 /// except the hash itself, in a fixed order. Backends store exactly these
 /// fields, so `verify` can recompute the chain from what is stored.
 pub fn stored_bytes(event: &RecordedEvent) -> Vec<u8> {
-    // serde_json writes object keys in the order of this struct, and the
-    // payload / metadata in their own canonical (sorted) form.
-    #[derive(Serialize)]
-    struct Canonical<'a> {
-        position: Position,
-        stream: &'a str,
-        stream_version: u64,
-        event_id: &'a Uuid,
-        event_type: &'a str,
-        schema_version: u16,
-        occurred_at: String,
-        recorded_at: String,
-        payload: &'a serde_json::Value,
-        metadata: &'a Metadata,
-        tags: &'a [Tag],
-    }
-    let canonical = Canonical {
-        position: event.position,
-        stream: event.stream.as_str(),
-        stream_version: event.stream_version,
-        event_id: &event.event_id,
-        event_type: &event.event_type,
-        schema_version: event.schema_version,
-        occurred_at: rfc3339_micros(event.occurred_at),
-        recorded_at: rfc3339_micros(event.recorded_at),
-        payload: &event.payload,
-        metadata: &event.metadata,
-        tags: &event.tags,
+    let text = |value: Result<String, serde_json::Error>| {
+        value.expect("serializing plain data cannot fail")
     };
-    serde_json::to_vec(&canonical).expect("serializing plain data cannot fail")
+    stored_bytes_of(
+        &StoredHeader::of(event),
+        &text(serde_json::to_string(&event.payload)),
+        &text(serde_json::to_string(&event.metadata)),
+        &text(serde_json::to_string(&event.tags)),
+    )
+}
+
+/// The fields of [`stored_bytes`] other than the payload, the metadata
+/// and the tags.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredHeader<'a> {
+    pub position: Position,
+    pub stream: &'a str,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl<'a> StoredHeader<'a> {
+    pub fn of(event: &'a RecordedEvent) -> Self {
+        Self {
+            position: event.position,
+            stream: event.stream.as_str(),
+            stream_version: event.stream_version,
+            event_id: event.event_id,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            occurred_at: event.occurred_at,
+            recorded_at: event.recorded_at,
+        }
+    }
+}
+
+/// [`stored_bytes`] from texts already serialised, so that a writer
+/// serialises each payload once: `payload`, `metadata` and `tags` must be
+/// `serde_json::to_string` of the event's values (compact JSON), which is
+/// exactly how they appear inside the canonical object.
+pub fn stored_bytes_of(
+    header: &StoredHeader<'_>,
+    payload: &str,
+    metadata: &str,
+    tags: &str,
+) -> Vec<u8> {
+    // A JSON object with keys in this order, written as serde_json writes
+    // a struct of these fields.
+    fn string(out: &mut Vec<u8>, text: &str) {
+        serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+    }
+    let mut out = Vec::with_capacity(320 + payload.len() + metadata.len() + tags.len());
+    out.extend_from_slice(b"{\"position\":");
+    out.extend_from_slice(header.position.to_string().as_bytes());
+    out.extend_from_slice(b",\"stream\":");
+    string(&mut out, header.stream);
+    out.extend_from_slice(b",\"stream_version\":");
+    out.extend_from_slice(header.stream_version.to_string().as_bytes());
+    out.extend_from_slice(b",\"event_id\":\"");
+    out.extend_from_slice(
+        header
+            .event_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",\"event_type\":");
+    string(&mut out, header.event_type);
+    out.extend_from_slice(b",\"schema_version\":");
+    out.extend_from_slice(header.schema_version.to_string().as_bytes());
+    out.extend_from_slice(b",\"occurred_at\":");
+    string(&mut out, &rfc3339_micros(header.occurred_at));
+    out.extend_from_slice(b",\"recorded_at\":");
+    string(&mut out, &rfc3339_micros(header.recorded_at));
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(payload.as_bytes());
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(metadata.as_bytes());
+    out.extend_from_slice(b",\"tags\":");
+    out.extend_from_slice(tags.as_bytes());
+    out.push(b'}');
+    out
 }
 
 /// Times are stored to the microsecond, so both backends round-trip them.
@@ -422,4 +478,102 @@ fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canonical bytes as first defined: a serde struct of these
+    /// fields. Logs written then must still verify.
+    fn reference_bytes(event: &RecordedEvent) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            position: Position,
+            stream: &'a str,
+            stream_version: u64,
+            event_id: &'a Uuid,
+            event_type: &'a str,
+            schema_version: u16,
+            occurred_at: String,
+            recorded_at: String,
+            payload: &'a serde_json::Value,
+            metadata: &'a Metadata,
+            tags: &'a [Tag],
+        }
+        serde_json::to_vec(&Canonical {
+            position: event.position,
+            stream: event.stream.as_str(),
+            stream_version: event.stream_version,
+            event_id: &event.event_id,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            occurred_at: rfc3339_micros(event.occurred_at),
+            recorded_at: rfc3339_micros(event.recorded_at),
+            payload: &event.payload,
+            metadata: &event.metadata,
+            tags: &event.tags,
+        })
+        .unwrap()
+    }
+
+    fn event(
+        stream: &str,
+        event_type: &str,
+        payload: serde_json::Value,
+        tags: &[&str],
+    ) -> RecordedEvent {
+        RecordedEvent {
+            position: 4_294_967_301,
+            stream: StreamId::new(stream),
+            stream_version: 17,
+            event_id: Uuid::parse_str("0190e0b2-7c1d-7abc-8def-0123456789ab").unwrap(),
+            event_type: event_type.to_owned(),
+            schema_version: 3,
+            occurred_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            recorded_at: DateTime::from_timestamp_micros(1_764_000_001_000_001).unwrap(),
+            payload,
+            metadata: Metadata {
+                actor: "legal:ann \"o'brien\"".into(),
+                correlation_id: Some(Uuid::nil()),
+                causation_id: None,
+                idempotency_key: Some("k\\1\u{7}".into()),
+                source_channel: None,
+            },
+            tags: tags.iter().map(|tag| Tag::new(*tag)).collect(),
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn stored_bytes_are_the_canonical_object() {
+        let events = [
+            event("s", "A", serde_json::json!({}), &[]),
+            event(
+                "request-\"quoted\"/é",
+                "DeletionRequested",
+                serde_json::json!({
+                    "z": [1, -2.5, null, true, "line\nbreak\ttab\u{0}"],
+                    "a": { "emoji": "🗑", "nested": { "deep": [[], {}] } },
+                    "big": u64::MAX,
+                }),
+                &["workspace:ws-1", "subject:file:f-\u{1f}"],
+            ),
+            event("x", "B\\C", serde_json::json!("just a string"), &["t"]),
+        ];
+        for event in &events {
+            let bytes = stored_bytes(event);
+            assert_eq!(
+                String::from_utf8(bytes.clone()).unwrap(),
+                String::from_utf8(reference_bytes(event)).unwrap()
+            );
+            let from_parts = stored_bytes_of(
+                &StoredHeader::of(event),
+                &serde_json::to_string(&event.payload).unwrap(),
+                &serde_json::to_string(&event.metadata).unwrap(),
+                &serde_json::to_string(&event.tags).unwrap(),
+            );
+            assert_eq!(from_parts, bytes);
+        }
+    }
 }

@@ -12,8 +12,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use commands::log::{
-    chain_hash, stored_bytes, truncate_micros, AppendRequest, Appended, ExpectedVersion, Position,
-    RecordedEvent, StoreError, Tag,
+    chain_hash, stored_bytes_of, truncate_micros, AppendRequest, Appended, ExpectedVersion,
+    Position, StoreError, StoredHeader, StreamId, Tag,
 };
 use uuid::Uuid;
 
@@ -72,11 +72,26 @@ pub(crate) struct Lookups {
     pub tag_max: HashMap<String, Position>,
 }
 
-/// One event ready to be inserted, with its columns already in the
-/// exact text that is stored and hashed.
+/// The columns of one planned event, borrowed from its request.
 #[derive(Debug)]
-pub(crate) struct Row {
-    pub event: RecordedEvent,
+pub(crate) struct PlannedEvent<'a> {
+    pub position: Position,
+    pub stream: &'a StreamId,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub tags: &'a [Tag],
+    pub hash: [u8; 32],
+}
+
+/// One event ready to be inserted, with its payload, metadata and tags
+/// already in the exact text that is stored and hashed (serialised once).
+#[derive(Debug)]
+pub(crate) struct Row<'a> {
+    pub event: PlannedEvent<'a>,
     pub payload: String,
     pub metadata: String,
     pub tags: String,
@@ -98,9 +113,9 @@ pub(crate) enum Outcome {
 }
 
 #[derive(Debug)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<'a> {
     pub outcomes: Vec<Outcome>,
-    pub rows: Vec<Row>,
+    pub rows: Vec<Row<'a>>,
     /// (tag, position), each tag once per event.
     pub tag_rows: Vec<(String, Position)>,
     /// Final version of every stream the batch wrote to.
@@ -170,7 +185,7 @@ impl Memory {
     }
 
     /// Remembers the state after `plan` committed.
-    pub(crate) fn committed(&mut self, plan: &Plan) {
+    pub(crate) fn committed(&mut self, plan: &Plan<'_>) {
         self.head = Some((plan.head, plan.head_hash));
         if self.streams.len() + plan.streams.len() > REMEMBERED_STREAMS_MAX {
             self.streams.clear();
@@ -188,7 +203,11 @@ impl Memory {
 }
 
 /// Decides every request of a batch against `lookups`.
-pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: DateTime<Utc>) -> Plan {
+pub(crate) fn plan<'a>(
+    batch: &[&'a AppendRequest],
+    lookups: Lookups,
+    recorded_at: DateTime<Utc>,
+) -> Plan<'a> {
     let Lookups {
         head,
         head_hash,
@@ -202,7 +221,7 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
     let mut previous = head_hash;
     let mut next_position = head + 1;
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<Row<'a>> = Vec::new();
     let mut tag_rows = Vec::new();
     let mut written_streams: HashMap<String, u64> = HashMap::new();
     let mut new_keys = Vec::new();
@@ -300,7 +319,7 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
                     .find_map(|row| {
                         let tag = row.event.tags.iter().find(|tag| wanted.contains(tag))?;
                         Some(StoreError::ConditionFailed {
-                            tag: tag.clone(),
+                            tag: (*tag).clone(),
                             position: row.event.position,
                         })
                     });
@@ -341,21 +360,32 @@ pub(crate) fn plan(batch: &[&AppendRequest], lookups: Lookups, recorded_at: Date
         let mut version = actual;
         for (new, (payload, metadata, tags)) in request.events.iter().zip(texts) {
             version += 1;
-            let mut event = RecordedEvent {
+            let mut event = PlannedEvent {
                 position: next_position,
-                stream: request.stream.clone(),
+                stream: &request.stream,
                 stream_version: version,
                 event_id: new.event_id,
-                event_type: new.event_type.clone(),
+                event_type: &new.event_type,
                 schema_version: new.schema_version,
                 occurred_at: truncate_micros(new.occurred_at),
                 recorded_at,
-                payload: new.payload.clone(),
-                metadata: new.metadata.clone(),
-                tags: new.tags.clone(),
+                tags: &new.tags,
                 hash: [0; 32],
             };
-            event.hash = chain_hash(&previous, &stored_bytes(&event));
+            let header = StoredHeader {
+                position: event.position,
+                stream: event.stream.as_str(),
+                stream_version: event.stream_version,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                occurred_at: event.occurred_at,
+                recorded_at: event.recorded_at,
+            };
+            event.hash = chain_hash(
+                &previous,
+                &stored_bytes_of(&header, &payload, &metadata, &tags),
+            );
             previous = event.hash;
             let mut seen = HashSet::new();
             for tag in &new.tags {

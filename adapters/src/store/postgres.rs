@@ -457,7 +457,7 @@ async fn resolve(
 /// batch size (so it stays prepared), and no bind limit.
 async fn insert(
     connection: &mut PgConnection,
-    plan: &plan::Plan,
+    plan: &plan::Plan<'_>,
     expected_head: Position,
 ) -> Result<usize, sqlx::Error> {
     let plan::Plan {
@@ -489,7 +489,7 @@ async fn insert(
         event_streams.push(event.stream.as_str());
         versions.push(db_int(event.stream_version));
         ids.push(event.event_id);
-        types.push(event.event_type.as_str());
+        types.push(event.event_type);
         schemas.push(i32::from(event.schema_version));
         occurred.push(event.occurred_at);
         recorded.push(event.recorded_at);

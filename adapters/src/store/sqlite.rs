@@ -424,7 +424,7 @@ struct RowArgs {
 }
 
 impl RowArgs {
-    fn of(plan: &Plan) -> Result<Self, StoreError> {
+    fn of(plan: &Plan<'_>) -> Result<Self, StoreError> {
         let events = json_list(
             &plan
                 .rows
@@ -436,7 +436,7 @@ impl RowArgs {
                         event.stream.as_str(),
                         db_int(event.stream_version),
                         event.event_id.hyphenated().to_string(),
-                        event.event_type.as_str(),
+                        event.event_type,
                         event.schema_version,
                         rfc3339_micros(event.occurred_at),
                         rfc3339_micros(event.recorded_at),
