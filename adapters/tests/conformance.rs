@@ -92,19 +92,9 @@ async fn optimistic_concurrency(h: Arc<Harness>) {
         .expect("a new stream accepts NoStream");
     assert_eq!((first.first_position, first.stream_version), (1, 1));
 
-    let again = store
-        .append(request(
-            "s",
-            ExpectedVersion::NoStream,
-            vec![event("A", &[])],
-        ))
-        .await;
-    assert!(
-        matches!(
-            again,
-            Err(StoreError::WrongExpectedVersion { actual: 1, .. })
-        ),
-        "{again:?}"
+    assert_eq!(
+        refused_version(store.as_ref(), "s", ExpectedVersion::NoStream).await,
+        1
     );
     let second = store
         .append(request(
@@ -681,19 +671,9 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
         .unwrap();
 
     // This store last saw stream s at version 1 and the head at 1.
-    let stale = store
-        .append(request(
-            "s",
-            ExpectedVersion::Exact(1),
-            vec![event("C", &[])],
-        ))
-        .await;
-    assert!(
-        matches!(
-            stale,
-            Err(StoreError::WrongExpectedVersion { actual: 2, .. })
-        ),
-        "{stale:?}"
+    assert_eq!(
+        refused_version(store.as_ref(), "s", ExpectedVersion::Exact(1)).await,
+        2
     );
     let next = store
         .append(request(
@@ -707,19 +687,9 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
 
     // A version this store never saw, on a stream that does not exist,
     // and on one that the other writer created.
-    let missing = store
-        .append(request(
-            "nope",
-            ExpectedVersion::Exact(5),
-            vec![event("D", &[])],
-        ))
-        .await;
-    assert!(
-        matches!(
-            missing,
-            Err(StoreError::WrongExpectedVersion { actual: 0, .. })
-        ),
-        "{missing:?}"
+    assert_eq!(
+        refused_version(store.as_ref(), "nope", ExpectedVersion::Exact(5)).await,
+        0
     );
     other
         .append(request(
@@ -729,19 +699,9 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
         ))
         .await
         .unwrap();
-    let taken = store
-        .append(request(
-            "theirs",
-            ExpectedVersion::NoStream,
-            vec![event("F", &[])],
-        ))
-        .await;
-    assert!(
-        matches!(
-            taken,
-            Err(StoreError::WrongExpectedVersion { actual: 1, .. })
-        ),
-        "{taken:?}"
+    assert_eq!(
+        refused_version(store.as_ref(), "theirs", ExpectedVersion::NoStream).await,
+        1
     );
 
     // A condition met by the other writer's event.
@@ -819,6 +779,18 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
     assert_contiguous_log(store.as_ref(), total).await;
     drop(other);
     assert_eq!(h.assert_intact().await, total);
+}
+
+/// Appends one event that must be refused for its expected version, and
+/// returns the actual version the refusal names.
+async fn refused_version(store: &dyn EventStore, stream: &str, expected: ExpectedVersion) -> u64 {
+    match store
+        .append(request(stream, expected, vec![event("Refused", &[])]))
+        .await
+    {
+        Err(StoreError::WrongExpectedVersion { actual, .. }) => actual,
+        other => panic!("expected a wrong-version refusal, got {other:?}"),
+    }
 }
 
 pub async fn assert_contiguous_log(store: &dyn EventStore, total: u64) {

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use commands::log::{
     chain_hash, stored_bytes_of, truncate_micros, AppendRequest, Appended, ExpectedVersion,
-    Position, StoreError, StoredHeader, StreamId, Tag,
+    Position, StoreError, StoredHeader, Tag,
 };
 use uuid::Uuid;
 
@@ -75,14 +75,8 @@ pub(crate) struct Lookups {
 /// The columns of one planned event, borrowed from its request.
 #[derive(Debug)]
 pub(crate) struct PlannedEvent<'a> {
-    pub position: Position,
-    pub stream: &'a StreamId,
-    pub stream_version: u64,
-    pub event_id: Uuid,
-    pub event_type: &'a str,
-    pub schema_version: u16,
-    pub occurred_at: DateTime<Utc>,
-    pub recorded_at: DateTime<Utc>,
+    /// Every column but the texts and the hash.
+    pub header: StoredHeader<'a>,
     pub tags: &'a [Tag],
     pub hash: [u8; 32],
 }
@@ -315,12 +309,12 @@ pub(crate) fn plan<'a>(
                 let wanted: HashSet<&Tag> = condition.tags.iter().collect();
                 let conflict = rows
                     .iter()
-                    .filter(|row| row.event.position > condition.after)
+                    .filter(|row| row.event.header.position > condition.after)
                     .find_map(|row| {
                         let tag = row.event.tags.iter().find(|tag| wanted.contains(tag))?;
                         Some(StoreError::ConditionFailed {
                             tag: (*tag).clone(),
-                            position: row.event.position,
+                            position: row.event.header.position,
                         })
                     });
                 if let Some(error) = conflict {
@@ -360,33 +354,26 @@ pub(crate) fn plan<'a>(
         let mut version = actual;
         for (new, (payload, metadata, tags)) in request.events.iter().zip(texts) {
             version += 1;
-            let mut event = PlannedEvent {
+            let header = StoredHeader {
                 position: next_position,
-                stream: &request.stream,
+                stream: request.stream.as_str(),
                 stream_version: version,
                 event_id: new.event_id,
                 event_type: &new.event_type,
                 schema_version: new.schema_version,
                 occurred_at: truncate_micros(new.occurred_at),
                 recorded_at,
-                tags: &new.tags,
-                hash: [0; 32],
             };
-            let header = StoredHeader {
-                position: event.position,
-                stream: event.stream.as_str(),
-                stream_version: event.stream_version,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                occurred_at: event.occurred_at,
-                recorded_at: event.recorded_at,
-            };
-            event.hash = chain_hash(
+            let hash = chain_hash(
                 &previous,
                 &stored_bytes_of(&header, &payload, &metadata, &tags),
             );
-            previous = event.hash;
+            previous = hash;
+            let event = PlannedEvent {
+                header,
+                tags: &new.tags,
+                hash,
+            };
             let mut seen = HashSet::new();
             for tag in &new.tags {
                 if seen.insert(tag.as_str()) {

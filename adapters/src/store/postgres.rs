@@ -244,7 +244,7 @@ async fn commit(
         None => lookup(connection, &Wanted::of(batch)).await?,
     };
     let mut plan = plan::plan(batch, lookups, Utc::now());
-    let Some(expected_head) = plan.rows.first().map(|row| row.event.position - 1) else {
+    let Some(expected_head) = plan.rows.first().map(|row| row.event.header.position - 1) else {
         if from_memory {
             // Answers without a stored event have no insert to check
             // what memory assumed: decide them on looked-up state.
@@ -304,7 +304,7 @@ async fn locked_commit(
     let mut plan = plan::plan(batch, lookups, Utc::now());
     let outcomes = resolve(&mut tx, std::mem::take(&mut plan.outcomes)).await?;
     if let Some(first) = plan.rows.first() {
-        let stored = insert(&mut tx, &plan, first.event.position - 1)
+        let stored = insert(&mut tx, &plan, first.event.header.position - 1)
             .await
             .map_err(from_db)?;
         if stored != plan.rows.len() {
@@ -484,9 +484,9 @@ async fn insert(
     let mut firsts = Vec::with_capacity(count);
     let mut lasts = Vec::with_capacity(count);
     for row in rows {
-        let event = &row.event;
+        let event = &row.event.header;
         positions.push(db_int(event.position));
-        event_streams.push(event.stream.as_str());
+        event_streams.push(event.stream);
         versions.push(db_int(event.stream_version));
         ids.push(event.event_id);
         types.push(event.event_type);
@@ -496,7 +496,7 @@ async fn insert(
         payloads.push(row.payload.as_str());
         metadata.push(row.metadata.as_str());
         tags.push(row.tags.as_str());
-        hashes.push(&event.hash[..]);
+        hashes.push(&row.event.hash[..]);
         firsts.push(db_int(row.append_first));
         lasts.push(db_int(row.append_last));
     }

@@ -430,10 +430,10 @@ impl RowArgs {
                 .rows
                 .iter()
                 .map(|row| {
-                    let event = &row.event;
+                    let event = &row.event.header;
                     (
                         db_int(event.position),
-                        event.stream.as_str(),
+                        event.stream,
                         db_int(event.stream_version),
                         event.event_id.hyphenated().to_string(),
                         event.event_type,
@@ -443,27 +443,15 @@ impl RowArgs {
                         row.payload.as_str(),
                         row.metadata.as_str(),
                         row.tags.as_str(),
-                        hex::encode(event.hash),
+                        hex::encode(row.event.hash),
                         db_int(row.append_first),
                         db_int(row.append_last),
                     )
                 })
                 .collect::<Vec<_>>(),
         )?;
-        let tags = json_list(
-            &plan
-                .tag_rows
-                .iter()
-                .map(|(tag, position)| (tag.as_str(), db_int(*position)))
-                .collect::<Vec<_>>(),
-        )?;
-        let streams = json_list(
-            &plan
-                .streams
-                .iter()
-                .map(|(stream, version)| (stream.as_str(), db_int(*version)))
-                .collect::<Vec<_>>(),
-        )?;
+        let tags = json_pairs(&plan.tag_rows)?;
+        let streams = json_pairs(&plan.streams)?;
         let keys = json_list(
             &plan
                 .idempotency_keys
@@ -515,22 +503,8 @@ async fn remembered_commit(
         return Ok(None);
     };
     let rows = RowArgs::of(&plan)?;
-    let assumed_streams = json_list(
-        &plan
-            .assumed
-            .streams
-            .iter()
-            .map(|(stream, version)| (stream.as_str(), db_int(*version)))
-            .collect::<Vec<_>>(),
-    )?;
-    let free_tags = json_list(
-        &plan
-            .assumed
-            .free_tags
-            .iter()
-            .map(|(tag, after)| (tag.as_str(), db_int(*after)))
-            .collect::<Vec<_>>(),
-    )?;
+    let assumed_streams = json_pairs(&plan.assumed.streams)?;
+    let free_tags = json_pairs(&plan.assumed.free_tags)?;
     let stored = sqlx::query_scalar::<_, bool>(&format!(
         "BEGIN IMMEDIATE; \
          DELETE FROM temp.append_guard; \
@@ -557,7 +531,7 @@ async fn remembered_commit(
          SELECT EXISTS (SELECT 1 FROM temp.append_guard); \
          COMMIT"
     ))
-    .bind(db_int(first.event.position - 1))
+    .bind(db_int(first.event.header.position - 1))
     .bind(assumed_streams)
     .bind(free_tags)
     .bind(rows.events)
@@ -596,6 +570,17 @@ async fn remembered_commit(
             answers.len()
         ))),
     }
+}
+
+/// (name, number) pairs (a tag and a position, a stream and a version) as
+/// a JSON array of two-element arrays.
+fn json_pairs(pairs: &[(String, u64)]) -> Result<String, StoreError> {
+    json_list(
+        &pairs
+            .iter()
+            .map(|(name, number)| (name.as_str(), db_int(*number)))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The answers of a plan that needs no further lookup, or `None`.
