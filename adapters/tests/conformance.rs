@@ -728,6 +728,30 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
         "{failed:?}"
     );
 
+    // A condition met by this store's own earlier append, made in a
+    // batch of its own: memory knows the head but not the tag.
+    let own = store
+        .append(request(
+            "own",
+            ExpectedVersion::NoStream,
+            vec![event("G2", &["own"])],
+        ))
+        .await
+        .unwrap();
+    let mut guarded = request("v2", ExpectedVersion::NoStream, vec![event("H2", &["own"])]);
+    guarded.condition = Some(AppendCondition {
+        tags: vec![Tag::new("own")],
+        after: own.last_position - 1,
+    });
+    let failed = store.append(guarded).await;
+    assert!(
+        matches!(
+            &failed,
+            Err(StoreError::ConditionFailed { position, .. }) if *position == own.last_position
+        ),
+        "{failed:?}"
+    );
+
     // An idempotency key and an event id that the other writer stored.
     let mut keyed = request("k", ExpectedVersion::NoStream, vec![event("I", &[])]);
     keyed.idempotency_key = Some("key-1".into());
