@@ -404,6 +404,26 @@ pub struct ChainBreak {
 }
 
 /// Checks the limits every backend enforces before storing anything.
+/// The length of `value` as compact JSON, counted without building the
+/// text (`usize::MAX` if it cannot be serialised).
+fn json_size(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(bytes.len());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 pub fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
     let invalid = |why: String| Err(StoreError::InvalidEvent(why));
     if request.events.is_empty() {
@@ -453,9 +473,7 @@ pub fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
         for tag in &event.tags {
             check_name("tag", tag.as_str())?;
         }
-        let size = serde_json::to_vec(&event.payload)
-            .map(|bytes| bytes.len())
-            .unwrap_or(usize::MAX);
+        let size = json_size(&event.payload);
         if size > EVENT_PAYLOAD_BYTES_MAX {
             return invalid(format!(
                 "payload of {size} bytes, at most {EVENT_PAYLOAD_BYTES_MAX}"
@@ -542,6 +560,17 @@ mod tests {
             },
             tags: tags.iter().map(|tag| Tag::new(*tag)).collect(),
             hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn json_size_is_the_length_of_the_text() {
+        for value in [
+            serde_json::json!({}),
+            serde_json::json!({"a": [1, 2.5, null], "é": "line\nbreak 🗑", "n": u64::MAX}),
+            serde_json::json!("x".repeat(10_000)),
+        ] {
+            assert_eq!(json_size(&value), serde_json::to_vec(&value).unwrap().len());
         }
     }
 
