@@ -398,12 +398,13 @@ impl Tenants {
         self.actor = "service:worker";
         for (n, (task, target, step)) in tasks.into_iter().enumerate() {
             let worker = format!("worker-{}", n % 3);
-            self.push(RequestEvent::TaskClaimed {
+            let claimed = RequestEvent::TaskClaimed {
                 request,
                 task,
                 worker: worker.clone(),
                 lease_until: self.now + chrono::Duration::minutes(10),
-            })?;
+            };
+            self.push(claimed.clone())?;
             if fail_first && n == 0 {
                 self.push(RequestEvent::TaskFailed {
                     request,
@@ -413,12 +414,8 @@ impl Tenants {
                     error: self.texts.failure.clone().into(),
                     next_attempt_at: self.now + chrono::Duration::minutes(2),
                 })?;
-                self.push(RequestEvent::TaskClaimed {
-                    request,
-                    task,
-                    worker: worker.clone(),
-                    lease_until: self.now + chrono::Duration::minutes(10),
-                })?;
+                // The retry claims again, with the same lease.
+                self.push(claimed)?;
             }
             self.push(RequestEvent::TaskCompleted {
                 request,
