@@ -14,9 +14,9 @@ use super::schema::{self, SCHEMA_VERSION, SHADOW};
 use super::sqltx::SqlTx;
 use super::{ReadModels, Tx};
 
-/// Most events applied in one transaction. Larger pages rebuild faster;
-/// smaller ones hold the SQLite write lock (shared with the log's writer)
-/// for less time.
+/// Most events applied in one transaction. Smaller pages hold the SQLite
+/// write lock (shared with the log's writer) for less time; larger ones
+/// were not faster (bigger statements and transactions cost more per row).
 pub const PAGE_EVENTS_MAX: usize = 1_000;
 /// How long `follow` waits for the log to move before looking again.
 pub const FOLLOW_WAIT: Duration = Duration::from_secs(1);
@@ -72,18 +72,53 @@ async fn ddl_lock(tx: &mut Tx, backend: Backend) -> Result<(), ReadModelError> {
     Ok(())
 }
 
+/// Which secondary indexes `create_tables` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indexes {
+    /// With the tables (live tables, filled page by page).
+    Now,
+    /// Later, by `create_indexes` (a rebuild's tables, filled first),
+    /// except those the writes need.
+    Later,
+}
+
 async fn create_tables(
     tx: &mut Tx,
     backend: Backend,
     name: ProjectionName,
     suffix: &str,
     generation: i64,
+    indexes: Indexes,
 ) -> Result<(), ReadModelError> {
     for table in schema::tables(name) {
         tx.exec()
             .raw(&schema::drop_if_exists(table, suffix))
             .await?;
-        for statement in schema::create(backend, table, suffix, generation) {
+        let statements = match indexes {
+            Indexes::Later if !table.indexes_serve_writes => {
+                vec![schema::create_table(backend, table, suffix, generation)]
+            }
+            _ => schema::create(backend, table, suffix, generation),
+        };
+        for statement in statements {
+            tx.exec().raw(&statement).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the secondary indexes that `create_tables` left for later.
+async fn create_indexes(
+    tx: &mut Tx,
+    name: ProjectionName,
+    suffix: &str,
+    generation: i64,
+) -> Result<(), ReadModelError> {
+    for table in schema::tables(name) {
+        if table.indexes_serve_writes {
+            continue;
+        }
+        for statement in schema::create_indexes(table, suffix, generation) {
             tx.exec().raw(&statement).await?;
         }
     }
@@ -176,7 +211,7 @@ pub(super) async fn ensure_schema(models: &ReadModels) -> Result<(), ReadModelEr
             }
             None => 0,
         };
-        create_tables(&mut tx, backend, name, "", generation).await?;
+        create_tables(&mut tx, backend, name, "", generation, Indexes::Now).await?;
         set_checkpoint(&mut tx, name.as_str(), 0, generation).await?;
     }
     tx.commit().await
@@ -409,7 +444,7 @@ impl ReadModels {
         let rows = checkpoint_rows(&mut tx, backend, &live_keys).await?;
         for name in &names {
             let generation = rows.get(name.as_str()).map_or(0, |(_, g, _)| *g) + 1;
-            create_tables(&mut tx, backend, *name, SHADOW, generation).await?;
+            create_tables(&mut tx, backend, *name, SHADOW, generation, Indexes::Later).await?;
             set_checkpoint(&mut tx, &shadow.key(*name), 0, generation).await?;
             generations.insert(*name, generation);
         }
@@ -417,6 +452,16 @@ impl ReadModels {
 
         // Fill them page by page; queries still read the live tables.
         let mut applied = self.fill(store, &shadow, PAGE_EVENTS_MAX).await?;
+
+        // Index them now that they are full; the pages that catch up in
+        // the swap below find their rows by primary key only.
+        let mut tx = self.begin().await?;
+        ddl_lock(&mut tx, backend).await?;
+        for name in &names {
+            let generation = generations.get(name).copied().unwrap_or(0);
+            create_indexes(&mut tx, *name, SHADOW, generation).await?;
+        }
+        tx.commit().await?;
 
         // Swap: catch the shadow up with the live checkpoint, then rename.
         let mut tx = self.begin().await?;

@@ -36,6 +36,10 @@ pub(crate) struct Table {
     pub key: &'static [&'static str],
     /// (name part, columns, partial-index condition)
     pub indexes: &'static [(&'static str, &'static str, Option<&'static str>)],
+    /// Whether writing a page finds rows through `indexes` (a side table
+    /// cleared by a column its key does not lead with); a rebuild then
+    /// creates them with the table instead of after filling it.
+    pub indexes_serve_writes: bool,
 }
 
 impl Table {
@@ -69,6 +73,7 @@ pub(crate) const AUDIT: Table = Table {
         ("type", "event_type, position", None),
         ("occurred", "occurred_at, position", None),
     ],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const AUDIT_SUBJECTS: Table = Table {
@@ -76,6 +81,7 @@ pub(crate) const AUDIT_SUBJECTS: Table = Table {
     columns: &[("subject", Text), ("position", Int)],
     key: &["subject", "position"],
     indexes: &[],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const RESOURCES: Table = Table {
@@ -101,6 +107,7 @@ pub(crate) const RESOURCES: Table = Table {
     ],
     key: &["subject"],
     indexes: &[],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const RESOURCE_SCOPES: Table = Table {
@@ -108,6 +115,7 @@ pub(crate) const RESOURCE_SCOPES: Table = Table {
     columns: &[("scope", Text), ("subject", Text)],
     key: &["scope", "subject"],
     indexes: &[("subject", "subject, scope", None)],
+    indexes_serve_writes: true,
 };
 
 pub(crate) const HOLDS: Table = Table {
@@ -131,6 +139,7 @@ pub(crate) const HOLDS: Table = Table {
         ("active", "scope", Some("lifted_at IS NULL")),
         ("placed", "placed_position", None),
     ],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const REQUESTS: Table = Table {
@@ -177,6 +186,7 @@ pub(crate) const REQUESTS: Table = Table {
         ),
         ("scope", "scope", None),
     ],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const REQUEST_HOLDS: Table = Table {
@@ -184,6 +194,7 @@ pub(crate) const REQUEST_HOLDS: Table = Table {
     columns: &[("hold", Text), ("request", Text)],
     key: &["hold", "request"],
     indexes: &[],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const TASKS: Table = Table {
@@ -213,6 +224,7 @@ pub(crate) const TASKS: Table = Table {
         ("request", "request", None),
         ("target", "target", None),
     ],
+    indexes_serve_writes: false,
 };
 
 pub(crate) const TASK_SCOPES: Table = Table {
@@ -220,6 +232,7 @@ pub(crate) const TASK_SCOPES: Table = Table {
     columns: &[("task", Text), ("scope", Text)],
     key: &["task", "scope"],
     indexes: &[("scope", "scope, task", None)],
+    indexes_serve_writes: false,
 };
 
 /// The tables each projection owns, its main table first.
@@ -239,13 +252,26 @@ pub(crate) fn tables(name: ProjectionName) -> &'static [Table] {
 }
 
 /// CREATE statements for one table under `suffix` with index names of
-/// `generation`.
+/// `generation`: the table, then its secondary indexes.
 pub(crate) fn create(
     backend: Backend,
     table: &Table,
     suffix: &str,
     generation: i64,
 ) -> Vec<String> {
+    let mut statements = vec![create_table(backend, table, suffix, generation)];
+    statements.extend(create_indexes(table, suffix, generation));
+    statements
+}
+
+/// The CREATE TABLE statement of one table under `suffix`, its primary
+/// key named after `generation`, without its secondary indexes.
+pub(crate) fn create_table(
+    backend: Backend,
+    table: &Table,
+    suffix: &str,
+    generation: i64,
+) -> String {
     let columns: Vec<String> = table
         .columns
         .iter()
@@ -266,24 +292,34 @@ pub(crate) fn create(
         Backend::Sqlite if table.key != ["position"] => " WITHOUT ROWID",
         _ => "",
     };
-    let mut statements = vec![format!(
+    format!(
         "CREATE TABLE {}{suffix} ({}, CONSTRAINT {}_g{generation}_pk PRIMARY KEY ({})){rowid}",
         table.name,
         columns.join(", "),
         table.name,
         table.key.join(", ")
-    )];
-    for (part, columns, condition) in table.indexes {
-        let mut sql = format!(
-            "CREATE INDEX {}_g{generation}_{part} ON {}{suffix} ({columns})",
-            table.name, table.name
-        );
-        if let Some(condition) = condition {
-            sql.push_str(&format!(" WHERE {condition}"));
-        }
-        statements.push(sql);
-    }
-    statements
+    )
+}
+
+/// The CREATE INDEX statements of one table's secondary indexes. A
+/// rebuild runs them after filling its tables (unless the writes need
+/// them, see [`Table::indexes_serve_writes`]): one sort per index costs
+/// less than keeping every index in order row by row.
+pub(crate) fn create_indexes(table: &Table, suffix: &str, generation: i64) -> Vec<String> {
+    table
+        .indexes
+        .iter()
+        .map(|(part, columns, condition)| {
+            let mut sql = format!(
+                "CREATE INDEX {}_g{generation}_{part} ON {}{suffix} ({columns})",
+                table.name, table.name
+            );
+            if let Some(condition) = condition {
+                sql.push_str(&format!(" WHERE {condition}"));
+            }
+            sql
+        })
+        .collect()
 }
 
 pub(crate) fn drop_if_exists(table: &Table, suffix: &str) -> String {
