@@ -714,18 +714,9 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
         ))
         .await
         .unwrap();
-    let mut guarded = request("v", ExpectedVersion::NoStream, vec![event("H", &["t"])]);
-    guarded.condition = Some(AppendCondition {
-        tags: vec![Tag::new("t")],
-        after: seen,
-    });
-    let failed = store.append(guarded).await;
-    assert!(
-        matches!(
-            &failed,
-            Err(StoreError::ConditionFailed { position, .. }) if *position == theirs.last_position
-        ),
-        "{failed:?}"
+    assert_eq!(
+        refused_condition(store.as_ref(), "v", "t", seen).await,
+        theirs.last_position
     );
 
     // A condition met by this store's own earlier append, made in a
@@ -738,18 +729,9 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
         ))
         .await
         .unwrap();
-    let mut guarded = request("v2", ExpectedVersion::NoStream, vec![event("H2", &["own"])]);
-    guarded.condition = Some(AppendCondition {
-        tags: vec![Tag::new("own")],
-        after: own.last_position - 1,
-    });
-    let failed = store.append(guarded).await;
-    assert!(
-        matches!(
-            &failed,
-            Err(StoreError::ConditionFailed { position, .. }) if *position == own.last_position
-        ),
-        "{failed:?}"
+    assert_eq!(
+        refused_condition(store.as_ref(), "v2", "own", own.last_position - 1).await,
+        own.last_position
     );
 
     // An idempotency key and an event id that the other writer stored.
@@ -814,6 +796,30 @@ async fn refused_version(store: &dyn EventStore, stream: &str, expected: Expecte
     {
         Err(StoreError::WrongExpectedVersion { actual, .. }) => actual,
         other => panic!("expected a wrong-version refusal, got {other:?}"),
+    }
+}
+
+/// Appends one event on the condition that no event tagged `tag` came
+/// after `after`; it must be refused, and the position of the event that
+/// met the condition is returned.
+async fn refused_condition(
+    store: &dyn EventStore,
+    stream: &str,
+    tag: &str,
+    after: Position,
+) -> Position {
+    let mut guarded = request(
+        stream,
+        ExpectedVersion::NoStream,
+        vec![event("Refused", &[tag])],
+    );
+    guarded.condition = Some(AppendCondition {
+        tags: vec![Tag::new(tag)],
+        after,
+    });
+    match store.append(guarded).await {
+        Err(StoreError::ConditionFailed { position, .. }) => position,
+        other => panic!("expected a condition refusal, got {other:?}"),
     }
 }
 
