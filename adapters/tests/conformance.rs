@@ -734,6 +734,48 @@ async fn another_writer_between_appends(h: Arc<Harness>) {
         own.last_position
     );
 
+    // A stream this store wrote, then the other writer, while this store
+    // committed on looked-up state (an append at any version of a stream
+    // it never wrote): what it remembered of the first stream is stale.
+    store
+        .append(request(
+            "mine",
+            ExpectedVersion::NoStream,
+            vec![event("N", &[])],
+        ))
+        .await
+        .unwrap();
+    other
+        .append(request(
+            "mine",
+            ExpectedVersion::Exact(1),
+            vec![event("O", &[])],
+        ))
+        .await
+        .unwrap();
+    store
+        .append(request(
+            "anything",
+            ExpectedVersion::Any,
+            vec![event("P", &[])],
+        ))
+        .await
+        .unwrap();
+    let (current, beside) = tokio::join!(
+        store.append(request(
+            "mine",
+            ExpectedVersion::Exact(2),
+            vec![event("Q", &[])]
+        )),
+        store.append(request(
+            "beside",
+            ExpectedVersion::NoStream,
+            vec![event("R", &[])]
+        )),
+    );
+    assert_eq!(current.unwrap().stream_version, 3);
+    assert_eq!(beside.unwrap().stream_version, 1);
+
     // An idempotency key and an event id that the other writer stored.
     let mut keyed = request("k", ExpectedVersion::NoStream, vec![event("I", &[])]);
     keyed.idempotency_key = Some("key-1".into());

@@ -153,9 +153,15 @@ pub(crate) struct Memory {
 impl Memory {
     /// The lookups for `batch` from memory alone, or `None` when memory
     /// cannot stand in for them: the head is unknown, or a request takes
-    /// any version of a stream whose version is not remembered.
-    pub(crate) fn lookups(&self, batch: &[&AppendRequest]) -> Option<Lookups> {
-        let (head, head_hash) = self.head?;
+    /// any version of a stream whose version is not remembered. Memory is
+    /// then dropped: the batch is decided on looked-up state, which may
+    /// hold another process's appends that memory never saw, and only the
+    /// state after that commit is remembered.
+    pub(crate) fn lookups(&mut self, batch: &[&AppendRequest]) -> Option<Lookups> {
+        let Some((head, head_hash)) = self.head else {
+            self.forget();
+            return None;
+        };
         let mut streams = HashMap::new();
         for request in batch {
             let stream = request.stream.as_str();
@@ -163,7 +169,10 @@ impl Memory {
                 Some(version) => {
                     streams.insert(stream.to_owned(), *version);
                 }
-                None if request.expected == ExpectedVersion::Any => return None,
+                None if request.expected == ExpectedVersion::Any => {
+                    self.forget();
+                    return None;
+                }
                 None => {}
             }
         }
