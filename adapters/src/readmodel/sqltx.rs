@@ -313,38 +313,12 @@ pub(crate) async fn insert(
     rows: Vec<Vec<Val>>,
     ignore_duplicates: bool,
 ) -> Result<(), ReadModelError> {
-    let columns = table.column_names();
-    let per_statement = (STATEMENT_BINDS_MAX / columns.len()).min(STATEMENT_ROWS_MAX);
-    let conflict = if ignore_duplicates {
-        format!(" ON CONFLICT ({}) DO NOTHING", table.key.join(", "))
+    if ignore_duplicates {
+        let conflict = format!(" ON CONFLICT ({}) DO NOTHING", table.key.join(", "));
+        write_rows(exec, table, suffix, rows, "insert-or-ignore", &conflict).await
     } else {
-        String::new()
-    };
-    if let Exec::Postgres(conn) = exec {
-        return insert_arrays(conn, table, suffix, rows, &conflict).await;
+        write_rows(exec, table, suffix, rows, "insert", "").await
     }
-    let sizes = statement_sizes(rows.len(), per_statement);
-    let mut rows = rows.into_iter();
-    for size in sizes {
-        let backend = exec.backend();
-        let sql = statement(
-            format!(
-                "insert {}{suffix} {backend:?} {size} {ignore_duplicates}",
-                table.name
-            ),
-            || {
-                format!(
-                    "INSERT INTO {}{suffix} ({}) VALUES {}{conflict}",
-                    table.name,
-                    columns.join(", "),
-                    value_rows(backend, size, columns.len())
-                )
-            },
-        );
-        exec.execute(&sql, rows.by_ref().take(size).flatten().collect())
-            .await?;
-    }
-    Ok(())
 }
 
 /// Multi-row INSERT ... ON CONFLICT DO UPDATE of whole rows.
@@ -354,35 +328,49 @@ async fn upsert(
     suffix: &str,
     rows: Vec<Vec<Val>>,
 ) -> Result<(), ReadModelError> {
-    let columns = table.column_names();
-    let per_statement = (STATEMENT_BINDS_MAX / columns.len()).min(STATEMENT_ROWS_MAX);
-    let updates: Vec<String> = columns
+    let updates: Vec<String> = table
+        .column_names()
         .iter()
         .filter(|c| !table.key.contains(c))
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
+    let conflict = format!(
+        " ON CONFLICT ({}) DO UPDATE SET {}",
+        table.key.join(", "),
+        updates.join(", ")
+    );
+    write_rows(exec, table, suffix, rows, "upsert", &conflict).await
+}
+
+/// INSERT of `rows` (each in the table's column order) with `conflict`
+/// appended (an ON CONFLICT clause or nothing): one array per column on
+/// PostgreSQL, multi-row statements of the ladder's sizes on SQLite.
+/// `kind` names the conflict clause in the statement cache's key.
+async fn write_rows(
+    exec: &mut Exec<'_>,
+    table: &Table,
+    suffix: &str,
+    rows: Vec<Vec<Val>>,
+    kind: &str,
+    conflict: &str,
+) -> Result<(), ReadModelError> {
     if let Exec::Postgres(conn) = exec {
-        let conflict = format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            table.key.join(", "),
-            updates.join(", ")
-        );
-        return insert_arrays(conn, table, suffix, rows, &conflict).await;
+        return insert_arrays(conn, table, suffix, rows, conflict).await;
     }
+    let columns = table.column_names();
+    let per_statement = (STATEMENT_BINDS_MAX / columns.len()).min(STATEMENT_ROWS_MAX);
     let sizes = statement_sizes(rows.len(), per_statement);
     let mut rows = rows.into_iter();
     for size in sizes {
         let backend = exec.backend();
         let sql = statement(
-            format!("upsert {}{suffix} {backend:?} {size}", table.name),
+            format!("{kind} {}{suffix} {backend:?} {size}", table.name),
             || {
                 format!(
-                    "INSERT INTO {}{suffix} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+                    "INSERT INTO {}{suffix} ({}) VALUES {}{conflict}",
                     table.name,
                     columns.join(", "),
-                    value_rows(backend, size, columns.len()),
-                    table.key.join(", "),
-                    updates.join(", ")
+                    value_rows(backend, size, columns.len())
                 )
             },
         );
