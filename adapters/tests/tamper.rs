@@ -4,30 +4,15 @@
 mod support;
 
 use adapters::store::{self, VerifyError};
-use commands::log::ExpectedVersion;
+use commands::log::{ExpectedVersion, StoreError};
 use sqlx::Connection;
 use support::{event, request, Harness, Kind};
 
 const EVENTS: u64 = 10;
 
-/// A log of ten events (each tagged), checked intact, then altered by
-/// `sql`; verify must break at `position`.
-async fn tampered(kind: Kind, sql: &str, position: u64) {
-    let Some(h) = Harness::new(kind).await else {
-        return;
-    };
-    for i in 0..EVENTS {
-        h.store
-            .append(request(
-                &format!("s{}", i % 3),
-                ExpectedVersion::Any,
-                vec![event("T", &["tag:a", &format!("tag:{i}")])],
-            ))
-            .await
-            .unwrap();
-    }
-    assert_eq!(h.assert_intact().await, EVENTS);
-
+/// Runs `sql` (statements split on `;`) on the harness's database,
+/// outside the store.
+async fn alter(h: &Harness, kind: Kind, sql: &str) {
     let url = h.url.clone().unwrap();
     match kind {
         Kind::Sqlite => {
@@ -52,6 +37,27 @@ async fn tampered(kind: Kind, sql: &str, position: u64) {
         }
         Kind::Memory => unreachable!("the memory store has no SQL"),
     }
+}
+
+/// A log of ten events (each tagged), checked intact, then altered by
+/// `sql`; verify must break at `position`.
+async fn tampered(kind: Kind, sql: &str, position: u64) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for i in 0..EVENTS {
+        h.store
+            .append(request(
+                &format!("s{}", i % 3),
+                ExpectedVersion::Any,
+                vec![event("T", &["tag:a", &format!("tag:{i}")])],
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.assert_intact().await, EVENTS);
+
+    alter(&h, kind, sql).await;
 
     let outcome = store::verify(h.db.as_ref().unwrap()).await;
     match outcome {
@@ -102,3 +108,40 @@ tamper_tests!(
     recorded_time_changed:
         "UPDATE events SET occurred_at = '2001-01-01T00:00:00.000000Z' WHERE position = 8" => 8,
 );
+
+/// A page long enough to be read and decoded on a task of its own still
+/// refuses an altered event, naming its position; shorter reads before
+/// it are unaffected.
+async fn long_read_refuses_an_altered_event(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    let events: Vec<_> = (0..400).map(|_| event("T", &["tag:a"])).collect();
+    h.store
+        .append(request("s", ExpectedVersion::NoStream, events))
+        .await
+        .unwrap();
+    alter(
+        &h,
+        kind,
+        "UPDATE events SET payload = ' ' || payload WHERE position = 333",
+    )
+    .await;
+    assert_eq!(h.store.read_all(0, 300).await.unwrap().len(), 300);
+    assert_eq!(h.store.read_all(330, 2).await.unwrap().len(), 2);
+    match h.store.read_all(0, 1_000).await {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("position 333"), "{why}"),
+        other => panic!("the read should be refused as corrupt, got {other:?}"),
+    }
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_long_read_refuses_an_altered_event() {
+    long_read_refuses_an_altered_event(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_long_read_refuses_an_altered_event() {
+    long_read_refuses_an_altered_event(Kind::Postgres).await;
+}

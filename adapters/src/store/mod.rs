@@ -34,6 +34,9 @@ use tokio::time::Instant;
 pub use verify::{verify, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};
 
+/// Pages of `read_all` at least this long are read and decoded on a task
+/// of their own; shorter ones are not worth the hop.
+const SPAWNED_READ_EVENTS_MIN: usize = 256;
 /// Connections each store keeps for reads (the writer has its own).
 pub const READ_POOL_CONNECTIONS_MAX: u32 = 4;
 /// How often `wait_for` looks at the database for appends made by other
@@ -127,7 +130,17 @@ impl Store {
         after: Position,
         limit: usize,
     ) -> Result<Vec<row::RawEvent>, StoreError> {
-        match &self.backend {
+        self.backend.raw_page(after, limit).await
+    }
+}
+
+impl Backend {
+    async fn raw_page(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<row::RawEvent>, StoreError> {
+        match self {
             Backend::Sqlite(pool) => sqlite::read_all(pool, after, limit).await,
             Backend::Postgres(pool) => postgres::read_all(pool, after, limit).await,
         }
@@ -187,7 +200,22 @@ impl EventStore for Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        decode_all(self.raw_page(after, limit).await?)
+        if limit < SPAWNED_READ_EVENTS_MIN {
+            return decode_all(self.raw_page(after, limit).await?);
+        }
+        // Reading a page's rows and decoding them (parsing, the canonical
+        // form check) is most of a page's CPU: done on a task of its own,
+        // it runs on another core while the caller works on the page
+        // before (a projection runner reads ahead as it applies).
+        let backend = self.backend.clone();
+        tokio::spawn(async move { decode_all(backend.raw_page(after, limit).await?) })
+            .await
+            .unwrap_or_else(|failed| match failed.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(StoreError::Unavailable(
+                    "the runtime shut down during a read".into(),
+                )),
+            })
     }
 
     async fn read_by_tags(
