@@ -109,9 +109,9 @@ tamper_tests!(
         "UPDATE events SET occurred_at = '2001-01-01T00:00:00.000000Z' WHERE position = 8" => 8,
 );
 
-/// A page long enough to be read and decoded on a task of its own still
-/// refuses an altered event, naming its position; shorter reads before
-/// it are unaffected.
+/// A page read ahead, long enough to be read and decoded on a task of its
+/// own, still refuses an altered event and names its position, as a plain
+/// read does; shorter reads before it are unaffected.
 async fn long_read_refuses_an_altered_event(kind: Kind) {
     let Some(h) = Harness::new(kind).await else {
         return;
@@ -127,11 +127,16 @@ async fn long_read_refuses_an_altered_event(kind: Kind) {
         "UPDATE events SET payload = ' ' || payload WHERE position = 333",
     )
     .await;
-    assert_eq!(h.store.read_all(0, 300).await.unwrap().len(), 300);
-    assert_eq!(h.store.read_all(330, 2).await.unwrap().len(), 2);
-    match h.store.read_all(0, 1_000).await {
-        Err(StoreError::Corrupt(why)) => assert!(why.contains("position 333"), "{why}"),
-        other => panic!("the read should be refused as corrupt, got {other:?}"),
+    assert_eq!(h.store.read_all_ahead(0, 300).await.unwrap().len(), 300);
+    assert_eq!(h.store.read_all_ahead(330, 2).await.unwrap().len(), 2);
+    for read in [
+        h.store.read_all_ahead(0, 1_000).await,
+        h.store.read_all(0, 1_000).await,
+    ] {
+        match read {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("position 333"), "{why}"),
+            other => panic!("the read should be refused as corrupt, got {other:?}"),
+        }
     }
     h.finish().await;
 }

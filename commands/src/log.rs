@@ -236,6 +236,18 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// [`Self::read_all`] for a caller that works on something else while
+    /// it waits (a projection runner reading its next page): a backend
+    /// may read and decode the page on another core, which costs a
+    /// sequential reader a little and saves an overlapping one more.
+    async fn read_all_ahead(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all(after, limit).await
+    }
+
     /// Events carrying any of `tags` with `position > after`, in position
     /// order, at most `limit` (capped at [`READ_EVENTS_MAX`]).
     async fn read_by_tags(

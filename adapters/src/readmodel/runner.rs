@@ -353,7 +353,7 @@ impl ReadModels {
         while let Some(last) = events.last().map(|e| e.position) {
             let (done, next) = tokio::join!(
                 self.apply_page(target, from, &events),
-                store.read_all(last, limit)
+                store.read_all_ahead(last, limit)
             );
             match done? {
                 0 => break,

@@ -34,8 +34,8 @@ use tokio::time::Instant;
 pub use verify::{verify, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};
 
-/// Pages of `read_all` at least this long are read and decoded on a task
-/// of their own; shorter ones are not worth the hop.
+/// Pages of `read_all_ahead` at least this long are read and decoded on
+/// a task of their own; shorter ones are not worth the hop.
 const SPAWNED_READ_EVENTS_MIN: usize = 256;
 /// Connections each store keeps for reads (the writer has its own).
 pub const READ_POOL_CONNECTIONS_MAX: u32 = 4;
@@ -200,13 +200,21 @@ impl EventStore for Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        decode_all(self.raw_page(after, limit).await?)
+    }
+
+    async fn read_all_ahead(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = limit.min(READ_EVENTS_MAX);
         if limit < SPAWNED_READ_EVENTS_MIN {
-            return decode_all(self.raw_page(after, limit).await?);
+            return self.read_all(after, limit).await;
         }
         // Reading a page's rows and decoding them (parsing, the canonical
-        // form check) is most of a page's CPU: done on a task of its own,
-        // it runs on another core while the caller works on the page
-        // before (a projection runner reads ahead as it applies).
+        // form check) is most of a page's CPU: on a task of its own it
+        // runs on another core while the caller works on the page before.
         let backend = self.backend.clone();
         tokio::spawn(async move { decode_all(backend.raw_page(after, limit).await?) })
             .await
