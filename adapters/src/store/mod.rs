@@ -124,17 +124,11 @@ impl Store {
             Backend::Postgres(pool) => pool.close().await,
         }
     }
-
-    async fn raw_page(
-        &self,
-        after: Position,
-        limit: usize,
-    ) -> Result<Vec<row::RawEvent>, StoreError> {
-        self.backend.raw_page(after, limit).await
-    }
 }
 
 impl Backend {
+    /// Up to `limit` stored rows after position `after`, not decoded yet
+    /// (`verify` checks them as stored; the reads decode them).
     async fn raw_page(
         &self,
         after: Position,
@@ -200,7 +194,7 @@ impl EventStore for Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        decode_all(self.raw_page(after, limit).await?)
+        decode_all(self.backend.raw_page(after, limit).await?)
     }
 
     async fn read_all_ahead(

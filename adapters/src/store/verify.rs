@@ -44,7 +44,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
     let mut previous = GENESIS_HASH;
     let mut next: Position = 1;
     loop {
-        let page = store.raw_page(next - 1, VERIFY_PAGE_EVENTS).await?;
+        let page = store.backend.raw_page(next - 1, VERIFY_PAGE_EVENTS).await?;
         let Some(last) = page.last() else { break };
         let until = last.position();
         let page_start = next;
