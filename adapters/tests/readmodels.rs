@@ -411,9 +411,47 @@ async fn a_large_history_rebuilds_to_the_same_rows(kind: Kind) {
     assert_eq!(positions, all);
 
     if kind == Kind::Postgres {
+        every_table_has_its_primary_key(&h).await;
         plans_use_indexes(&h).await;
     }
     h.finish().await;
+}
+
+/// After rebuilds, every read-model table has its primary key, those a
+/// rebuild adds after filling the table (the audit trail's) included.
+async fn every_table_has_its_primary_key(h: &Harness) {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(&h.url).await.unwrap();
+    let tables: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::TEXT, \
+             (SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k \
+              WHERE k.conrelid = c.oid AND k.contype = 'p') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND c.relname LIKE 'rm\\_%' AND n.nspname = current_schema() \
+         ORDER BY 1",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    let keys: BTreeMap<String, Option<String>> = tables.into_iter().collect();
+    assert_eq!(keys.len(), 9, "{keys:?}");
+    assert_eq!(
+        keys["rm_audit_subjects"].as_deref(),
+        Some("PRIMARY KEY (subject, \"position\")")
+    );
+    assert_eq!(
+        keys["rm_audit"].as_deref(),
+        Some("PRIMARY KEY (\"position\")")
+    );
+    let keyless: Vec<&String> = keys
+        .iter()
+        .filter(|(_, k)| k.is_none())
+        .map(|(t, _)| t)
+        .collect();
+    assert!(
+        keyless.is_empty(),
+        "tables without a primary key: {keyless:?}"
+    );
 }
 
 /// The audit lookup for one subject and the compliance report's range

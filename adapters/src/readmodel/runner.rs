@@ -72,14 +72,20 @@ async fn ddl_lock(tx: &mut Tx, backend: Backend) -> Result<(), ReadModelError> {
     Ok(())
 }
 
-/// Which secondary indexes `create_tables` makes.
+/// Which keys and secondary indexes `create_tables` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Indexes {
     /// With the tables (live tables, filled page by page).
     Now,
     /// Later, by `create_indexes` (a rebuild's tables, filled first),
-    /// except those the writes need.
+    /// except those the writes need: secondary indexes, and on PostgreSQL
+    /// the primary keys of append-only tables ([`schema::Table::append_only`]).
     Later,
+}
+
+/// Whether a rebuild adds `table`'s primary key after filling it.
+fn key_later(backend: Backend, table: &schema::Table) -> bool {
+    backend == Backend::Postgres && table.append_only
 }
 
 async fn create_tables(
@@ -96,7 +102,14 @@ async fn create_tables(
             .await?;
         let statements = match indexes {
             Indexes::Later if !table.indexes_serve_writes => {
-                vec![schema::create_table(backend, table, suffix, generation)]
+                let key = if key_later(backend, table) {
+                    schema::Key::Later
+                } else {
+                    schema::Key::Now
+                };
+                vec![schema::create_table(
+                    backend, table, suffix, generation, key,
+                )]
             }
             _ => schema::create(backend, table, suffix, generation),
         };
@@ -107,9 +120,11 @@ async fn create_tables(
     Ok(())
 }
 
-/// Creates the secondary indexes that `create_tables` left for later.
+/// Creates the keys and secondary indexes that `create_tables` left for
+/// later.
 async fn create_indexes(
     tx: &mut Tx,
+    backend: Backend,
     name: ProjectionName,
     suffix: &str,
     generation: i64,
@@ -117,6 +132,11 @@ async fn create_indexes(
     for table in schema::tables(name) {
         if table.indexes_serve_writes {
             continue;
+        }
+        if key_later(backend, table) {
+            tx.exec()
+                .raw(&schema::add_primary_key(table, suffix, generation))
+                .await?;
         }
         for statement in schema::create_indexes(table, suffix, generation) {
             tx.exec().raw(&statement).await?;
@@ -459,7 +479,7 @@ impl ReadModels {
         ddl_lock(&mut tx, backend).await?;
         for name in &names {
             let generation = generations.get(name).copied().unwrap_or(0);
-            create_indexes(&mut tx, *name, SHADOW, generation).await?;
+            create_indexes(&mut tx, backend, *name, SHADOW, generation).await?;
         }
         tx.commit().await?;
 

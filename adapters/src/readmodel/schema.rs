@@ -40,6 +40,14 @@ pub(crate) struct Table {
     /// cleared by a column its key does not lead with); a rebuild then
     /// creates them with the table instead of after filling it.
     pub indexes_serve_writes: bool,
+    /// Whether rows are only ever inserted, never found or updated by
+    /// their key while a page is written (the audit trail). A rebuild on
+    /// PostgreSQL then adds the primary key after filling the table: one
+    /// sort instead of a b-tree kept in order row by row (a tenth to a
+    /// fifth of the rebuild's time). SQLite builds a `WITHOUT ROWID`
+    /// table on its key, which must exist from the start; adding it later
+    /// was measured no faster there.
+    pub append_only: bool,
 }
 
 impl Table {
@@ -74,6 +82,7 @@ pub(crate) const AUDIT: Table = Table {
         ("occurred", "occurred_at, position", None),
     ],
     indexes_serve_writes: false,
+    append_only: true,
 };
 
 pub(crate) const AUDIT_SUBJECTS: Table = Table {
@@ -82,6 +91,7 @@ pub(crate) const AUDIT_SUBJECTS: Table = Table {
     key: &["subject", "position"],
     indexes: &[],
     indexes_serve_writes: false,
+    append_only: true,
 };
 
 pub(crate) const RESOURCES: Table = Table {
@@ -108,6 +118,7 @@ pub(crate) const RESOURCES: Table = Table {
     key: &["subject"],
     indexes: &[],
     indexes_serve_writes: false,
+    append_only: false,
 };
 
 pub(crate) const RESOURCE_SCOPES: Table = Table {
@@ -116,6 +127,7 @@ pub(crate) const RESOURCE_SCOPES: Table = Table {
     key: &["scope", "subject"],
     indexes: &[("subject", "subject, scope", None)],
     indexes_serve_writes: true,
+    append_only: false,
 };
 
 pub(crate) const HOLDS: Table = Table {
@@ -140,6 +152,7 @@ pub(crate) const HOLDS: Table = Table {
         ("placed", "placed_position", None),
     ],
     indexes_serve_writes: false,
+    append_only: false,
 };
 
 pub(crate) const REQUESTS: Table = Table {
@@ -187,6 +200,7 @@ pub(crate) const REQUESTS: Table = Table {
         ("scope", "scope", None),
     ],
     indexes_serve_writes: false,
+    append_only: false,
 };
 
 pub(crate) const REQUEST_HOLDS: Table = Table {
@@ -195,6 +209,7 @@ pub(crate) const REQUEST_HOLDS: Table = Table {
     key: &["hold", "request"],
     indexes: &[],
     indexes_serve_writes: false,
+    append_only: false,
 };
 
 pub(crate) const TASKS: Table = Table {
@@ -225,6 +240,7 @@ pub(crate) const TASKS: Table = Table {
         ("target", "target", None),
     ],
     indexes_serve_writes: false,
+    append_only: false,
 };
 
 pub(crate) const TASK_SCOPES: Table = Table {
@@ -233,6 +249,7 @@ pub(crate) const TASK_SCOPES: Table = Table {
     key: &["task", "scope"],
     indexes: &[("scope", "scope, task", None)],
     indexes_serve_writes: false,
+    append_only: false,
 };
 
 /// The tables each projection owns, its main table first.
@@ -259,18 +276,28 @@ pub(crate) fn create(
     suffix: &str,
     generation: i64,
 ) -> Vec<String> {
-    let mut statements = vec![create_table(backend, table, suffix, generation)];
+    let mut statements = vec![create_table(backend, table, suffix, generation, Key::Now)];
     statements.extend(create_indexes(table, suffix, generation));
     statements
 }
 
+/// Whether [`create_table`] makes the primary key with the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    Now,
+    /// Added by [`add_primary_key`] (PostgreSQL only).
+    Later,
+}
+
 /// The CREATE TABLE statement of one table under `suffix`, its primary
-/// key named after `generation`, without its secondary indexes.
+/// key named after `generation` unless `key` leaves it for later, without
+/// its secondary indexes.
 pub(crate) fn create_table(
     backend: Backend,
     table: &Table,
     suffix: &str,
     generation: i64,
+    key: Key,
 ) -> String {
     let columns: Vec<String> = table
         .columns
@@ -292,12 +319,32 @@ pub(crate) fn create_table(
         Backend::Sqlite if table.key != ["position"] => " WITHOUT ROWID",
         _ => "",
     };
+    let key = match key {
+        Key::Now => format!(", {}", primary_key(table, generation)),
+        Key::Later => String::new(),
+    };
     format!(
-        "CREATE TABLE {}{suffix} ({}, CONSTRAINT {}_g{generation}_pk PRIMARY KEY ({})){rowid}",
+        "CREATE TABLE {}{suffix} ({}{key}){rowid}",
         table.name,
-        columns.join(", "),
+        columns.join(", ")
+    )
+}
+
+fn primary_key(table: &Table, generation: i64) -> String {
+    format!(
+        "CONSTRAINT {}_g{generation}_pk PRIMARY KEY ({})",
         table.name,
         table.key.join(", ")
+    )
+}
+
+/// The ALTER TABLE statement that adds the primary key [`create_table`]
+/// left for later (PostgreSQL).
+pub(crate) fn add_primary_key(table: &Table, suffix: &str, generation: i64) -> String {
+    format!(
+        "ALTER TABLE {}{suffix} ADD {}",
+        table.name,
+        primary_key(table, generation)
     )
 }
 
