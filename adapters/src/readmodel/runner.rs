@@ -78,14 +78,14 @@ enum Indexes {
     /// With the tables (live tables, filled page by page).
     Now,
     /// Later, by `create_indexes` (a rebuild's tables, filled first),
-    /// except those the writes need: secondary indexes, and on PostgreSQL
-    /// the primary keys of append-only tables ([`schema::Table::append_only`]).
+    /// except those the writes need ([`schema::Table::indexes_serve_writes`],
+    /// [`schema::Table::key_serves_writes`]).
     Later,
 }
 
 /// Whether a rebuild adds `table`'s primary key after filling it.
 fn key_later(backend: Backend, table: &schema::Table) -> bool {
-    backend == Backend::Postgres && table.append_only
+    backend == Backend::Postgres && !table.key_serves_writes
 }
 
 async fn create_tables(
@@ -101,17 +101,21 @@ async fn create_tables(
             .raw(&schema::drop_if_exists(table, suffix))
             .await?;
         let statements = match indexes {
-            Indexes::Later if !table.indexes_serve_writes => {
+            Indexes::Now => schema::create(backend, table, suffix, generation),
+            Indexes::Later => {
                 let key = if key_later(backend, table) {
                     schema::Key::Later
                 } else {
                     schema::Key::Now
                 };
-                vec![schema::create_table(
+                let mut statements = vec![schema::create_table(
                     backend, table, suffix, generation, key,
-                )]
+                )];
+                if table.indexes_serve_writes {
+                    statements.extend(schema::create_indexes(table, suffix, generation));
+                }
+                statements
             }
-            _ => schema::create(backend, table, suffix, generation),
         };
         for statement in statements {
             tx.exec().raw(&statement).await?;
@@ -130,13 +134,13 @@ async fn create_indexes(
     generation: i64,
 ) -> Result<(), ReadModelError> {
     for table in schema::tables(name) {
-        if table.indexes_serve_writes {
-            continue;
-        }
         if key_later(backend, table) {
             tx.exec()
                 .raw(&schema::add_primary_key(table, suffix, generation))
                 .await?;
+        }
+        if table.indexes_serve_writes {
+            continue;
         }
         for statement in schema::create_indexes(table, suffix, generation) {
             tx.exec().raw(&statement).await?;

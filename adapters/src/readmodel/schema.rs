@@ -16,7 +16,7 @@ use super::db::Backend;
 /// Bump when a table below changes; stored per projection, and a stored
 /// version that differs makes `open` recreate that projection's tables
 /// empty (the runner then fills them from the log).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The suffix of the tables a rebuild fills before the swap.
 pub(crate) const SHADOW: &str = "__next";
@@ -40,14 +40,15 @@ pub(crate) struct Table {
     /// cleared by a column its key does not lead with); a rebuild then
     /// creates them with the table instead of after filling it.
     pub indexes_serve_writes: bool,
-    /// Whether rows are only ever inserted, never found or updated by
-    /// their key while a page is written (the audit trail). A rebuild on
-    /// PostgreSQL then adds the primary key after filling the table: one
-    /// sort instead of a b-tree kept in order row by row (a tenth to a
-    /// fifth of the rebuild's time). SQLite builds a `WITHOUT ROWID`
-    /// table on its key, which must exist from the start; adding it later
-    /// was measured no faster there.
-    pub append_only: bool,
+    /// Whether writing a page finds rows by the primary key: lookups and
+    /// upserts of a main table, side rows cleared by the column the key
+    /// leads with. When not (the audit trail, side tables cleared through
+    /// a secondary index), a rebuild on PostgreSQL adds the key after
+    /// filling the table: one sort instead of a b-tree kept in order row
+    /// by row. SQLite builds a `WITHOUT ROWID` table on its key, which
+    /// must exist from the start; adding it later was measured no faster
+    /// there.
+    pub key_serves_writes: bool,
 }
 
 impl Table {
@@ -82,7 +83,7 @@ pub(crate) const AUDIT: Table = Table {
         ("occurred", "occurred_at, position", None),
     ],
     indexes_serve_writes: false,
-    append_only: true,
+    key_serves_writes: false,
 };
 
 pub(crate) const AUDIT_SUBJECTS: Table = Table {
@@ -91,7 +92,7 @@ pub(crate) const AUDIT_SUBJECTS: Table = Table {
     key: &["subject", "position"],
     indexes: &[],
     indexes_serve_writes: false,
-    append_only: true,
+    key_serves_writes: false,
 };
 
 pub(crate) const RESOURCES: Table = Table {
@@ -118,7 +119,7 @@ pub(crate) const RESOURCES: Table = Table {
     key: &["subject"],
     indexes: &[],
     indexes_serve_writes: false,
-    append_only: false,
+    key_serves_writes: true,
 };
 
 pub(crate) const RESOURCE_SCOPES: Table = Table {
@@ -127,7 +128,7 @@ pub(crate) const RESOURCE_SCOPES: Table = Table {
     key: &["scope", "subject"],
     indexes: &[("subject", "subject, scope", None)],
     indexes_serve_writes: true,
-    append_only: false,
+    key_serves_writes: false,
 };
 
 pub(crate) const HOLDS: Table = Table {
@@ -152,7 +153,7 @@ pub(crate) const HOLDS: Table = Table {
         ("placed", "placed_position", None),
     ],
     indexes_serve_writes: false,
-    append_only: false,
+    key_serves_writes: true,
 };
 
 pub(crate) const REQUESTS: Table = Table {
@@ -200,16 +201,16 @@ pub(crate) const REQUESTS: Table = Table {
         ("scope", "scope", None),
     ],
     indexes_serve_writes: false,
-    append_only: false,
+    key_serves_writes: true,
 };
 
 pub(crate) const REQUEST_HOLDS: Table = Table {
     name: "rm_request_holds",
     columns: &[("hold", Text), ("request", Text)],
     key: &["hold", "request"],
-    indexes: &[],
-    indexes_serve_writes: false,
-    append_only: false,
+    indexes: &[("request", "request, hold", None)],
+    indexes_serve_writes: true,
+    key_serves_writes: false,
 };
 
 pub(crate) const TASKS: Table = Table {
@@ -240,7 +241,7 @@ pub(crate) const TASKS: Table = Table {
         ("target", "target", None),
     ],
     indexes_serve_writes: false,
-    append_only: false,
+    key_serves_writes: true,
 };
 
 pub(crate) const TASK_SCOPES: Table = Table {
@@ -249,7 +250,7 @@ pub(crate) const TASK_SCOPES: Table = Table {
     key: &["task", "scope"],
     indexes: &[("scope", "scope, task", None)],
     indexes_serve_writes: false,
-    append_only: false,
+    key_serves_writes: true,
 };
 
 /// The tables each projection owns, its main table first.

@@ -9,7 +9,7 @@
 //! short statement, prepared once, whatever the number of rows, instead
 //! of tens of thousands of placeholders to parse, plan and bind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
@@ -157,12 +157,23 @@ impl Entity for TaskRow {
     }
 }
 
-/// One cached row: what the database holds (`stored_set`, `None` when
-/// unknown or absent) and what it should hold.
+/// What the database holds under a cached key, as far as this page knows.
+#[derive(Debug)]
+enum Stored {
+    /// Put without being read first.
+    Unknown,
+    /// Read, and not there: the row is new, so it is inserted (no
+    /// conflict to check) and has no side rows to clear.
+    Absent,
+    /// Read, with the side table's values it had.
+    Row(Vec<String>),
+}
+
+/// One cached row: what the database holds and what it should hold.
 #[derive(Debug)]
 struct Cached<T> {
     row: Option<T>,
-    stored_set: Option<Vec<String>>,
+    stored: Stored,
     dirty: bool,
 }
 
@@ -202,7 +213,9 @@ impl<T: Entity> Cache<T> {
         self.rows.insert(
             key.to_owned(),
             Cached {
-                stored_set: row.as_ref().map(|r| r.set().to_vec()),
+                stored: row
+                    .as_ref()
+                    .map_or(Stored::Absent, |r| Stored::Row(r.set().to_vec())),
                 row: row.clone(),
                 dirty: false,
             },
@@ -222,7 +235,7 @@ impl<T: Entity> Cache<T> {
                     key,
                     Cached {
                         row: Some(row),
-                        stored_set: None,
+                        stored: Stored::Unknown,
                         dirty: true,
                     },
                 );
@@ -230,42 +243,50 @@ impl<T: Entity> Cache<T> {
         }
     }
 
+    /// Writes the changed rows: new ones by plain INSERT, the others by
+    /// upsert (PostgreSQL's conflict check costs as much again as the
+    /// insert); then the side table's rows of those whose set changed.
     async fn flush(&mut self, exec: &mut Exec<'_>, suffix: &str) -> Result<(), ReadModelError> {
-        let mut dirty: Vec<Cached<T>> = self
+        let mut dirty: Vec<(T, Stored)> = self
             .rows
             .drain()
-            .map(|(_, c)| c)
-            .filter(|c| c.dirty && c.row.is_some())
+            .filter_map(|(_, c)| match c.row {
+                Some(row) if c.dirty => Some((row, c.stored)),
+                _ => None,
+            })
             .collect();
         // Sorted, so that both backends see the same statements.
-        dirty.sort_by(|a, b| key_of(a).cmp(key_of(b)));
-        let rows: Vec<Vec<Val>> = dirty
+        dirty.sort_by(|(a, _), (b, _)| a.key().cmp(b.key()));
+        let (new, known): (Vec<_>, Vec<_>) = dirty
             .iter()
-            .filter_map(|c| c.row.as_ref().map(Entity::vals))
-            .collect();
-        upsert(exec, &T::TABLE, suffix, rows).await?;
+            .partition(|(_, stored)| matches!(stored, Stored::Absent));
+        let vals = |rows: Vec<&(T, Stored)>| rows.iter().map(|(row, _)| row.vals()).collect();
+        insert(exec, &T::TABLE, suffix, vals(new)).await?;
+        upsert(exec, &T::TABLE, suffix, vals(known)).await?;
         let Some((set_table, key_col, _)) = T::SET else {
             return Ok(());
         };
-        let mut keys: Vec<String> = Vec::new();
+        let mut cleared: Vec<&str> = Vec::new();
         let mut pairs: Vec<Vec<Val>> = Vec::new();
-        for cached in &dirty {
-            let Some(row) = &cached.row else { continue };
-            if cached.stored_set.as_deref() == Some(row.set()) {
-                continue;
+        for (row, stored) in &dirty {
+            match stored {
+                Stored::Row(set) if set.as_slice() == row.set() => continue,
+                Stored::Absent => {}
+                Stored::Row(_) | Stored::Unknown => cleared.push(row.key()),
             }
-            keys.push(row.key().to_owned());
-            for value in row.set() {
+            // Each value once: the side table's key is (row key, value).
+            let values: BTreeSet<&str> = row.set().iter().map(String::as_str).collect();
+            for value in values {
                 // Side tables list their columns as the schema does.
                 pairs.push(if set_table.columns[0].0 == key_col {
-                    vec![Val::from(row.key()), Val::from(value.as_str())]
+                    vec![Val::from(row.key()), Val::from(value)]
                 } else {
-                    vec![Val::from(value.as_str()), Val::from(row.key())]
+                    vec![Val::from(value), Val::from(row.key())]
                 });
             }
         }
         if let Exec::Postgres(conn) = exec {
-            for chunk in keys.chunks(ARRAY_ROWS_MAX) {
+            for chunk in cleared.chunks(ARRAY_ROWS_MAX) {
                 sqlx::query(&format!(
                     "DELETE FROM {}{suffix} WHERE {key_col} = ANY($1::text[])",
                     set_table.name
@@ -275,10 +296,10 @@ impl<T: Entity> Cache<T> {
                 .await
                 .map_err(db_error)?;
             }
-            return insert(exec, &set_table, suffix, pairs, true).await;
+            return insert(exec, &set_table, suffix, pairs).await;
         }
-        let mut keys = keys.iter();
-        for size in statement_sizes(keys.len(), STATEMENT_ROWS_MAX) {
+        let mut cleared = cleared.into_iter();
+        for size in statement_sizes(cleared.len(), STATEMENT_ROWS_MAX) {
             let backend = exec.backend();
             let sql = statement(
                 format!("delete {}{suffix} {backend:?} {size}", set_table.name),
@@ -290,35 +311,22 @@ impl<T: Entity> Cache<T> {
                     )
                 },
             );
-            let args: Vec<Val> = keys
-                .by_ref()
-                .take(size)
-                .map(|k| Val::from(k.as_str()))
-                .collect();
+            let args: Vec<Val> = cleared.by_ref().take(size).map(Val::from).collect();
             exec.execute(&sql, args).await?;
         }
-        insert(exec, &set_table, suffix, pairs, true).await
+        insert(exec, &set_table, suffix, pairs).await
     }
 }
 
-fn key_of<T: Entity>(cached: &Cached<T>) -> &str {
-    cached.row.as_ref().map_or("", |r| r.key())
-}
-
-/// Multi-row INSERT of `rows` (each in the table's column order).
+/// Multi-row INSERT of `rows` (each in the table's column order), none
+/// of which may exist yet.
 pub(crate) async fn insert(
     exec: &mut Exec<'_>,
     table: &Table,
     suffix: &str,
     rows: Vec<Vec<Val>>,
-    ignore_duplicates: bool,
 ) -> Result<(), ReadModelError> {
-    if ignore_duplicates {
-        let conflict = format!(" ON CONFLICT ({}) DO NOTHING", table.key.join(", "));
-        write_rows(exec, table, suffix, rows, "insert-or-ignore", &conflict).await
-    } else {
-        write_rows(exec, table, suffix, rows, "insert", "").await
-    }
+    write_rows(exec, table, suffix, rows, "insert", "").await
 }
 
 /// Multi-row INSERT ... ON CONFLICT DO UPDATE of whole rows.
@@ -493,15 +501,8 @@ impl<'a> SqlTx<'a> {
             }
         }
         drop(audit);
-        insert(&mut self.exec, &schema::AUDIT, suffix, entries, false).await?;
-        insert(
-            &mut self.exec,
-            &schema::AUDIT_SUBJECTS,
-            suffix,
-            subjects,
-            false,
-        )
-        .await?;
+        insert(&mut self.exec, &schema::AUDIT, suffix, entries).await?;
+        insert(&mut self.exec, &schema::AUDIT_SUBJECTS, suffix, subjects).await?;
         self.resources.flush(&mut self.exec, suffix).await?;
         self.holds.flush(&mut self.exec, suffix).await?;
         self.requests.flush(&mut self.exec, suffix).await?;
