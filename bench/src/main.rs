@@ -213,29 +213,88 @@ async fn raw_db(env: &Env, backend: Backend, name: &str) -> anyhow::Result<raw::
     Ok(db)
 }
 
+/// The one-writer pair: a raw one-event transaction and Lethe's
+/// one-event append, measured in turns; (raw figure, Lethe figure).
+async fn one_writer(
+    env: &Env,
+    backend: Backend,
+    window: Window,
+    raw_spec: &Spec<'_>,
+    lethe_spec: &Spec<'_>,
+) -> (Figure, Figure) {
+    let writers = async {
+        let db = raw_db(env, backend, "raw_one_1").await?;
+        let raw = raw::writers(&db, 1, 1).await?.pop();
+        let url = env.fresh(backend, "lethe_append_1").await?;
+        let store = Arc::new(adapters::store::open(&url).await?);
+        let lethe = lethe::append_writers(&store, 1, 1, false).pop();
+        match (raw, lethe) {
+            (Some(raw), Some(lethe)) => Ok((raw, lethe, store)),
+            _ => Err(anyhow::anyhow!("no writer was made")),
+        }
+    }
+    .await;
+    match writers {
+        Ok((raw, lethe, store)) => {
+            let (raw_sample, lethe_sample) = measure::drive_alternating(raw, lethe, window).await;
+            store.close().await;
+            (
+                raw_spec.figure(&raw_sample),
+                lethe_spec.figure(&lethe_sample),
+            )
+        }
+        Err(error) => (raw_spec.failed(&error), lethe_spec.failed(&error)),
+    }
+}
+
 async fn measure_backend(env: &Env, backend: Backend, plan: Plan, figures: &mut Vec<Figure>) {
     let window = plan.window;
     let raw_one = |writers| key(backend, "raw.one_per_tx", writers);
     let raw_multi = key(backend, "raw.multi_row_100", 1);
 
-    // Baselines.
-    for writers in [1, WRITERS_MANY] {
-        let spec = Spec {
-            backend,
-            system: "raw sqlx",
-            name: "raw.one_per_tx",
-            measurement: "1 event per transaction",
-            writers,
-            unit: "events/s",
-            baseline: None,
-        };
-        if !wanted(&spec.key()) {
-            continue;
-        }
-        let db_name = format!("raw_one_{writers}");
+    // One writer: the raw transaction and Lethe's append take turns (see
+    // `measure::drive_alternating`), since their latency ratio is a target.
+    let raw_spec = Spec {
+        backend,
+        system: "raw sqlx",
+        name: "raw.one_per_tx",
+        measurement: "1 event per transaction",
+        writers: 1,
+        unit: "events/s",
+        baseline: None,
+    };
+    let lethe_spec = Spec {
+        backend,
+        system: "lethe store",
+        name: "lethe.append",
+        measurement: "append 1 event (group commit)",
+        writers: 1,
+        unit: "events/s",
+        baseline: Some(raw_one(1)),
+    };
+    let mut lethe_one = None;
+    if wanted(&raw_spec.key()) || wanted(&lethe_spec.key()) {
+        let (raw_figure, lethe_figure) =
+            one_writer(env, backend, window, &raw_spec, &lethe_spec).await;
+        progress(&raw_figure);
+        figures.push(raw_figure);
+        lethe_one = Some(lethe_figure);
+    }
+
+    // Baselines of the other writers.
+    let spec = Spec {
+        backend,
+        system: "raw sqlx",
+        name: "raw.one_per_tx",
+        measurement: "1 event per transaction",
+        writers: WRITERS_MANY,
+        unit: "events/s",
+        baseline: None,
+    };
+    if wanted(&spec.key()) {
         let writers = async {
-            let db = raw_db(env, backend, &db_name).await?;
-            raw::writers(&db, writers, 1).await
+            let db = raw_db(env, backend, &format!("raw_one_{WRITERS_MANY}")).await?;
+            raw::writers(&db, WRITERS_MANY, 1).await
         }
         .await;
         record(figures, &spec, writers, window).await;
@@ -331,15 +390,11 @@ async fn measure_backend(env: &Env, backend: Backend, plan: Plan, figures: &mut 
     }
 
     // Lethe through its store port.
-    let store_runs: [(&str, &str, usize, usize, bool, String); 4] = [
-        (
-            "lethe.append",
-            "append 1 event (group commit)",
-            1,
-            1,
-            false,
-            raw_one(1),
-        ),
+    if let Some(figure) = lethe_one {
+        progress(&figure);
+        figures.push(figure);
+    }
+    let store_runs: [(&str, &str, usize, usize, bool, String); 3] = [
         (
             "lethe.append",
             "append 1 event (group commit)",

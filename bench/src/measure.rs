@@ -57,6 +57,20 @@ impl Sample {
     }
 }
 
+impl Sample {
+    /// Adds `other`'s counts, latencies (unsorted) and time.
+    fn add(&mut self, other: Sample) {
+        self.ops += other.ops;
+        self.events += other.events;
+        self.elapsed += other.elapsed;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latencies_us.extend(other.latencies_us);
+    }
+}
+
 fn rate(count: u64, elapsed: Duration) -> f64 {
     if elapsed.is_zero() {
         0.0
@@ -73,67 +87,110 @@ pub async fn drive<O: Op>(writers: Vec<O>, window: Window) -> Sample {
     let until = measure_from + window.measure;
     let tasks: Vec<_> = writers
         .into_iter()
-        .map(|mut op| {
-            tokio::spawn(async move {
-                let mut sample = Sample::default();
-                let mut last_end = measure_from;
-                loop {
-                    let started = Instant::now();
-                    if started >= until {
-                        break;
-                    }
-                    let result = op.run().await;
-                    let ended = Instant::now();
-                    match result {
-                        Ok(0) => break,
-                        Ok(events) => {
-                            if started >= measure_from && ended <= until {
-                                sample.ops += 1;
-                                sample.events += events;
-                                sample
-                                    .latencies_us
-                                    .push((ended - started).as_micros() as u64);
-                                last_end = last_end.max(ended);
-                            }
-                        }
-                        Err(error) => {
-                            sample.errors += 1;
-                            sample.first_error.get_or_insert(format!("{error:#}"));
-                            if sample.errors >= WRITER_ERRORS_MAX {
-                                break;
-                            }
-                        }
-                    }
-                }
-                (sample, last_end)
-            })
-        })
+        .map(|mut op| tokio::spawn(async move { run_writer(&mut op, measure_from, until).await }))
         .collect();
     let mut total = Sample::default();
     let mut last_end = measure_from;
     for task in tasks {
-        let (sample, end) = match task.await {
-            Ok(done) => done,
-            Err(panic) => (
-                Sample {
-                    errors: 1,
-                    first_error: Some(format!("writer panicked: {panic}")),
-                    ..Sample::default()
-                },
-                measure_from,
-            ),
-        };
-        total.ops += sample.ops;
-        total.events += sample.events;
-        total.errors += sample.errors;
-        if total.first_error.is_none() {
-            total.first_error = sample.first_error;
-        }
-        total.latencies_us.extend(sample.latencies_us);
+        let (sample, end) = task
+            .await
+            .unwrap_or_else(|panic| panicked(&panic, measure_from));
+        total.add(sample);
         last_end = last_end.max(end);
     }
     // Count-based writers may finish before the window closes.
     total.elapsed = last_end.min(until) - measure_from;
     total.latencies_us.sort_unstable();
     total
+}
+
+/// Slices of the window in [`drive_alternating`].
+pub const ALTERNATING_SLICES: u32 = 8;
+
+/// Runs two single writers in turns: each warms up for `window.warmup`,
+/// then each runs a slice of `window.measure` at a time, in turn,
+/// [`ALTERNATING_SLICES`] times. Both thus meet the same moments of a
+/// shared, noisy machine, which a ratio of their latencies needs more
+/// than a ratio of rates does. Each gets `window.measure` in all.
+pub async fn drive_alternating<A: Op, B: Op>(a: A, b: B, window: Window) -> (Sample, Sample) {
+    let slice = window.measure / ALTERNATING_SLICES;
+    let (mut a, _) = turn(a, window.warmup, Duration::ZERO).await;
+    let (mut b, _) = turn(b, window.warmup, Duration::ZERO).await;
+    let (mut total_a, mut total_b) = (Sample::default(), Sample::default());
+    for _ in 0..ALTERNATING_SLICES {
+        let (next, sample) = turn(a, Duration::ZERO, slice).await;
+        a = next;
+        total_a.add(sample);
+        let (next, sample) = turn(b, Duration::ZERO, slice).await;
+        b = next;
+        total_b.add(sample);
+    }
+    for total in [&mut total_a, &mut total_b] {
+        total.latencies_us.sort_unstable();
+    }
+    (total_a, total_b)
+}
+
+/// One writer's turn on a task of its own, as in [`drive`]: `warmup`,
+/// then `measure`; hands the writer back with what it did.
+async fn turn<O: Op>(mut op: O, warmup: Duration, measure: Duration) -> (O, Sample) {
+    let measure_from = Instant::now() + warmup;
+    let until = measure_from + measure;
+    let task = tokio::spawn(async move {
+        let (mut sample, _) = run_writer(&mut op, measure_from, until).await;
+        sample.elapsed = measure;
+        (op, sample)
+    });
+    match task.await {
+        Ok(done) => done,
+        // The writer is gone with its task: the benchmark cannot go on.
+        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+    }
+}
+
+/// One writer until `until`; what it did from `measure_from` on, and when
+/// its last counted operation ended.
+async fn run_writer<O: Op>(op: &mut O, measure_from: Instant, until: Instant) -> (Sample, Instant) {
+    let mut sample = Sample::default();
+    let mut last_end = measure_from;
+    loop {
+        let started = Instant::now();
+        if started >= until {
+            break;
+        }
+        let result = op.run().await;
+        let ended = Instant::now();
+        match result {
+            Ok(0) => break,
+            Ok(events) => {
+                if started >= measure_from && ended <= until {
+                    sample.ops += 1;
+                    sample.events += events;
+                    sample
+                        .latencies_us
+                        .push((ended - started).as_micros() as u64);
+                    last_end = last_end.max(ended);
+                }
+            }
+            Err(error) => {
+                sample.errors += 1;
+                sample.first_error.get_or_insert(format!("{error:#}"));
+                if sample.errors >= WRITER_ERRORS_MAX {
+                    break;
+                }
+            }
+        }
+    }
+    (sample, last_end)
+}
+
+fn panicked(panic: &tokio::task::JoinError, measure_from: Instant) -> (Sample, Instant) {
+    (
+        Sample {
+            errors: 1,
+            first_error: Some(format!("writer panicked: {panic}")),
+            ..Sample::default()
+        },
+        measure_from,
+    )
 }
