@@ -45,9 +45,9 @@ pub(crate) struct Table {
     /// leads with. When not (the audit trail, side tables cleared through
     /// a secondary index), a rebuild on PostgreSQL adds the key after
     /// filling the table: one sort instead of a b-tree kept in order row
-    /// by row. SQLite builds a `WITHOUT ROWID` table on its key, which
-    /// must exist from the start; adding it later was measured no faster
-    /// there.
+    /// by row. On SQLite a table is built on its key (`WITHOUT ROWID`,
+    /// or the rowid itself), which must exist from the start; a unique
+    /// index added later instead was measured no faster there.
     pub key_serves_writes: bool,
 }
 
