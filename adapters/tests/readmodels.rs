@@ -458,9 +458,7 @@ async fn every_table_has_its_primary_key(h: &Harness) {
 /// The audit lookup for one subject and the compliance report's range
 /// query use indexes, not sequential scans, once PostgreSQL knows the data.
 async fn plans_use_indexes(h: &Harness) {
-    use sqlx::Connection as _;
-    let mut admin = sqlx::PgConnection::connect(&h.url).await.unwrap();
-    sqlx::query("ANALYZE").execute(&mut admin).await.unwrap();
+    h.execute("ANALYZE").await;
     let audit = h
         .models
         .explain_audit(&AuditQuery {
@@ -515,20 +513,11 @@ async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
 
     // What an older version left behind: the tasks projection's tables
     // at a lower schema version.
-    let older = "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
-                 WHERE projection = 'tasks'";
-    match kind {
-        Kind::Postgres => {
-            use sqlx::Connection as _;
-            let mut admin = sqlx::PgConnection::connect(&h.url).await.unwrap();
-            sqlx::query(older).execute(&mut admin).await.unwrap();
-        }
-        Kind::Sqlite => {
-            use sqlx::Connection as _;
-            let mut admin = sqlx::SqliteConnection::connect(&h.url).await.unwrap();
-            sqlx::query(older).execute(&mut admin).await.unwrap();
-        }
-    }
+    h.execute(
+        "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
+         WHERE projection = 'tasks'",
+    )
+    .await;
 
     let reopened = adapters::readmodel::ReadModels::open(&h.url).await.unwrap();
     let checkpoints: BTreeMap<String, u64> =

@@ -85,6 +85,24 @@ impl Harness {
         memory
     }
 
+    /// Runs one SQL statement on the harness's database, beside the store
+    /// and the read models (what an older version or an operator left).
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        match self.kind {
+            Kind::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut connection).await.unwrap();
+                connection.close().await.unwrap();
+            }
+            Kind::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut connection).await.unwrap();
+                connection.close().await.unwrap();
+            }
+        }
+    }
+
     pub async fn finish(self) {
         let Self {
             store,
