@@ -287,11 +287,16 @@ impl<T: Entity> Cache<T> {
         }
         if let Exec::Postgres(conn) = exec {
             for chunk in cleared.chunks(ARRAY_ROWS_MAX) {
+                // Not prepared: PostgreSQL plans it for these keys and the
+                // table as it is now. A prepared statement's generic plan
+                // can be made while the table is empty (a rebuild's first
+                // pages) and scan the whole table for every page after.
                 sqlx::query(&format!(
                     "DELETE FROM {}{suffix} WHERE {key_col} = ANY($1::text[])",
                     set_table.name
                 ))
                 .bind(chunk)
+                .persistent(false)
                 .execute(&mut **conn)
                 .await
                 .map_err(db_error)?;
