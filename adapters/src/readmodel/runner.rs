@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::db::{Backend, Val};
 use super::schema::{self, SCHEMA_VERSION, SHADOW};
-use super::sqltx::SqlTx;
+use super::sqltx::{SqlTx, Written};
 use super::{ReadModels, Tx};
 
 /// Most events applied in one transaction. Smaller pages hold the SQLite
@@ -88,6 +88,13 @@ impl Target {
             .filter(|target| !target.names.is_empty())
             .collect()
     }
+}
+
+/// A target being filled page by page, with what a rebuild knows of its
+/// rows (nothing for live tables, which other processes write too).
+struct Filling {
+    target: Target,
+    written: Option<Written>,
 }
 
 /// Decodes a page of events once for every target that applies it.
@@ -323,8 +330,9 @@ impl ReadModels {
         checkpoints: &BTreeMap<ProjectionName, Position>,
         events: &[RecordedEvent],
         decoded: &[LedgerEvent],
+        written: Option<&mut Written>,
     ) -> Result<(), ReadModelError> {
-        let mut sql = SqlTx::new(tx.exec(), target.suffix());
+        let mut sql = SqlTx::new(tx.exec(), target.suffix(), written);
         for (recorded, event) in events.iter().zip(decoded) {
             for name in &target.names {
                 if recorded.position > checkpoints.get(name).copied().unwrap_or(0) {
@@ -349,12 +357,12 @@ impl ReadModels {
             .read_all(from, page_events_max.clamp(1, PAGE_EVENTS_MAX))
             .await?;
         let decoded = decode_page(&events)?;
-        self.apply_page(target, from, &events, &decoded).await
+        self.apply_page(target, from, &events, &decoded, None).await
     }
 
     /// Applies `events` (and `decoded`, the same events decoded), read
-    /// after position `from`, to `target` and moves its checkpoints, in
-    /// one transaction. Returns the events applied: 0 when there were
+    /// after position `from`, to `target` (a rebuild's with what it has
+    /// `written`) and moves its checkpoints, in one transaction. Returns the events applied: 0 when there were
     /// none, or when a checkpoint moved back below `from` meanwhile (a
     /// schema reset; read again from the checkpoints).
     async fn apply_page(
@@ -363,6 +371,7 @@ impl ReadModels {
         from: Position,
         events: &[RecordedEvent],
         decoded: &[LedgerEvent],
+        written: Option<&mut Written>,
     ) -> Result<usize, ReadModelError> {
         let backend = self.backend();
         let Some(last) = events.last().map(|e| e.position) else {
@@ -391,7 +400,7 @@ impl ReadModels {
             }
             checkpoints.insert(*name, *position);
         }
-        Self::apply_events(&mut tx, target, &checkpoints, events, decoded).await?;
+        Self::apply_events(&mut tx, target, &checkpoints, events, decoded, written).await?;
         self.fault_point()?;
         for key in &keys {
             tx.exec()
@@ -417,27 +426,29 @@ impl ReadModels {
     async fn fill(
         &self,
         store: &dyn EventStore,
-        targets: &[Target],
+        fillings: &mut [Filling],
         page_events_max: usize,
     ) -> Result<u64, ReadModelError> {
         let limit = page_events_max.clamp(1, PAGE_EVENTS_MAX);
         let mut applied = 0_u64;
-        if targets.is_empty() {
+        if fillings.is_empty() {
             return Ok(0);
         }
         let mut from = Position::MAX;
-        for target in targets {
-            from = from.min(self.min_checkpoint(target).await?);
+        for filling in fillings.iter() {
+            from = from.min(self.min_checkpoint(&filling.target).await?);
         }
         let mut events = store.read_all(from, limit).await?;
         while let Some(last) = events.last().map(|e| e.position) {
             let decoded = decode_page(&events)?;
             let (done, next) = tokio::join!(
-                try_join_all(
-                    targets
-                        .iter()
-                        .map(|target| self.apply_page(target, from, &events, &decoded))
-                ),
+                try_join_all(fillings.iter_mut().map(|filling| self.apply_page(
+                    &filling.target,
+                    from,
+                    &events,
+                    &decoded,
+                    filling.written.as_mut()
+                ))),
                 store.read_all_ahead(last, limit)
             );
             if done?.contains(&0) {
@@ -471,8 +482,12 @@ impl ReadModels {
             names: ProjectionName::ALL.to_vec(),
             shadow: false,
         };
-        self.fill(store, std::slice::from_ref(&target), PAGE_EVENTS_MAX)
-            .await?;
+        let mut fillings = [Filling {
+            target,
+            written: None,
+        }];
+        self.fill(store, &mut fillings, PAGE_EVENTS_MAX).await?;
+        let [Filling { target, .. }] = fillings;
         self.min_checkpoint(&target).await
     }
 
@@ -537,9 +552,16 @@ impl ReadModels {
         tx.commit().await?;
 
         // Fill them page by page; queries still read the live tables.
-        let mut applied = self
-            .fill(store, &shadow.groups(backend), PAGE_EVENTS_MAX)
-            .await?;
+        let mut fillings: Vec<Filling> = shadow
+            .groups(backend)
+            .into_iter()
+            .map(|target| Filling {
+                target,
+                written: Some(Written::default()),
+            })
+            .collect();
+        let mut applied = self.fill(store, &mut fillings, PAGE_EVENTS_MAX).await?;
+        drop(fillings);
 
         // Index them now that they are full; the pages that catch up in
         // the swap below find their rows by primary key only.
@@ -582,7 +604,7 @@ impl ReadModels {
                 )));
             };
             let decoded = decode_page(&events)?;
-            Self::apply_events(&mut tx, &shadow, &shadow_at, &events, &decoded).await?;
+            Self::apply_events(&mut tx, &shadow, &shadow_at, &events, &decoded, None).await?;
             applied += events.len() as u64;
             for at in shadow_at.values_mut() {
                 *at = (*at).max(last);

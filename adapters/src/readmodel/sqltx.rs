@@ -9,7 +9,9 @@
 //! short statement, prepared once, whatever the number of rows, instead
 //! of tens of thousands of placeholders to parse, plan and bind.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
@@ -157,6 +159,65 @@ impl Entity for TaskRow {
     }
 }
 
+/// Most keys [`Written`] remembers: about 16 bytes each, so a few tens of
+/// megabytes at most. A rebuild of more rows than this still completes,
+/// asking the database for each row instead.
+const WRITTEN_KEYS_MAX: usize = 2_000_000;
+
+/// The keys of the rows a rebuild has written to its shadow tables, so
+/// far. The rebuild made those tables empty and is the only writer of
+/// them, so a key not among these is absent: no round trip to ask, and
+/// the row is inserted rather than upserted. Kept as hashes of (table,
+/// key), to bound the memory: a collision only makes an absent row look
+/// present, which costs the question it would have cost anyway. Past
+/// [`WRITTEN_KEYS_MAX`] keys it forgets them all and answers nothing.
+#[derive(Debug)]
+pub(crate) struct Written {
+    hasher: RandomState,
+    keys: HashSet<u64>,
+    keys_max: usize,
+    full: bool,
+}
+
+impl Default for Written {
+    fn default() -> Self {
+        Self::bounded(WRITTEN_KEYS_MAX)
+    }
+}
+
+impl Written {
+    fn bounded(keys_max: usize) -> Self {
+        Self {
+            hasher: RandomState::new(),
+            keys: HashSet::new(),
+            keys_max,
+            full: false,
+        }
+    }
+
+    fn hash(&self, table: &Table, key: &str) -> u64 {
+        self.hasher.hash_one((table.name, key))
+    }
+
+    /// Whether the row of `key` in `table` is surely not stored.
+    fn absent(&self, table: &Table, key: &str) -> bool {
+        !self.full && !self.keys.contains(&self.hash(table, key))
+    }
+
+    fn insert(&mut self, table: &Table, key: &str) {
+        if self.full {
+            return;
+        }
+        if self.keys.len() >= self.keys_max {
+            self.full = true;
+            self.keys = HashSet::new();
+            return;
+        }
+        let hash = self.hash(table, key);
+        self.keys.insert(hash);
+    }
+}
+
 /// What the database holds under a cached key, as far as this page knows.
 #[derive(Debug)]
 enum Stored {
@@ -195,10 +256,22 @@ impl<T: Entity> Cache<T> {
         &mut self,
         exec: &mut Exec<'_>,
         suffix: &str,
+        written: Option<&Written>,
         key: &str,
     ) -> Result<Option<T>, ReadModelError> {
         if let Some(cached) = self.rows.get(key) {
             return Ok(cached.row.clone());
+        }
+        if written.is_some_and(|w| w.absent(&T::TABLE, key)) {
+            self.rows.insert(
+                key.to_owned(),
+                Cached {
+                    row: None,
+                    stored: Stored::Absent,
+                    dirty: false,
+                },
+            );
+            return Ok(None);
         }
         let table = T::TABLE;
         let sql = format!(
@@ -223,7 +296,7 @@ impl<T: Entity> Cache<T> {
         Ok(row)
     }
 
-    fn put(&mut self, row: T) {
+    fn put(&mut self, written: Option<&Written>, row: T) {
         let key = row.key().to_owned();
         match self.rows.get_mut(&key) {
             Some(cached) => {
@@ -231,11 +304,16 @@ impl<T: Entity> Cache<T> {
                 cached.dirty = true;
             }
             None => {
+                let stored = if written.is_some_and(|w| w.absent(&T::TABLE, &key)) {
+                    Stored::Absent
+                } else {
+                    Stored::Unknown
+                };
                 self.rows.insert(
                     key,
                     Cached {
                         row: Some(row),
-                        stored: Stored::Unknown,
+                        stored,
                         dirty: true,
                     },
                 );
@@ -246,7 +324,12 @@ impl<T: Entity> Cache<T> {
     /// Writes the changed rows: new ones by plain INSERT, the others by
     /// upsert (PostgreSQL's conflict check costs as much again as the
     /// insert); then the side table's rows of those whose set changed.
-    async fn flush(&mut self, exec: &mut Exec<'_>, suffix: &str) -> Result<(), ReadModelError> {
+    async fn flush(
+        &mut self,
+        exec: &mut Exec<'_>,
+        suffix: &str,
+        written: Option<&mut Written>,
+    ) -> Result<(), ReadModelError> {
         let mut dirty: Vec<(T, Stored)> = self
             .rows
             .drain()
@@ -257,6 +340,11 @@ impl<T: Entity> Cache<T> {
             .collect();
         // Sorted, so that both backends see the same statements.
         dirty.sort_by(|(a, _), (b, _)| a.key().cmp(b.key()));
+        if let Some(written) = written {
+            for (row, _) in &dirty {
+                written.insert(&T::TABLE, row.key());
+            }
+        }
         let (new, known): (Vec<_>, Vec<_>) = dirty
             .iter()
             .partition(|(_, stored)| matches!(stored, Stored::Absent));
@@ -474,6 +562,8 @@ pub(crate) struct SqlTx<'a> {
     exec: Exec<'a>,
     /// `""` for the live tables, `schema::SHADOW` during a rebuild.
     suffix: &'static str,
+    /// A rebuild's knowledge of the rows in its shadow tables.
+    written: Option<&'a mut Written>,
     audit: Vec<AuditEntry>,
     resources: Cache<ResourceRow>,
     holds: Cache<HoldRow>,
@@ -482,10 +572,11 @@ pub(crate) struct SqlTx<'a> {
 }
 
 impl<'a> SqlTx<'a> {
-    pub fn new(exec: Exec<'a>, suffix: &'static str) -> Self {
+    pub fn new(exec: Exec<'a>, suffix: &'static str, written: Option<&'a mut Written>) -> Self {
         Self {
             exec,
             suffix,
+            written,
             audit: Vec::new(),
             resources: Cache::default(),
             holds: Cache::default(),
@@ -508,10 +599,18 @@ impl<'a> SqlTx<'a> {
         drop(audit);
         insert(&mut self.exec, &schema::AUDIT, suffix, entries).await?;
         insert(&mut self.exec, &schema::AUDIT_SUBJECTS, suffix, subjects).await?;
-        self.resources.flush(&mut self.exec, suffix).await?;
-        self.holds.flush(&mut self.exec, suffix).await?;
-        self.requests.flush(&mut self.exec, suffix).await?;
-        self.tasks.flush(&mut self.exec, suffix).await
+        self.resources
+            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
+            .await?;
+        self.holds
+            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
+            .await?;
+        self.requests
+            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
+            .await?;
+        self.tasks
+            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
+            .await
     }
 }
 
@@ -524,48 +623,81 @@ impl ReadModelTx for SqlTx<'_> {
 
     async fn resource(&mut self, subject: &str) -> Result<Option<ResourceRow>, ReadModelError> {
         self.resources
-            .get(&mut self.exec, self.suffix, subject)
+            .get(
+                &mut self.exec,
+                self.suffix,
+                self.written.as_deref(),
+                subject,
+            )
             .await
     }
 
     async fn put_resource(&mut self, row: ResourceRow) -> Result<(), ReadModelError> {
-        self.resources.put(row);
+        self.resources.put(self.written.as_deref(), row);
         Ok(())
     }
 
     async fn hold(&mut self, hold: &str) -> Result<Option<HoldRow>, ReadModelError> {
-        self.holds.get(&mut self.exec, self.suffix, hold).await
+        self.holds
+            .get(&mut self.exec, self.suffix, self.written.as_deref(), hold)
+            .await
     }
 
     async fn put_hold(&mut self, row: HoldRow) -> Result<(), ReadModelError> {
-        self.holds.put(row);
+        self.holds.put(self.written.as_deref(), row);
         Ok(())
     }
 
     async fn request(&mut self, request: &str) -> Result<Option<RequestRow>, ReadModelError> {
         self.requests
-            .get(&mut self.exec, self.suffix, request)
+            .get(
+                &mut self.exec,
+                self.suffix,
+                self.written.as_deref(),
+                request,
+            )
             .await
     }
 
     async fn put_request(&mut self, row: RequestRow) -> Result<(), ReadModelError> {
-        self.requests.put(row);
+        self.requests.put(self.written.as_deref(), row);
         Ok(())
     }
 
     async fn task(&mut self, task: &str) -> Result<Option<TaskRow>, ReadModelError> {
-        self.tasks.get(&mut self.exec, self.suffix, task).await
+        self.tasks
+            .get(&mut self.exec, self.suffix, self.written.as_deref(), task)
+            .await
     }
 
     async fn put_task(&mut self, row: TaskRow) -> Result<(), ReadModelError> {
-        self.tasks.put(row);
+        self.tasks.put(self.written.as_deref(), row);
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::statement_sizes;
+    use super::{schema, statement_sizes, Written};
+
+    #[test]
+    fn written_knows_absent_rows_until_it_is_full() {
+        let mut written = Written::bounded(3);
+        assert!(written.absent(&schema::RESOURCES, "file:f-1"));
+        written.insert(&schema::RESOURCES, "file:f-1");
+        assert!(!written.absent(&schema::RESOURCES, "file:f-1"));
+        // Keys are per table.
+        assert!(written.absent(&schema::TASKS, "file:f-1"));
+        written.insert(&schema::TASKS, "file:f-1");
+        written.insert(&schema::TASKS, "task-2");
+        assert!(written.absent(&schema::TASKS, "task-3"));
+        // Past its bound it forgets everything and claims nothing absent.
+        written.insert(&schema::TASKS, "task-3");
+        assert!(!written.absent(&schema::TASKS, "task-3"));
+        assert!(!written.absent(&schema::HOLDS, "never-written"));
+        written.insert(&schema::HOLDS, "hold-1");
+        assert!(!written.absent(&schema::HOLDS, "other"));
+    }
 
     #[test]
     fn batches_are_cut_into_statements_of_a_few_sizes() {
