@@ -362,9 +362,10 @@ impl ReadModels {
 
     /// Applies `events` (and `decoded`, the same events decoded), read
     /// after position `from`, to `target` (a rebuild's with what it has
-    /// `written`) and moves its checkpoints, in one transaction. Returns the events applied: 0 when there were
-    /// none, or when a checkpoint moved back below `from` meanwhile (a
-    /// schema reset; read again from the checkpoints).
+    /// `written`) and moves its checkpoints, in one transaction. Returns
+    /// the events applied: 0 when there were none, or when a checkpoint
+    /// moved back below `from` meanwhile (a schema reset; read again from
+    /// the checkpoints).
     async fn apply_page(
         &self,
         target: &Target,

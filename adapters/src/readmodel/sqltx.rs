@@ -159,10 +159,10 @@ impl Entity for TaskRow {
     }
 }
 
-/// Most keys [`Written`] remembers: about 16 bytes each, so a few tens of
-/// megabytes at most. A rebuild of more rows than this still completes,
-/// asking the database for each row instead.
-const WRITTEN_KEYS_MAX: usize = 2_000_000;
+/// Most keys one [`Written`] remembers (one per rebuild group): 9 to 18
+/// bytes each, so under 20 MB. A rebuild of more rows than this still
+/// completes, asking the database for each row instead.
+const WRITTEN_KEYS_MAX: usize = 1_000_000;
 
 /// The keys of the rows a rebuild has written to its shadow tables, so
 /// far. The rebuild made those tables empty and is the only writer of
