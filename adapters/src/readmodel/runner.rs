@@ -484,11 +484,10 @@ impl ReadModels {
             shadow: false,
         };
         let mut fillings = [Filling {
-            target,
+            target: target.clone(),
             written: None,
         }];
         self.fill(store, &mut fillings, PAGE_EVENTS_MAX).await?;
-        let [Filling { target, .. }] = fillings;
         self.min_checkpoint(&target).await
     }
 
@@ -562,6 +561,7 @@ impl ReadModels {
             })
             .collect();
         let mut applied = self.fill(store, &mut fillings, PAGE_EVENTS_MAX).await?;
+        // What `Written` holds is of no use past the fill.
         drop(fillings);
 
         // Index them now that they are full; the pages that catch up in
