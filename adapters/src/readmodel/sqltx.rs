@@ -262,27 +262,19 @@ impl<T: Entity> Cache<T> {
         if let Some(cached) = self.rows.get(key) {
             return Ok(cached.row.clone());
         }
-        if written.is_some_and(|w| w.absent(&T::TABLE, key)) {
-            self.rows.insert(
-                key.to_owned(),
-                Cached {
-                    row: None,
-                    stored: Stored::Absent,
-                    dirty: false,
-                },
+        let row = if written.is_some_and(|w| w.absent(&T::TABLE, key)) {
+            None
+        } else {
+            let table = T::TABLE;
+            let sql = format!(
+                "SELECT * FROM {}{suffix} WHERE {} = $1",
+                table.name, table.key[0]
             );
-            return Ok(None);
-        }
-        let table = T::TABLE;
-        let sql = format!(
-            "SELECT * FROM {}{suffix} WHERE {} = $1",
-            table.name, table.key[0]
-        );
-        let row = exec
-            .fetch_optional(&sql, vec![key.into()])
-            .await?
-            .map(|row| T::from_row(&row))
-            .transpose()?;
+            exec.fetch_optional(&sql, vec![key.into()])
+                .await?
+                .map(|row| T::from_row(&row))
+                .transpose()?
+        };
         self.rows.insert(
             key.to_owned(),
             Cached {
