@@ -215,6 +215,14 @@ macro_rules! bind_all {
 }
 
 impl Exec<'_> {
+    /// The same connection, borrowed for a shorter time.
+    pub fn reborrow(&mut self) -> Exec<'_> {
+        match self {
+            Exec::Sqlite(conn) => Exec::Sqlite(conn),
+            Exec::Postgres(conn) => Exec::Postgres(conn),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Exec::Sqlite(_) => Backend::Sqlite,

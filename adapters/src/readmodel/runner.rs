@@ -3,6 +3,7 @@
 //! in; the creation of missing tables.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use commands::log::{EventStore, Position, RecordedEvent};
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use super::db::{Backend, Val};
 use super::schema::{self, SCHEMA_VERSION, SHADOW};
-use super::sqltx::{SqlTx, Written};
+use super::sqltx::{PageRows, Reader, SqlTx, Written};
 use super::{ReadModels, Tx};
 
 /// Most events applied in one transaction. Smaller pages hold the SQLite
@@ -90,16 +91,29 @@ impl Target {
     }
 }
 
-/// A target being filled page by page, with what a rebuild knows of its
-/// rows (nothing for live tables, which other processes write too).
+/// A rebuild's shadow target being filled page by page: what it knows of
+/// the rows in its tables, and the rows of the page before (being written
+/// while the next is projected).
 struct Filling {
     target: Target,
-    written: Option<Written>,
+    written: Written,
+    prev: Option<Arc<PageRows>>,
 }
 
 /// Decodes a page of events once for every target that applies it.
 fn decode_page(events: &[RecordedEvent]) -> Result<Vec<LedgerEvent>, ReadModelError> {
     events.iter().map(projections::decode).collect()
+}
+
+/// Checks that `events`, read after position `from`, start right after it.
+fn contiguous(from: Position, events: &[RecordedEvent]) -> Result<(), ReadModelError> {
+    match events.first() {
+        Some(first) if first.position != from + 1 => Err(ReadModelError::Corrupt(format!(
+            "the log skips from position {from} to {}",
+            first.position
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// What a rebuild did.
@@ -321,26 +335,39 @@ impl ReadModels {
             .unwrap_or(0))
     }
 
+    /// Applies `events` to `sql`, skipping those at or below each
+    /// projection's checkpoint.
+    async fn project(
+        sql: &mut SqlTx<'_>,
+        target: &Target,
+        checkpoints: &BTreeMap<ProjectionName, Position>,
+        events: &[RecordedEvent],
+        decoded: &[LedgerEvent],
+    ) -> Result<(), ReadModelError> {
+        for (recorded, event) in events.iter().zip(decoded) {
+            for name in &target.names {
+                if recorded.position > checkpoints.get(name).copied().unwrap_or(0) {
+                    projections::apply(*name, sql, recorded, event).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `events` to the target inside `tx`, skipping those at or
-    /// below each projection's checkpoint; returns nothing written yet
-    /// (the caller flushes and moves the checkpoints).
+    /// below each projection's checkpoint, and writes the rows (the
+    /// caller moves the checkpoints and commits).
     async fn apply_events(
         tx: &mut Tx,
         target: &Target,
         checkpoints: &BTreeMap<ProjectionName, Position>,
         events: &[RecordedEvent],
         decoded: &[LedgerEvent],
-        written: Option<&mut Written>,
     ) -> Result<(), ReadModelError> {
-        let mut sql = SqlTx::new(tx.exec(), target.suffix(), written);
-        for (recorded, event) in events.iter().zip(decoded) {
-            for name in &target.names {
-                if recorded.position > checkpoints.get(name).copied().unwrap_or(0) {
-                    projections::apply(*name, &mut sql, recorded, event).await?;
-                }
-            }
-        }
-        sql.flush().await
+        let mut sql = SqlTx::new(Reader::Tx(tx.exec()), target.suffix(), None, None);
+        Self::project(&mut sql, target, checkpoints, events, decoded).await?;
+        let rows = sql.finish();
+        rows.write(&mut tx.exec(), target.suffix()).await
     }
 
     /// One page for `target`: read after the lowest checkpoint, apply,
@@ -356,37 +383,21 @@ impl ReadModels {
         let events = store
             .read_all(from, page_events_max.clamp(1, PAGE_EVENTS_MAX))
             .await?;
-        let decoded = decode_page(&events)?;
-        self.apply_page(target, from, &events, &decoded, None).await
+        self.apply_page(target, from, &events).await
     }
 
-    /// Applies `events` (and `decoded`, the same events decoded), read
-    /// after position `from`, to `target` (a rebuild's with what it has
-    /// `written`) and moves its checkpoints, in one transaction. Returns
-    /// the events applied: 0 when there were none, or when a checkpoint
+    /// Opens the transaction of a page read after position `from` for
+    /// `target`, with the target's checkpoints locked; `None` when one
     /// moved back below `from` meanwhile (a schema reset; read again from
     /// the checkpoints).
-    async fn apply_page(
+    async fn begin_page(
         &self,
         target: &Target,
         from: Position,
-        events: &[RecordedEvent],
-        decoded: &[LedgerEvent],
-        written: Option<&mut Written>,
-    ) -> Result<usize, ReadModelError> {
-        let backend = self.backend();
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(0);
-        };
-        if events[0].position != from + 1 {
-            return Err(ReadModelError::Corrupt(format!(
-                "the log skips from position {from} to {}",
-                events[0].position
-            )));
-        }
+    ) -> Result<Option<(Tx, BTreeMap<ProjectionName, Position>)>, ReadModelError> {
         let mut tx = self.begin().await?;
         let keys: Vec<String> = target.names.iter().map(|n| target.key(*n)).collect();
-        let rows = checkpoint_rows(&mut tx, backend, &keys).await?;
+        let rows = checkpoint_rows(&mut tx, self.backend(), &keys).await?;
         let mut checkpoints = BTreeMap::new();
         for name in &target.names {
             let Some((position, _, _)) = rows.get(&target.key(*name)) else {
@@ -396,42 +407,140 @@ impl ReadModels {
                 )));
             };
             if *position < from {
-                // Moved back under us (a schema reset): read again.
-                return Ok(0);
+                return Ok(None);
             }
             checkpoints.insert(*name, *position);
         }
-        Self::apply_events(&mut tx, target, &checkpoints, events, decoded, written).await?;
+        Ok(Some((tx, checkpoints)))
+    }
+
+    /// Moves the checkpoints of `target` up to `last` and commits the
+    /// page's transaction.
+    async fn commit_page(
+        &self,
+        mut tx: Tx,
+        target: &Target,
+        last: Position,
+    ) -> Result<(), ReadModelError> {
         self.fault_point()?;
-        for key in &keys {
+        for name in &target.names {
             tx.exec()
                 .execute(
                     "UPDATE read_model_checkpoints SET position = $1 \
                      WHERE projection = $2 AND position < $1",
-                    vec![last.into(), key.as_str().into()],
+                    vec![last.into(), target.key(*name).into()],
                 )
                 .await?;
         }
-        tx.commit().await?;
+        tx.commit().await
+    }
+
+    /// Applies `events`, read after position `from`, to `target` and
+    /// moves its checkpoints, in one transaction. Returns the events
+    /// applied: 0 when there were none, or when a checkpoint moved back
+    /// below `from` meanwhile (read again from the checkpoints).
+    async fn apply_page(
+        &self,
+        target: &Target,
+        from: Position,
+        events: &[RecordedEvent],
+    ) -> Result<usize, ReadModelError> {
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(0);
+        };
+        contiguous(from, events)?;
+        let decoded = decode_page(events)?;
+        let Some((mut tx, checkpoints)) = self.begin_page(target, from).await? else {
+            return Ok(0);
+        };
+        Self::apply_events(&mut tx, target, &checkpoints, events, &decoded).await?;
+        self.commit_page(tx, target, last).await?;
         Ok(events.len())
     }
 
-    /// Applies pages to `targets` until a page applies nothing to one of
-    /// them (the log's head, or a checkpoint moved back under it, as
-    /// [`Self::page`] says); returns the events applied. Each page is
-    /// read and decoded once, then applied to every target in
-    /// transactions of their own at the same time. The next page is read
-    /// meanwhile, so that reading the log (the event store's connections)
-    /// and writing the read models (this pool's) overlap instead of
-    /// taking turns.
-    async fn fill(
+    /// Applies pages to `target` until a page applies nothing (the log's
+    /// head, or a checkpoint moved back under it, as [`Self::page`]
+    /// says); returns the events applied. The next page is read while one
+    /// is applied, so that reading the log (the event store's
+    /// connections) and writing the read models (this pool's) overlap
+    /// instead of taking turns.
+    async fn fill(&self, store: &dyn EventStore, target: &Target) -> Result<u64, ReadModelError> {
+        let mut applied = 0_u64;
+        let mut from = self.min_checkpoint(target).await?;
+        let mut events = store.read_all(from, PAGE_EVENTS_MAX).await?;
+        while let Some(last) = events.last().map(|e| e.position) {
+            let (done, next) = tokio::join!(
+                self.apply_page(target, from, &events),
+                store.read_all_ahead(last, PAGE_EVENTS_MAX)
+            );
+            if done? == 0 {
+                break;
+            }
+            applied += events.len() as u64;
+            from = last;
+            events = next?;
+        }
+        Ok(applied)
+    }
+
+    /// Projects one page of events for a rebuild's `filling`, outside any
+    /// transaction: rows of the page before come from `filling.prev`,
+    /// rows the rebuild never wrote are known absent, and the rest are
+    /// read as committed.
+    async fn project_ahead(
+        &self,
+        filling: &mut Filling,
+        events: &[RecordedEvent],
+        decoded: &[LedgerEvent],
+    ) -> Result<Arc<PageRows>, ReadModelError> {
+        let mut sql = SqlTx::new(
+            Reader::Pool(self, None),
+            filling.target.suffix(),
+            Some(&mut filling.written),
+            filling.prev.as_deref(),
+        );
+        // A rebuild's shadow checkpoints all stand at the page's start,
+        // which `write_ahead` checks before it writes.
+        Self::project(&mut sql, &filling.target, &BTreeMap::new(), events, decoded).await?;
+        Ok(Arc::new(sql.finish()))
+    }
+
+    /// Writes the rows `project_ahead` made of the page after `from` up
+    /// to `last`, and moves the checkpoints of `target` to `last`, in one
+    /// transaction. Returns false, writing nothing, when a checkpoint is
+    /// not at `from` (moved under the rebuild): the swap then catches the
+    /// shadow tables up from their checkpoints.
+    async fn write_ahead(
+        &self,
+        target: &Target,
+        from: Position,
+        last: Position,
+        rows: &PageRows,
+    ) -> Result<bool, ReadModelError> {
+        let Some((mut tx, checkpoints)) = self.begin_page(target, from).await? else {
+            return Ok(false);
+        };
+        if checkpoints.values().any(|at| *at != from) {
+            return Ok(false);
+        }
+        rows.write(&mut tx.exec(), target.suffix()).await?;
+        self.commit_page(tx, target, last).await?;
+        Ok(true)
+    }
+
+    /// A rebuild's fill of its shadow targets, from their checkpoints to
+    /// the log's head; returns the events applied. Like [`Self::fill`],
+    /// but in three stages at once: while the rows of one page are
+    /// written (a task of its own, every target in a transaction of its
+    /// own), the next page is projected in memory and the one after is
+    /// read. A rebuild is the only writer of its shadow tables, so the
+    /// projection needs no transaction: it finds the rows of the page in
+    /// flight in `prev`, and reads the others as committed.
+    async fn fill_ahead(
         &self,
         store: &dyn EventStore,
         fillings: &mut [Filling],
-        page_events_max: usize,
     ) -> Result<u64, ReadModelError> {
-        let limit = page_events_max.clamp(1, PAGE_EVENTS_MAX);
-        let mut applied = 0_u64;
         if fillings.is_empty() {
             return Ok(0);
         }
@@ -439,25 +548,73 @@ impl ReadModels {
         for filling in fillings.iter() {
             from = from.min(self.min_checkpoint(&filling.target).await?);
         }
-        let mut events = store.read_all(from, limit).await?;
-        while let Some(last) = events.last().map(|e| e.position) {
-            let decoded = decode_page(&events)?;
-            let (done, next) = tokio::join!(
-                try_join_all(fillings.iter_mut().map(|filling| self.apply_page(
-                    &filling.target,
-                    from,
-                    &events,
-                    &decoded,
-                    filling.written.as_mut()
-                ))),
-                store.read_all_ahead(last, limit)
-            );
-            if done?.contains(&0) {
+        let mut applied = 0_u64;
+        let mut events = store.read_all(from, PAGE_EVENTS_MAX).await?;
+        let mut writing: Option<(tokio::task::JoinHandle<Result<bool, ReadModelError>>, u64)> =
+            None;
+        loop {
+            let last = events.last().map(|e| e.position);
+            let project = async {
+                if last.is_none() {
+                    return Ok(Vec::new());
+                }
+                contiguous(from, &events)?;
+                let decoded = decode_page(&events)?;
+                try_join_all(
+                    fillings
+                        .iter_mut()
+                        .map(|filling| self.project_ahead(filling, &events, &decoded)),
+                )
+                .await
+            };
+            let read_ahead = async {
+                match last {
+                    Some(last) => store.read_all_ahead(last, PAGE_EVENTS_MAX).await,
+                    None => Ok(Vec::new()),
+                }
+            };
+            let write_done = async {
+                match writing.take() {
+                    Some((task, events)) => match task.await {
+                        Ok(Ok(true)) => Ok(Some(events)),
+                        Ok(Ok(false)) => Ok(None),
+                        Ok(Err(e)) => Err(e),
+                        Err(e) => Err(ReadModelError::Unavailable(format!(
+                            "a rebuild's page write stopped: {e}"
+                        ))),
+                    },
+                    None => Ok(Some(0)),
+                }
+            };
+            // All three have finished here, so no write is left running
+            // when one of them failed.
+            let (projected, next, wrote) = tokio::join!(project, read_ahead, write_done);
+            let Some(wrote) = wrote? else {
                 break;
+            };
+            applied += wrote;
+            let (Some(last), pages, next) = (last, projected?, next?) else {
+                break;
+            };
+            for (filling, rows) in fillings.iter_mut().zip(&pages) {
+                filling.prev = Some(Arc::clone(rows));
             }
-            applied += events.len() as u64;
+            let models = self.clone();
+            let targets: Vec<Target> = fillings.iter().map(|f| f.target.clone()).collect();
+            let page_from = from;
+            writing = Some((
+                tokio::spawn(async move {
+                    let done =
+                        try_join_all(targets.iter().zip(&pages).map(|(target, rows)| {
+                            models.write_ahead(target, page_from, last, rows)
+                        }))
+                        .await?;
+                    Ok(done.iter().all(|wrote| *wrote))
+                }),
+                events.len() as u64,
+            ));
             from = last;
-            events = next?;
+            events = next;
         }
         Ok(applied)
     }
@@ -483,11 +640,7 @@ impl ReadModels {
             names: ProjectionName::ALL.to_vec(),
             shadow: false,
         };
-        let mut fillings = [Filling {
-            target: target.clone(),
-            written: None,
-        }];
-        self.fill(store, &mut fillings, PAGE_EVENTS_MAX).await?;
+        self.fill(store, &target).await?;
         self.min_checkpoint(&target).await
     }
 
@@ -557,10 +710,11 @@ impl ReadModels {
             .into_iter()
             .map(|target| Filling {
                 target,
-                written: Some(Written::default()),
+                written: Written::default(),
+                prev: None,
             })
             .collect();
-        let mut applied = self.fill(store, &mut fillings, PAGE_EVENTS_MAX).await?;
+        let mut applied = self.fill_ahead(store, &mut fillings).await?;
         // What `Written` holds is of no use past the fill.
         drop(fillings);
 
@@ -605,7 +759,7 @@ impl ReadModels {
                 )));
             };
             let decoded = decode_page(&events)?;
-            Self::apply_events(&mut tx, &shadow, &shadow_at, &events, &decoded, None).await?;
+            Self::apply_events(&mut tx, &shadow, &shadow_at, &events, &decoded).await?;
             applied += events.len() as u64;
             for at in shadow_at.values_mut() {
                 *at = (*at).max(last);

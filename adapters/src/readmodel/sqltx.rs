@@ -1,8 +1,8 @@
-//! The SQL side of the projections' storage port: a unit of work over one
-//! database transaction. Rows read or written during a page stay in
-//! memory and each changed row is written once, in multi-row statements,
-//! when the page is flushed, so that a page of a thousand events costs a
-//! handful of statements rather than thousands.
+//! The SQL side of the projections' storage port: a unit of work for one
+//! page of events. Rows read or written during a page stay in memory and
+//! each changed row is written once, in multi-row statements, when the
+//! page is written, so that a page of a thousand events costs a handful
+//! of statements rather than thousands.
 //!
 //! On PostgreSQL a batch travels as one array per column
 //! (`INSERT ... SELECT * FROM UNNEST($1::bigint[], $2::text[], ...)`): one
@@ -22,6 +22,7 @@ use sqlx::PgConnection;
 use super::codec;
 use super::db::{db_error, value_rows, Exec, Row, Val};
 use super::schema::{self, Kind, Table};
+use super::{Conn, ReadModels};
 
 /// Most bound values in one statement: under SQLite's 32,766 and
 /// PostgreSQL's 65,535.
@@ -252,17 +253,23 @@ impl<T> Default for Cache<T> {
 }
 
 impl<T: Entity> Cache<T> {
+    /// The row of `key`: from this page's rows, else from `prev` (the
+    /// page before, not yet committed), else absent if `written` knows
+    /// so, else read through `reader`.
     async fn get(
         &mut self,
-        exec: &mut Exec<'_>,
+        reader: &mut Reader<'_>,
         suffix: &str,
         written: Option<&Written>,
+        prev: Option<&Cache<T>>,
         key: &str,
     ) -> Result<Option<T>, ReadModelError> {
         if let Some(cached) = self.rows.get(key) {
             return Ok(cached.row.clone());
         }
-        let row = if written.is_some_and(|w| w.absent(&T::TABLE, key)) {
+        let row = if let Some(cached) = prev.and_then(|prev| prev.rows.get(key)) {
+            cached.row.clone()
+        } else if written.is_some_and(|w| w.absent(&T::TABLE, key)) {
             None
         } else {
             let table = T::TABLE;
@@ -270,11 +277,16 @@ impl<T: Entity> Cache<T> {
                 "SELECT * FROM {}{suffix} WHERE {} = $1",
                 table.name, table.key[0]
             );
-            exec.fetch_optional(&sql, vec![key.into()])
+            reader
+                .exec()
+                .await?
+                .fetch_optional(&sql, vec![key.into()])
                 .await?
                 .map(|row| T::from_row(&row))
                 .transpose()?
         };
+        // A row of the page before is stored as it is there once that
+        // page commits, which comes before this one's.
         self.rows.insert(
             key.to_owned(),
             Cached {
@@ -313,34 +325,39 @@ impl<T: Entity> Cache<T> {
         }
     }
 
-    /// Writes the changed rows: new ones by plain INSERT, the others by
-    /// upsert (PostgreSQL's conflict check costs as much again as the
-    /// insert); then the side table's rows of those whose set changed.
-    async fn flush(
-        &mut self,
-        exec: &mut Exec<'_>,
-        suffix: &str,
-        written: Option<&mut Written>,
-    ) -> Result<(), ReadModelError> {
-        let mut dirty: Vec<(T, Stored)> = self
+    /// The changed rows with what the database holds of each, sorted by
+    /// key so that both backends see the same statements.
+    fn dirty(&self) -> Vec<(&T, &Stored)> {
+        let mut dirty: Vec<(&T, &Stored)> = self
             .rows
-            .drain()
-            .filter_map(|(_, c)| match c.row {
-                Some(row) if c.dirty => Some((row, c.stored)),
+            .values()
+            .filter_map(|c| match &c.row {
+                Some(row) if c.dirty => Some((row, &c.stored)),
                 _ => None,
             })
             .collect();
-        // Sorted, so that both backends see the same statements.
         dirty.sort_by(|(a, _), (b, _)| a.key().cmp(b.key()));
-        if let Some(written) = written {
-            for (row, _) in &dirty {
-                written.insert(&T::TABLE, row.key());
+        dirty
+    }
+
+    /// Tells `written` which keys this page writes.
+    fn record(&self, written: &mut Written) {
+        for (key, cached) in &self.rows {
+            if cached.dirty {
+                written.insert(&T::TABLE, key);
             }
         }
+    }
+
+    /// Writes the changed rows: new ones by plain INSERT, the others by
+    /// upsert (PostgreSQL's conflict check costs as much again as the
+    /// insert); then the side table's rows of those whose set changed.
+    async fn write(&self, exec: &mut Exec<'_>, suffix: &str) -> Result<(), ReadModelError> {
+        let dirty = self.dirty();
         let (new, known): (Vec<_>, Vec<_>) = dirty
             .iter()
             .partition(|(_, stored)| matches!(stored, Stored::Absent));
-        let vals = |rows: Vec<&(T, Stored)>| rows.iter().map(|(row, _)| row.vals()).collect();
+        let vals = |rows: Vec<&(&T, &Stored)>| rows.iter().map(|(row, _)| row.vals()).collect();
         insert(exec, &T::TABLE, suffix, vals(new)).await?;
         upsert(exec, &T::TABLE, suffix, vals(known)).await?;
         let Some((set_table, key_col, _)) = T::SET else {
@@ -549,13 +566,38 @@ async fn insert_arrays(
     Ok(())
 }
 
-/// The projections' storage port over one open transaction.
-pub(crate) struct SqlTx<'a> {
-    exec: Exec<'a>,
-    /// `""` for the live tables, `schema::SHADOW` during a rebuild.
-    suffix: &'static str,
-    /// A rebuild's knowledge of the rows in its shadow tables.
-    written: Option<&'a mut Written>,
+/// Where a page reads the rows it has not seen yet.
+pub(crate) enum Reader<'a> {
+    /// The page's own transaction (the live tables, which other runners
+    /// may write too).
+    Tx(Exec<'a>),
+    /// A pooled connection taken at the first read: a rebuild projects a
+    /// page while the page before it is still being written, and reads
+    /// what is committed. The page before is passed as `prev` to
+    /// [`SqlTx::new`], so nothing it writes is read here.
+    Pool(&'a ReadModels, Option<Conn>),
+}
+
+impl Reader<'_> {
+    async fn exec(&mut self) -> Result<Exec<'_>, ReadModelError> {
+        match self {
+            Reader::Tx(exec) => Ok(exec.reborrow()),
+            Reader::Pool(models, conn) => {
+                let conn = match conn {
+                    Some(conn) => conn,
+                    None => conn.insert(models.conn().await?),
+                };
+                Ok(conn.exec())
+            }
+        }
+    }
+}
+
+/// The rows one page of events changed, ready to write: what
+/// [`SqlTx::finish`] returns. A rebuild writes it while it projects the
+/// next page, which finds the rows of this one here.
+#[derive(Debug, Default)]
+pub(crate) struct PageRows {
     audit: Vec<AuditEntry>,
     resources: Cache<ResourceRow>,
     holds: Cache<HoldRow>,
@@ -563,107 +605,144 @@ pub(crate) struct SqlTx<'a> {
     tasks: Cache<TaskRow>,
 }
 
-impl<'a> SqlTx<'a> {
-    pub fn new(exec: Exec<'a>, suffix: &'static str, written: Option<&'a mut Written>) -> Self {
-        Self {
-            exec,
-            suffix,
-            written,
-            audit: Vec::new(),
-            resources: Cache::default(),
-            holds: Cache::default(),
-            requests: Cache::default(),
-            tasks: Cache::default(),
-        }
-    }
-
-    /// Writes every changed row. The caller commits.
-    pub async fn flush(&mut self) -> Result<(), ReadModelError> {
-        let suffix = self.suffix;
-        let audit = std::mem::take(&mut self.audit);
-        let entries: Vec<Vec<Val>> = audit.iter().map(codec::audit_vals).collect();
+impl PageRows {
+    /// Writes every changed row into the tables of `suffix`. The caller
+    /// moves the checkpoints and commits.
+    pub async fn write(&self, exec: &mut Exec<'_>, suffix: &str) -> Result<(), ReadModelError> {
+        let entries: Vec<Vec<Val>> = self.audit.iter().map(codec::audit_vals).collect();
         let mut subjects: Vec<Vec<Val>> = Vec::new();
-        for e in &audit {
+        for e in &self.audit {
             for s in &e.subjects {
                 subjects.push(vec![Val::from(s.as_str()), Val::from(e.position)]);
             }
         }
-        drop(audit);
-        insert(&mut self.exec, &schema::AUDIT, suffix, entries).await?;
-        insert(&mut self.exec, &schema::AUDIT_SUBJECTS, suffix, subjects).await?;
-        self.resources
-            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
-            .await?;
-        self.holds
-            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
-            .await?;
-        self.requests
-            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
-            .await?;
-        self.tasks
-            .flush(&mut self.exec, suffix, self.written.as_deref_mut())
-            .await
+        insert(exec, &schema::AUDIT, suffix, entries).await?;
+        insert(exec, &schema::AUDIT_SUBJECTS, suffix, subjects).await?;
+        self.resources.write(exec, suffix).await?;
+        self.holds.write(exec, suffix).await?;
+        self.requests.write(exec, suffix).await?;
+        self.tasks.write(exec, suffix).await
+    }
+}
+
+/// The projections' storage port for one page: reads through a
+/// [`Reader`], keeps every row in memory, and hands the changed ones over
+/// as [`PageRows`].
+pub(crate) struct SqlTx<'a> {
+    reader: Reader<'a>,
+    /// `""` for the live tables, `schema::SHADOW` during a rebuild.
+    suffix: &'static str,
+    /// A rebuild's knowledge of the rows in its shadow tables.
+    written: Option<&'a mut Written>,
+    /// The page before, when it may not be committed yet.
+    prev: Option<&'a PageRows>,
+    rows: PageRows,
+}
+
+impl<'a> SqlTx<'a> {
+    pub fn new(
+        reader: Reader<'a>,
+        suffix: &'static str,
+        written: Option<&'a mut Written>,
+        prev: Option<&'a PageRows>,
+    ) -> Self {
+        Self {
+            reader,
+            suffix,
+            written,
+            prev,
+            rows: PageRows::default(),
+        }
+    }
+
+    /// The rows this page changed; `written` learns their keys.
+    pub fn finish(self) -> PageRows {
+        if let Some(written) = self.written {
+            self.rows.resources.record(written);
+            self.rows.holds.record(written);
+            self.rows.requests.record(written);
+            self.rows.tasks.record(written);
+        }
+        self.rows
     }
 }
 
 #[async_trait]
 impl ReadModelTx for SqlTx<'_> {
     async fn append_audit(&mut self, entry: AuditEntry) -> Result<(), ReadModelError> {
-        self.audit.push(entry);
+        self.rows.audit.push(entry);
         Ok(())
     }
 
     async fn resource(&mut self, subject: &str) -> Result<Option<ResourceRow>, ReadModelError> {
-        self.resources
+        self.rows
+            .resources
             .get(
-                &mut self.exec,
+                &mut self.reader,
                 self.suffix,
                 self.written.as_deref(),
+                self.prev.map(|p| &p.resources),
                 subject,
             )
             .await
     }
 
     async fn put_resource(&mut self, row: ResourceRow) -> Result<(), ReadModelError> {
-        self.resources.put(self.written.as_deref(), row);
+        self.rows.resources.put(self.written.as_deref(), row);
         Ok(())
     }
 
     async fn hold(&mut self, hold: &str) -> Result<Option<HoldRow>, ReadModelError> {
-        self.holds
-            .get(&mut self.exec, self.suffix, self.written.as_deref(), hold)
+        self.rows
+            .holds
+            .get(
+                &mut self.reader,
+                self.suffix,
+                self.written.as_deref(),
+                self.prev.map(|p| &p.holds),
+                hold,
+            )
             .await
     }
 
     async fn put_hold(&mut self, row: HoldRow) -> Result<(), ReadModelError> {
-        self.holds.put(self.written.as_deref(), row);
+        self.rows.holds.put(self.written.as_deref(), row);
         Ok(())
     }
 
     async fn request(&mut self, request: &str) -> Result<Option<RequestRow>, ReadModelError> {
-        self.requests
+        self.rows
+            .requests
             .get(
-                &mut self.exec,
+                &mut self.reader,
                 self.suffix,
                 self.written.as_deref(),
+                self.prev.map(|p| &p.requests),
                 request,
             )
             .await
     }
 
     async fn put_request(&mut self, row: RequestRow) -> Result<(), ReadModelError> {
-        self.requests.put(self.written.as_deref(), row);
+        self.rows.requests.put(self.written.as_deref(), row);
         Ok(())
     }
 
     async fn task(&mut self, task: &str) -> Result<Option<TaskRow>, ReadModelError> {
-        self.tasks
-            .get(&mut self.exec, self.suffix, self.written.as_deref(), task)
+        self.rows
+            .tasks
+            .get(
+                &mut self.reader,
+                self.suffix,
+                self.written.as_deref(),
+                self.prev.map(|p| &p.tasks),
+                task,
+            )
             .await
     }
 
     async fn put_task(&mut self, row: TaskRow) -> Result<(), ReadModelError> {
-        self.tasks.put(self.written.as_deref(), row);
+        self.rows.tasks.put(self.written.as_deref(), row);
         Ok(())
     }
 }
