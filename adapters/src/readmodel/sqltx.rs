@@ -655,6 +655,25 @@ impl<'a> SqlTx<'a> {
         }
     }
 
+    /// The row of `key` in the cache `rows` picks (and `prev`, the same
+    /// cache of the page before).
+    async fn get<T: Entity>(
+        &mut self,
+        rows: fn(&mut PageRows) -> &mut Cache<T>,
+        prev: fn(&PageRows) -> &Cache<T>,
+        key: &str,
+    ) -> Result<Option<T>, ReadModelError> {
+        rows(&mut self.rows)
+            .get(
+                &mut self.reader,
+                self.suffix,
+                self.written.as_deref(),
+                self.prev.map(prev),
+                key,
+            )
+            .await
+    }
+
     /// The rows this page changed; `written` learns their keys.
     pub fn finish(self) -> PageRows {
         if let Some(written) = self.written {
@@ -675,15 +694,7 @@ impl ReadModelTx for SqlTx<'_> {
     }
 
     async fn resource(&mut self, subject: &str) -> Result<Option<ResourceRow>, ReadModelError> {
-        self.rows
-            .resources
-            .get(
-                &mut self.reader,
-                self.suffix,
-                self.written.as_deref(),
-                self.prev.map(|p| &p.resources),
-                subject,
-            )
+        self.get(|r| &mut r.resources, |r| &r.resources, subject)
             .await
     }
 
@@ -693,16 +704,7 @@ impl ReadModelTx for SqlTx<'_> {
     }
 
     async fn hold(&mut self, hold: &str) -> Result<Option<HoldRow>, ReadModelError> {
-        self.rows
-            .holds
-            .get(
-                &mut self.reader,
-                self.suffix,
-                self.written.as_deref(),
-                self.prev.map(|p| &p.holds),
-                hold,
-            )
-            .await
+        self.get(|r| &mut r.holds, |r| &r.holds, hold).await
     }
 
     async fn put_hold(&mut self, row: HoldRow) -> Result<(), ReadModelError> {
@@ -711,15 +713,7 @@ impl ReadModelTx for SqlTx<'_> {
     }
 
     async fn request(&mut self, request: &str) -> Result<Option<RequestRow>, ReadModelError> {
-        self.rows
-            .requests
-            .get(
-                &mut self.reader,
-                self.suffix,
-                self.written.as_deref(),
-                self.prev.map(|p| &p.requests),
-                request,
-            )
+        self.get(|r| &mut r.requests, |r| &r.requests, request)
             .await
     }
 
@@ -729,16 +723,7 @@ impl ReadModelTx for SqlTx<'_> {
     }
 
     async fn task(&mut self, task: &str) -> Result<Option<TaskRow>, ReadModelError> {
-        self.rows
-            .tasks
-            .get(
-                &mut self.reader,
-                self.suffix,
-                self.written.as_deref(),
-                self.prev.map(|p| &p.tasks),
-                task,
-            )
-            .await
+        self.get(|r| &mut r.tasks, |r| &r.tasks, task).await
     }
 
     async fn put_task(&mut self, row: TaskRow) -> Result<(), ReadModelError> {
