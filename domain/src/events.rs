@@ -695,22 +695,22 @@ impl LedgerEvent {
         if schema_version != 1 {
             return Err(error("unknown schema version".into()));
         }
-        let decode = |payload: &serde_json::Value| -> Result<LedgerEvent, serde_json::Error> {
-            let p = payload.clone();
+        // Deserialised from the borrowed value: no copy of the tree.
+        let decode = |p: &serde_json::Value| -> Result<LedgerEvent, serde_json::Error> {
             Ok(if WorkspaceEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Workspace(serde_json::from_value(p)?)
+                LedgerEvent::Workspace(Deserialize::deserialize(p)?)
             } else if ResourceEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Resource(serde_json::from_value(p)?)
+                LedgerEvent::Resource(Deserialize::deserialize(p)?)
             } else if IntegrationEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Integration(serde_json::from_value(p)?)
+                LedgerEvent::Integration(Deserialize::deserialize(p)?)
             } else if HoldEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Hold(serde_json::from_value(p)?)
+                LedgerEvent::Hold(Deserialize::deserialize(p)?)
             } else if RequestEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Request(serde_json::from_value(p)?)
+                LedgerEvent::Request(Deserialize::deserialize(p)?)
             } else if CallbackEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Callback(serde_json::from_value(p)?)
+                LedgerEvent::Callback(Deserialize::deserialize(p)?)
             } else if PrivacyEvent::TYPES.contains(&event_type) {
-                LedgerEvent::Privacy(serde_json::from_value(p)?)
+                LedgerEvent::Privacy(Deserialize::deserialize(p)?)
             } else {
                 return Err(serde::de::Error::custom("unknown event type"));
             })
