@@ -19,6 +19,14 @@ use super::row::{RawEvent, RawId, RawTime};
 use super::writer::{BatchCommitter, Committed};
 use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
 
+/// WAL pages after which a commit of the writer copies the WAL back into
+/// the database (SQLite's default is 1,000). A batch of 64 one-event
+/// appends changes a few hundred pages, mostly index leaves that the next
+/// batches change again: a checkpoint every few batches wrote the same
+/// pages over and over, inside the commit that callers wait for. At this
+/// size the WAL grows to about 32 MB between checkpoints.
+const WRITER_CHECKPOINT_PAGES: &str = "8000";
+
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -62,7 +70,18 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
     Ok((
         pool,
         SqliteWriter {
-            options,
+            options: options
+                // Each of the writer's statements inserts many rows inside
+                // a transaction, so SQLite keeps a statement journal for
+                // it: the pages it changes, as they were, to undo it
+                // alone. In a temporary file that was a third of the
+                // writer's page writes and a file made and removed per
+                // batch; in memory it is a copy of no more pages than one
+                // batch changes (at most `BATCH_EVENTS_MAX` events, or one
+                // append). The guard table of `remembered_commit` is
+                // temporary as well.
+                .pragma("temp_store", "memory")
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
             connection: None,
             memory: Memory::default(),
         },
