@@ -45,6 +45,82 @@ on_both_backends!(
     a_changed_table_schema_is_refilled_from_the_log,
 );
 
+/// A query that holds one of the audit tables and then asks for the
+/// other, while a rebuild's swap holds that other and waits for the first:
+/// the swap gives way, the query answers, and the rebuild still swaps in.
+/// (PostgreSQL; SQLite locks the whole database, not tables.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
+    use sqlx::Connection as _;
+    let Some(h) = Harness::new(Kind::Postgres).await else {
+        return;
+    };
+    append_story(&h).await;
+    h.models.catch_up(h.store.as_ref()).await.unwrap();
+
+    // An auditor's transaction that has read rm_audit_subjects.
+    let mut auditor = sqlx::PgConnection::connect(&h.url).await.unwrap();
+    let mut reading = auditor.begin().await.unwrap();
+    let subjects: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit_subjects")
+        .fetch_one(&mut *reading)
+        .await
+        .unwrap();
+    assert!(subjects > 0);
+
+    let rebuild = {
+        let models = h.models.clone();
+        let store = h.store.clone();
+        tokio::spawn(async move {
+            models
+                .rebuild(store.as_ref(), Some(ProjectionName::Audit))
+                .await
+        })
+    };
+    // Until the swap waits for rm_audit_subjects (holding rm_audit).
+    let mut watcher = sqlx::PgConnection::connect(&h.url).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'rm_audit_subjects' AND l.mode = 'AccessExclusiveLock' \
+             AND NOT l.granted)",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(
+            !rebuild.is_finished(),
+            "the rebuild ended without waiting for the table the auditor holds"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    // The auditor now asks for rm_audit, and must get it.
+    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit")
+        .fetch_one(&mut *reading)
+        .await
+        .expect("the query is answered, not chosen as a deadlock's victim");
+    assert_eq!(entries, 39);
+    reading.commit().await.unwrap();
+
+    let report = rebuild
+        .await
+        .unwrap()
+        .expect("the rebuild swaps in once the query is done");
+    assert_eq!(report.projections, vec!["audit".to_owned()]);
+    assert_eq!(
+        h.models.dump().await.unwrap().render(true),
+        h.reference().await.dump().render(true)
+    );
+    watcher.close().await.unwrap();
+    auditor.close().await.unwrap();
+    h.finish().await;
+}
+
 async fn append_story(h: &Harness) {
     for e in testkit::story() {
         h.store

@@ -12,7 +12,7 @@ use futures_util::future::try_join_all;
 use projections::{ProjectionName, ReadModelError};
 use serde::Serialize;
 
-use super::db::{Backend, Val};
+use super::db::{db_error, Backend, Val};
 use super::schema::{self, SCHEMA_VERSION, SHADOW};
 use super::sqltx::{PageRows, Reader, SqlTx, Written};
 use super::{ReadModels, Tx};
@@ -124,6 +124,77 @@ pub struct RebuildReport {
     pub position: Position,
     /// Events applied to the shadow tables.
     pub events: u64,
+}
+
+/// How long the swap waits for the live tables before it lets go of
+/// those it holds and tries again: well under PostgreSQL's
+/// `deadlock_timeout` (1 s by default), so that a query waiting on a
+/// table the swap holds is let through before anyone is called
+/// deadlocked.
+const SWAP_LOCK_WAIT: Duration = Duration::from_millis(100);
+/// Most attempts at the swap's locks; between them the swap waits
+/// [`SWAP_LOCK_WAIT`] times the attempt number (about 2 minutes in all).
+const SWAP_LOCK_ATTEMPTS_MAX: u32 = 50;
+
+/// PostgreSQL's SQLSTATE for a lock not granted within `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// PostgreSQL: takes every live table of `names` for the swap, all or
+/// none. A query takes its tables one by one in the order it names them,
+/// which is not the swap's order (the audit lookup reads
+/// `rm_audit_subjects` before `rm_audit`). A swap that held `rm_audit`
+/// while waiting for `rm_audit_subjects`, behind a query holding that and
+/// waiting for `rm_audit`, was a deadlock: PostgreSQL aborted one of the
+/// two, the query or the whole rebuild. Here the swap waits
+/// [`SWAP_LOCK_WAIT`] at most, then gives back what it took and tries
+/// again, so the query goes first.
+async fn lock_live_tables(tx: &mut Tx, names: &[ProjectionName]) -> Result<(), ReadModelError> {
+    let super::db::Exec::Postgres(conn) = tx.exec() else {
+        // SQLite locks the whole database; nothing to order.
+        return Ok(());
+    };
+    let tables: Vec<&str> = names
+        .iter()
+        .flat_map(|name| schema::tables(*name))
+        .map(|table| table.name)
+        .collect();
+    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", tables.join(", "));
+    let wait = format!("SET LOCAL lock_timeout = {}", SWAP_LOCK_WAIT.as_millis());
+    use sqlx::Executor as _;
+    for attempt in 1..=SWAP_LOCK_ATTEMPTS_MAX {
+        conn.execute("SAVEPOINT swap_lock")
+            .await
+            .map_err(db_error)?;
+        // Set inside the savepoint: rolling it back restores the timeout.
+        conn.execute(wait.as_str()).await.map_err(db_error)?;
+        match conn.execute(lock.as_str()).await {
+            Ok(_) => {
+                conn.execute("RELEASE SAVEPOINT swap_lock")
+                    .await
+                    .map_err(db_error)?;
+                // The renames need no more waiting: the tables are held.
+                conn.execute("SET LOCAL lock_timeout = 0")
+                    .await
+                    .map_err(db_error)?;
+                return Ok(());
+            }
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE) =>
+            {
+                conn.execute("ROLLBACK TO SAVEPOINT swap_lock")
+                    .await
+                    .map_err(db_error)?;
+                tokio::time::sleep(SWAP_LOCK_WAIT * attempt).await;
+            }
+            Err(error) => return Err(db_error(error)),
+        }
+    }
+    Err(ReadModelError::Unavailable(format!(
+        "the rebuild could not take the live tables ({}) from the queries reading them in \
+         {SWAP_LOCK_ATTEMPTS_MAX} attempts; the live tables are unchanged, run the rebuild \
+         again when fewer queries are running",
+        tables.join(", ")
+    )))
 }
 
 async fn ddl_lock(tx: &mut Tx, backend: Backend) -> Result<(), ReadModelError> {
@@ -766,6 +837,7 @@ impl ReadModels {
             }
         }
         let position = shadow_at.values().copied().min().unwrap_or(0);
+        lock_live_tables(&mut tx, &names).await?;
         for name in &names {
             for table in schema::tables(*name) {
                 tx.exec().raw(&schema::drop_if_exists(table, "")).await?;
