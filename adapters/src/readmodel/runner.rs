@@ -139,26 +139,41 @@ const SWAP_LOCK_ATTEMPTS_MAX: u32 = 50;
 /// PostgreSQL's SQLSTATE for a lock not granted within `lock_timeout`.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
-/// PostgreSQL: takes every live table of `names` for the swap, all or
-/// none. A query takes its tables one by one in the order it names them,
-/// which is not the swap's order (the audit lookup reads
-/// `rm_audit_subjects` before `rm_audit`). A swap that held `rm_audit`
-/// while waiting for `rm_audit_subjects`, behind a query holding that and
-/// waiting for `rm_audit`, was a deadlock: PostgreSQL aborted one of the
-/// two, the query or the whole rebuild. Here the swap waits
-/// [`SWAP_LOCK_WAIT`] at most, then gives back what it took and tries
-/// again, so the query goes first.
+/// PostgreSQL: takes every live table of `names` for a swap (or for
+/// recreating them after a schema change), all or none. A query takes
+/// its tables one by one in the order it names them, which is not the
+/// swap's order (the audit lookup reads `rm_audit_subjects` before
+/// `rm_audit`). A swap that held `rm_audit` while waiting for
+/// `rm_audit_subjects`, behind a query holding that and waiting for
+/// `rm_audit`, was a deadlock: PostgreSQL aborted one of the two, the
+/// query or the whole rebuild. Here the swap waits [`SWAP_LOCK_WAIT`] at
+/// most, then gives back what it took and tries again, so the query goes
+/// first.
 async fn lock_live_tables(tx: &mut Tx, names: &[ProjectionName]) -> Result<(), ReadModelError> {
     let super::db::Exec::Postgres(conn) = tx.exec() else {
         // SQLite locks the whole database; nothing to order.
         return Ok(());
     };
-    let tables: Vec<&str> = names
+    let names: Vec<&str> = names
         .iter()
         .flat_map(|name| schema::tables(*name))
         .map(|table| table.name)
         .collect();
-    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", tables.join(", "));
+    // Those that exist (a projection new to this database has none), in
+    // the order of `schema::tables`.
+    let existing: Vec<String> = sqlx::query_scalar(
+        "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) \
+         WHERE to_regclass(t.name) IS NOT NULL ORDER BY t.n",
+    )
+    .bind(&names)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let tables = existing.join(", ");
+    let lock = format!("LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE");
     let wait = format!("SET LOCAL lock_timeout = {}", SWAP_LOCK_WAIT.as_millis());
     use sqlx::Executor as _;
     for attempt in 1..=SWAP_LOCK_ATTEMPTS_MAX {
@@ -190,10 +205,9 @@ async fn lock_live_tables(tx: &mut Tx, names: &[ProjectionName]) -> Result<(), R
         }
     }
     Err(ReadModelError::Unavailable(format!(
-        "the rebuild could not take the live tables ({}) from the queries reading them in \
-         {SWAP_LOCK_ATTEMPTS_MAX} attempts; the live tables are unchanged, run the rebuild \
-         again when fewer queries are running",
-        tables.join(", ")
+        "could not take the live tables ({tables}) from the queries reading them in \
+         {SWAP_LOCK_ATTEMPTS_MAX} attempts; the live tables are unchanged: try again when \
+         fewer queries are running"
     )))
 }
 
@@ -358,6 +372,15 @@ pub(super) async fn ensure_schema(models: &ReadModels) -> Result<(), ReadModelEr
         .map(|n| n.as_str().to_owned())
         .collect();
     let rows = checkpoint_rows(&mut tx, backend, &keys).await?;
+    let changed: Vec<ProjectionName> = ProjectionName::ALL
+        .into_iter()
+        .filter(|name| {
+            rows.get(name.as_str())
+                .is_some_and(|(_, _, version)| *version != SCHEMA_VERSION)
+        })
+        .collect();
+    // Another process may be answering queries from the old tables.
+    lock_live_tables(&mut tx, &changed).await?;
     for name in ProjectionName::ALL {
         let generation = match rows.get(name.as_str()) {
             Some((_, _, version)) if *version == SCHEMA_VERSION => continue,
