@@ -1,7 +1,8 @@
 //! The read models over real databases, SQLite and PostgreSQL: the same
 //! rows as the in-memory reference, incremental run equal to a rebuild,
-//! crash safety of the checkpoint, the holds invariant on the log, and the
-//! indexes behind the audit lookup and the compliance report.
+//! crash safety of the checkpoint, the holds invariant on the log, the
+//! indexes behind the audit lookup and the compliance report, and (on
+//! PostgreSQL) queries that keep answering while live tables are replaced.
 
 mod rm_support;
 
@@ -77,27 +78,7 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
         })
     };
     // Until the swap waits for rm_audit_subjects (holding rm_audit).
-    let mut watcher = sqlx::PgConnection::connect(&h.url).await.unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             WHERE c.relname = 'rm_audit_subjects' AND l.mode = 'AccessExclusiveLock' \
-             AND NOT l.granted)",
-        )
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap();
-        if waiting {
-            break;
-        }
-        assert!(
-            !rebuild.is_finished(),
-            "the rebuild ended without waiting for the table the auditor holds"
-        );
-        assert!(started.elapsed() < std::time::Duration::from_secs(60));
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    waits_for_audit_subjects(&h.url, || rebuild.is_finished()).await;
 
     // The auditor now asks for rm_audit, and must get it.
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit")
@@ -116,9 +97,86 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
         h.models.dump().await.unwrap().render(true),
         h.reference().await.dump().render(true)
     );
-    watcher.close().await.unwrap();
     auditor.close().await.unwrap();
     h.finish().await;
+}
+
+/// The same with a schema change: a new version recreating the audit
+/// tables while an older one's auditor reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
+    use sqlx::Connection as _;
+    let Some(h) = Harness::new(Kind::Postgres).await else {
+        return;
+    };
+    append_story(&h).await;
+    h.models.catch_up(h.store.as_ref()).await.unwrap();
+    let before = h.models.dump().await.unwrap().render(true);
+    h.execute(
+        "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
+         WHERE projection = 'audit'",
+    )
+    .await;
+
+    let mut auditor = sqlx::PgConnection::connect(&h.url).await.unwrap();
+    let mut reading = auditor.begin().await.unwrap();
+    let subjects: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit_subjects")
+        .fetch_one(&mut *reading)
+        .await
+        .unwrap();
+    assert!(subjects > 0);
+
+    let opening = {
+        let url = h.url.clone();
+        tokio::spawn(async move { adapters::readmodel::ReadModels::open(&url).await })
+    };
+    waits_for_audit_subjects(&h.url, || opening.is_finished()).await;
+
+    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit")
+        .fetch_one(&mut *reading)
+        .await
+        .expect("the query is answered, not chosen as a deadlock's victim");
+    assert_eq!(entries, 39);
+    reading.commit().await.unwrap();
+
+    let reopened = opening
+        .await
+        .unwrap()
+        .expect("the new version opens once the query is done");
+    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(reopened.dump().await.unwrap().render(true), before);
+    reopened.close().await;
+    auditor.close().await.unwrap();
+    h.finish().await;
+}
+
+/// Returns once some transaction waits for an exclusive lock on
+/// `rm_audit_subjects`; fails if `finished` turns true first, or after a
+/// minute.
+async fn waits_for_audit_subjects(url: &str, finished: impl Fn() -> bool) {
+    use sqlx::Connection as _;
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'rm_audit_subjects' AND l.mode = 'AccessExclusiveLock' \
+             AND NOT l.granted)",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting {
+            watcher.close().await.unwrap();
+            return;
+        }
+        assert!(
+            !finished(),
+            "it ended without waiting for the table the auditor holds"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 async fn append_story(h: &Harness) {
