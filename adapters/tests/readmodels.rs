@@ -52,23 +52,13 @@ on_both_backends!(
 /// (PostgreSQL; SQLite locks the whole database, not tables.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
-    use sqlx::Connection as _;
     let Some(h) = Harness::new(Kind::Postgres).await else {
         return;
     };
     append_story(&h).await;
     h.models.catch_up(h.store.as_ref()).await.unwrap();
 
-    // An auditor's transaction that has read rm_audit_subjects.
-    let mut auditor = sqlx::PgConnection::connect(&h.url).await.unwrap();
-    let mut reading = auditor.begin().await.unwrap();
-    let subjects: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit_subjects")
-        .fetch_one(&mut *reading)
-        .await
-        .unwrap();
-    assert!(subjects > 0);
-
-    let rebuild = {
+    let rebuilt = an_auditor_reads_across(&h.url, || {
         let models = h.models.clone();
         let store = h.store.clone();
         tokio::spawn(async move {
@@ -76,28 +66,14 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
                 .rebuild(store.as_ref(), Some(ProjectionName::Audit))
                 .await
         })
-    };
-    // Until the swap waits for rm_audit_subjects (holding rm_audit).
-    waits_for_audit_subjects(&h.url, || rebuild.is_finished()).await;
-
-    // The auditor now asks for rm_audit, and must get it.
-    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit")
-        .fetch_one(&mut *reading)
-        .await
-        .expect("the query is answered, not chosen as a deadlock's victim");
-    assert_eq!(entries, 39);
-    reading.commit().await.unwrap();
-
-    let report = rebuild
-        .await
-        .unwrap()
-        .expect("the rebuild swaps in once the query is done");
+    })
+    .await;
+    let report = rebuilt.expect("the rebuild swaps in once the query is done");
     assert_eq!(report.projections, vec!["audit".to_owned()]);
     assert_eq!(
         h.models.dump().await.unwrap().render(true),
         h.reference().await.dump().render(true)
     );
-    auditor.close().await.unwrap();
     h.finish().await;
 }
 
@@ -105,7 +81,6 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
 /// tables while an older one's auditor reads them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
-    use sqlx::Connection as _;
     let Some(h) = Harness::new(Kind::Postgres).await else {
         return;
     };
@@ -118,7 +93,28 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
     )
     .await;
 
-    let mut auditor = sqlx::PgConnection::connect(&h.url).await.unwrap();
+    let opened = an_auditor_reads_across(&h.url, || {
+        let url = h.url.clone();
+        tokio::spawn(async move { adapters::readmodel::ReadModels::open(&url).await })
+    })
+    .await;
+    let reopened = opened.expect("the new version opens once the query is done");
+    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(reopened.dump().await.unwrap().render(true), before);
+    reopened.close().await;
+    h.finish().await;
+}
+
+/// An auditor's transaction reads `rm_audit_subjects`, then `replace`
+/// starts replacing the audit tables. Once that waits for
+/// `rm_audit_subjects` (holding `rm_audit`), the auditor reads `rm_audit`
+/// and must be answered. Returns what `replace` came to.
+async fn an_auditor_reads_across<T: Send + 'static>(
+    url: &str,
+    replace: impl FnOnce() -> tokio::task::JoinHandle<T>,
+) -> T {
+    use sqlx::Connection as _;
+    let mut auditor = sqlx::PgConnection::connect(url).await.unwrap();
     let mut reading = auditor.begin().await.unwrap();
     let subjects: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit_subjects")
         .fetch_one(&mut *reading)
@@ -126,11 +122,8 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
         .unwrap();
     assert!(subjects > 0);
 
-    let opening = {
-        let url = h.url.clone();
-        tokio::spawn(async move { adapters::readmodel::ReadModels::open(&url).await })
-    };
-    waits_for_audit_subjects(&h.url, || opening.is_finished()).await;
+    let replacing = replace();
+    waits_for_audit_subjects(url, || replacing.is_finished()).await;
 
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit")
         .fetch_one(&mut *reading)
@@ -138,16 +131,8 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
         .expect("the query is answered, not chosen as a deadlock's victim");
     assert_eq!(entries, 39);
     reading.commit().await.unwrap();
-
-    let reopened = opening
-        .await
-        .unwrap()
-        .expect("the new version opens once the query is done");
-    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
-    assert_eq!(reopened.dump().await.unwrap().render(true), before);
-    reopened.close().await;
     auditor.close().await.unwrap();
-    h.finish().await;
+    replacing.await.unwrap()
 }
 
 /// Returns once some transaction waits for an exclusive lock on
