@@ -150,6 +150,7 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// most, then gives back what it took and tries again, so the query goes
 /// first.
 async fn lock_live_tables(tx: &mut Tx, names: &[ProjectionName]) -> Result<(), ReadModelError> {
+    use sqlx::Executor as _;
     let super::db::Exec::Postgres(conn) = tx.exec() else {
         // SQLite locks the whole database; nothing to order.
         return Ok(());
@@ -175,7 +176,6 @@ async fn lock_live_tables(tx: &mut Tx, names: &[ProjectionName]) -> Result<(), R
     let tables = existing.join(", ");
     let lock = format!("LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE");
     let wait = format!("SET LOCAL lock_timeout = {}", SWAP_LOCK_WAIT.as_millis());
-    use sqlx::Executor as _;
     for attempt in 1..=SWAP_LOCK_ATTEMPTS_MAX {
         conn.execute("SAVEPOINT swap_lock")
             .await
