@@ -74,7 +74,7 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
                 // Each of the writer's statements inserts many rows inside
                 // a transaction, so SQLite keeps a statement journal for
                 // it: the pages it changes, as they were, to undo it
-                // alone. In a temporary file that was a third of the
+                // alone. In a temporary file that was two fifths of the
                 // writer's page writes and a file made and removed per
                 // batch; in memory it is a copy of no more pages than one
                 // batch changes (at most `BATCH_EVENTS_MAX` events, or one
