@@ -74,12 +74,12 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
                 // Each of the writer's statements inserts many rows inside
                 // a transaction, so SQLite keeps a statement journal for
                 // it: the pages it changes, as they were, to undo it
-                // alone. In a temporary file that was two fifths of the
-                // writer's page writes and a file made and removed per
-                // batch; in memory it is a copy of no more pages than one
-                // batch changes (at most `BATCH_EVENTS_MAX` events, or one
-                // append). The guard table of `remembered_commit` is
-                // temporary as well.
+                // alone. In temporary files that was two fifths of the
+                // writer's page writes, and a file made and removed every
+                // other batch; in memory it is a copy of no more pages
+                // than one batch changes (at most `BATCH_EVENTS_MAX`
+                // events, or one append). The guard table of
+                // `remembered_commit` is temporary as well.
                 .pragma("temp_store", "memory")
                 .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
             connection: None,
