@@ -44,9 +44,11 @@ on_both_backends!(
     a_crash_between_rows_and_checkpoint_loses_and_doubles_nothing,
     no_task_is_claimed_under_an_active_hold,
     a_changed_table_schema_is_refilled_from_the_log,
+    an_upgrade_drops_the_tables_a_schema_retired,
+    the_dump_refuses_entries_the_tag_index_disagrees_with,
 );
 
-/// A query that holds one of the audit tables and then asks for the
+/// A query that holds one of the resource tables and then asks for the
 /// other, while a rebuild's swap holds that other and waits for the first:
 /// the swap gives way, the query answers, and the rebuild still swaps in.
 /// (PostgreSQL; SQLite locks the whole database, not tables.)
@@ -58,18 +60,18 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
     append_story(&h).await;
     h.models.catch_up(h.store.as_ref()).await.unwrap();
 
-    let rebuilt = an_auditor_reads_across(&h.url, || {
+    let rebuilt = a_reader_holds_across(&h.url, || {
         let models = h.models.clone();
         let store = h.store.clone();
         tokio::spawn(async move {
             models
-                .rebuild(store.as_ref(), Some(ProjectionName::Audit))
+                .rebuild(store.as_ref(), Some(ProjectionName::Resources))
                 .await
         })
     })
     .await;
     let report = rebuilt.expect("the rebuild swaps in once the query is done");
-    assert_eq!(report.projections, vec!["audit".to_owned()]);
+    assert_eq!(report.projections, vec!["resources".to_owned()]);
     assert_eq!(
         h.models.dump().await.unwrap().render(true),
         h.reference().await.dump().render(true)
@@ -77,8 +79,8 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
     h.finish().await;
 }
 
-/// The same with a schema change: a new version recreating the audit
-/// tables while an older one's auditor reads them.
+/// The same with a schema change: a new version recreating the resource
+/// tables while an older one's reader holds them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
     let Some(h) = Harness::new(Kind::Postgres).await else {
@@ -89,11 +91,11 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
     let before = h.models.dump().await.unwrap().render(true);
     h.execute(
         "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
-         WHERE projection = 'audit'",
+         WHERE projection = 'resources'",
     )
     .await;
 
-    let opened = an_auditor_reads_across(&h.url, || {
+    let opened = a_reader_holds_across(&h.url, || {
         let url = h.url.clone();
         tokio::spawn(async move { adapters::readmodel::ReadModels::open(&url).await })
     })
@@ -105,47 +107,48 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
     h.finish().await;
 }
 
-/// An auditor's transaction reads `rm_audit_subjects`, then `replace`
-/// starts replacing the audit tables. Once that waits for
-/// `rm_audit_subjects` (holding `rm_audit`), the auditor reads `rm_audit`
-/// and must be answered. Returns what `replace` came to.
-async fn an_auditor_reads_across<T: Send + 'static>(
+/// A reader's transaction reads `rm_resource_scopes`, then `replace`
+/// starts replacing the resource tables, which takes `rm_resources` first.
+/// Once that waits for `rm_resource_scopes` (holding `rm_resources`), the
+/// reader reads `rm_resources`, as the resource lookup does, and must be
+/// answered. Returns what `replace` came to.
+async fn a_reader_holds_across<T: Send + 'static>(
     url: &str,
     replace: impl FnOnce() -> tokio::task::JoinHandle<T>,
 ) -> T {
     use sqlx::Connection as _;
-    let mut auditor = sqlx::PgConnection::connect(url).await.unwrap();
-    let mut reading = auditor.begin().await.unwrap();
-    let subjects: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit_subjects")
+    let mut reader = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut reading = reader.begin().await.unwrap();
+    let scopes: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_resource_scopes")
         .fetch_one(&mut *reading)
         .await
         .unwrap();
-    assert!(subjects > 0);
+    assert!(scopes > 0);
 
     let replacing = replace();
-    waits_for_audit_subjects(url, || replacing.is_finished()).await;
+    waits_for_resource_scopes(url, || replacing.is_finished()).await;
 
-    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_audit")
+    let resources: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_resources")
         .fetch_one(&mut *reading)
         .await
         .expect("the query is answered, not chosen as a deadlock's victim");
-    assert_eq!(entries, 39);
+    assert!(resources > 0);
     reading.commit().await.unwrap();
-    auditor.close().await.unwrap();
+    reader.close().await.unwrap();
     replacing.await.unwrap()
 }
 
 /// Returns once some transaction waits for an exclusive lock on
-/// `rm_audit_subjects`; fails if `finished` turns true first, or after a
+/// `rm_resource_scopes`; fails if `finished` turns true first, or after a
 /// minute.
-async fn waits_for_audit_subjects(url: &str, finished: impl Fn() -> bool) {
+async fn waits_for_resource_scopes(url: &str, finished: impl Fn() -> bool) {
     use sqlx::Connection as _;
     let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
     let started = std::time::Instant::now();
     loop {
         let waiting: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             WHERE c.relname = 'rm_audit_subjects' AND l.mode = 'AccessExclusiveLock' \
+             WHERE c.relname = 'rm_resource_scopes' AND l.mode = 'AccessExclusiveLock' \
              AND NOT l.granted)",
         )
         .fetch_one(&mut watcher)
@@ -157,7 +160,7 @@ async fn waits_for_audit_subjects(url: &str, finished: impl Fn() -> bool) {
         }
         assert!(
             !finished(),
-            "it ended without waiting for the table the auditor holds"
+            "it ended without waiting for the table the reader holds"
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(60));
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -567,11 +570,7 @@ async fn every_table_has_its_primary_key(h: &Harness) {
     .await
     .unwrap();
     let keys: BTreeMap<String, Option<String>> = tables.into_iter().collect();
-    assert_eq!(keys.len(), 9, "{keys:?}");
-    assert_eq!(
-        keys["rm_audit_subjects"].as_deref(),
-        Some("PRIMARY KEY (subject, \"position\")")
-    );
+    assert_eq!(keys.len(), 8, "{keys:?}");
     assert_eq!(
         keys["rm_audit"].as_deref(),
         Some("PRIMARY KEY (\"position\")")
@@ -618,7 +617,7 @@ async fn plans_use_indexes(h: &Harness) {
         .unwrap();
     eprintln!("audit plan:\n{audit_by_file}\nreport plan:\n{report}");
     for plan in [&audit, &audit_by_file] {
-        for table in ["events", "rm_audit", "rm_audit_subjects"] {
+        for table in ["events", "event_tags", "rm_audit"] {
             assert!(
                 !plan.contains(&format!("Seq Scan on {table} "))
                     && !plan.ends_with(&format!("Seq Scan on {table}")),
@@ -669,6 +668,75 @@ async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
         "the refilled read models differ from those before the upgrade"
     );
     reopened.close().await;
+    h.finish().await;
+}
+
+/// Tables an older schema had and this one does not (the audit subject
+/// table of version 2, with a rebuild's copy of it) are dropped when the
+/// read models are opened; the audit lookup by subject answers from the
+/// log's tag index as before.
+async fn an_upgrade_drops_the_tables_a_schema_retired(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    append_story(&h).await;
+    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    let subject = AuditQuery {
+        subject: Some("file:f-1".into()),
+        ..AuditQuery::default()
+    };
+    let found = h.models.audit(&subject).await.unwrap();
+    assert!(!found.entries.is_empty());
+    let before = h.models.dump().await.unwrap().render(true);
+
+    for table in ["rm_audit_subjects", "rm_audit_subjects__next"] {
+        h.execute(&format!(
+            "CREATE TABLE {table} (subject TEXT NOT NULL, position BIGINT NOT NULL, \
+             PRIMARY KEY (subject, position))"
+        ))
+        .await;
+        h.execute(&format!("INSERT INTO {table} VALUES ('file:f-1', 1)"))
+            .await;
+    }
+    h.execute("UPDATE read_model_checkpoints SET schema_version = 2 WHERE projection = 'audit'")
+        .await;
+
+    let reopened = adapters::readmodel::ReadModels::open(&h.url).await.unwrap();
+    // Creating them again succeeds only if they are gone.
+    for table in ["rm_audit_subjects", "rm_audit_subjects__next"] {
+        h.execute(&format!("CREATE TABLE {table} (subject TEXT)"))
+            .await;
+        h.execute(&format!("DROP TABLE {table}")).await;
+    }
+    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(reopened.audit(&subject).await.unwrap(), found);
+    assert_eq!(reopened.dump().await.unwrap().render(true), before);
+    reopened.close().await;
+    h.finish().await;
+}
+
+/// An audit entry names the subjects under which the lookup by subject
+/// finds it, the subject tags in the log's tag index; the dump checks that
+/// the two agree and names the first position where they do not.
+async fn the_dump_refuses_entries_the_tag_index_disagrees_with(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    append_story(&h).await;
+    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    h.models.dump().await.expect("entries and tag index agree");
+
+    h.execute(
+        "DELETE FROM event_tags WHERE tag = 'file:f-1' \
+         AND position = (SELECT min(position) FROM event_tags WHERE tag = 'file:f-1')",
+    )
+    .await;
+    let refused = h.models.dump().await;
+    assert!(
+        matches!(&refused, Err(ReadModelError::Corrupt(message))
+            if message.contains("subject file:f-1")),
+        "{refused:?}"
+    );
     h.finish().await;
 }
 

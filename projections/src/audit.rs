@@ -44,17 +44,26 @@ pub fn entry(recorded: &RecordedEvent, event: &LedgerEvent) -> AuditEntry {
 }
 
 /// The subjects an event is about: those of its stored tags that are
-/// subjects (`file:f-9`, `instagram:…`, `request:…`), not the technical
-/// ones (`hold-scope:…`, `erased:…`). Taken from the stored tags so that
-/// the audit index finds exactly what `read_by_tags` finds.
+/// subjects written as a subject is written (`file:f-9`, `instagram:…`,
+/// `request:…`), not the technical ones (`hold-scope:…`, `erased:…`).
+/// Taken from the stored tags because the lookup of a subject's entries
+/// reads the log's tag index: an entry names exactly the subjects under
+/// which that lookup finds it.
 pub fn subjects(recorded: &RecordedEvent) -> Vec<String> {
     let set: BTreeSet<String> = recorded
         .tags
         .iter()
-        .filter_map(|tag| Subject::parse(tag.as_str()).ok())
-        .map(|subject| subject.to_string())
+        .map(|tag| tag.as_str())
+        .filter(|tag| is_subject(tag))
+        .map(str::to_owned)
         .collect();
     set.into_iter().collect()
+}
+
+/// Whether a stored tag names a subject in its canonical form, the form
+/// an audit lookup by subject searches for.
+pub fn is_subject(tag: &str) -> bool {
+    Subject::parse(tag).is_ok_and(|subject| subject.to_string() == tag)
 }
 
 fn who(initiator: &Initiator) -> String {

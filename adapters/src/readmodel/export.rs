@@ -2,6 +2,8 @@
 //! that reads one keyset page at a time, so an export of any size holds
 //! one page in memory.
 
+use std::collections::BTreeSet;
+
 use commands::log::rfc3339_micros;
 use projections::csv::{json_line, record};
 use projections::rows::AuditEntry;
@@ -148,18 +150,32 @@ impl ReadModels {
             .iter()
             .map(codec::audit_from)
             .collect::<Result<Vec<_>, _>>()?;
-        // The subject index must agree with the entries' subjects.
-        let indexed = exec
+        // An entry's subjects must be those under which the audit lookup
+        // finds it: the subject tags the log's tag index holds for it.
+        let indexed: BTreeSet<(i64, String)> = exec
             .fetch_all(
-                "SELECT subject, position FROM rm_audit_subjects ORDER BY position, subject",
+                "SELECT t.position AS position, t.tag AS tag \
+                 FROM event_tags t JOIN rm_audit a ON a.position = t.position",
                 vec![],
             )
-            .await?;
-        let expected: usize = audit.iter().map(|e| e.subjects.len()).sum();
-        if indexed.len() != expected {
+            .await?
+            .iter()
+            .map(|row| Ok((row.int("position")?, row.text("tag")?)))
+            .collect::<Result<Vec<_>, ReadModelError>>()?
+            .into_iter()
+            .filter(|(_, tag)| projections::audit::is_subject(tag))
+            .collect();
+        let named: BTreeSet<(i64, String)> = audit
+            .iter()
+            .flat_map(|e| {
+                let position = super::db::int(e.position);
+                e.subjects.iter().map(move |s| (position, s.clone()))
+            })
+            .collect();
+        if let Some((position, subject)) = indexed.symmetric_difference(&named).next() {
             return Err(ReadModelError::Corrupt(format!(
-                "the audit subject index has {} rows, the entries name {expected} subjects",
-                indexed.len()
+                "the audit entry at position {position} and the log's tag index disagree \
+                 about subject {subject}"
             )));
         }
         let resources = exec

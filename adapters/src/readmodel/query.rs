@@ -79,10 +79,13 @@ pub(crate) fn audit_sql(query: &AuditQuery) -> Result<(String, Vec<Val>, usize),
     };
     let from_clause = if let Some(raw) = &query.subject {
         let s = arg(subject(raw)?.into(), &mut args);
-        filters.push(format!("s.subject = {s}"));
+        filters.push(format!("s.tag = {s}"));
         let after = arg(query.after.into(), &mut args);
         filters.push(format!("s.position > {after}"));
-        "rm_audit_subjects s JOIN rm_audit a ON a.position = s.position"
+        // The log's tag index, which holds an entry's subjects as tags
+        // (`projections::audit::subjects`); the join keeps the events the
+        // audit trail has caught up with.
+        "event_tags s JOIN rm_audit a ON a.position = s.position"
     } else {
         let after = arg(query.after.into(), &mut args);
         filters.push(format!("a.position > {after}"));

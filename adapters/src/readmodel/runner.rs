@@ -139,34 +139,37 @@ const SWAP_LOCK_ATTEMPTS_MAX: u32 = 50;
 /// PostgreSQL's SQLSTATE for a lock not granted within `lock_timeout`.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
-/// PostgreSQL: takes every live table of `names` for a swap (or for
-/// recreating them after a schema change), all or none. A query takes
-/// its tables one by one in the order it names them, which is not the
-/// swap's order (the audit lookup reads `rm_audit_subjects` before
-/// `rm_audit`). A swap that held `rm_audit` while waiting for
-/// `rm_audit_subjects`, behind a query holding that and waiting for
-/// `rm_audit`, was a deadlock: PostgreSQL aborted one of the two, the
-/// query or the whole rebuild. Here the swap waits [`SWAP_LOCK_WAIT`] at
-/// most, then gives back what it took and tries again, so the query goes
-/// first.
-async fn lock_live_tables(tx: &mut Tx, names: &[ProjectionName]) -> Result<(), ReadModelError> {
+/// The names of the tables `names` own, in the order of `schema::tables`.
+fn live_tables(names: &[ProjectionName]) -> Vec<&'static str> {
+    names
+        .iter()
+        .flat_map(|name| schema::tables(*name))
+        .map(|table| table.name)
+        .collect()
+}
+
+/// PostgreSQL: takes the live `tables` for a swap (or for recreating them
+/// after a schema change), all or none. A query takes its tables one by
+/// one in the order it names them, which is not the swap's order (the
+/// resource lookup reads `rm_resource_scopes` before `rm_resources`). A
+/// swap that held `rm_resources` while waiting for `rm_resource_scopes`,
+/// behind a query holding that and waiting for `rm_resources`, was a
+/// deadlock: PostgreSQL aborted one of the two, the query or the whole
+/// rebuild. Here the swap waits [`SWAP_LOCK_WAIT`] at most, then gives
+/// back what it took and tries again, so the query goes first.
+async fn lock_live_tables(tx: &mut Tx, tables: &[&str]) -> Result<(), ReadModelError> {
     use sqlx::Executor as _;
     let super::db::Exec::Postgres(conn) = tx.exec() else {
         // SQLite locks the whole database; nothing to order.
         return Ok(());
     };
-    let names: Vec<&str> = names
-        .iter()
-        .flat_map(|name| schema::tables(*name))
-        .map(|table| table.name)
-        .collect();
     // Those that exist (a projection new to this database has none), in
-    // the order of `schema::tables`.
+    // the order given.
     let existing: Vec<String> = sqlx::query_scalar(
         "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) \
          WHERE to_regclass(t.name) IS NOT NULL ORDER BY t.n",
     )
-    .bind(&names)
+    .bind(tables)
     .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?;
@@ -380,7 +383,16 @@ pub(super) async fn ensure_schema(models: &ReadModels) -> Result<(), ReadModelEr
         })
         .collect();
     // Another process may be answering queries from the old tables.
-    lock_live_tables(&mut tx, &changed).await?;
+    let mut live = live_tables(&changed);
+    live.extend(schema::RETIRED);
+    lock_live_tables(&mut tx, &live).await?;
+    for table in schema::RETIRED {
+        for suffix in ["", SHADOW] {
+            tx.exec()
+                .raw(&format!("DROP TABLE IF EXISTS {table}{suffix}"))
+                .await?;
+        }
+    }
     for name in ProjectionName::ALL {
         let generation = match rows.get(name.as_str()) {
             Some((_, _, version)) if *version == SCHEMA_VERSION => continue,
@@ -860,7 +872,7 @@ impl ReadModels {
             }
         }
         let position = shadow_at.values().copied().min().unwrap_or(0);
-        lock_live_tables(&mut tx, &names).await?;
+        lock_live_tables(&mut tx, &live_tables(&names)).await?;
         for name in &names {
             for table in schema::tables(*name) {
                 tx.exec().raw(&schema::drop_if_exists(table, "")).await?;

@@ -16,7 +16,16 @@ use super::db::Backend;
 /// Bump when a table below changes; stored per projection, and a stored
 /// version that differs makes `open` recreate that projection's tables
 /// empty (the runner then fills them from the log).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Tables that earlier schema versions had and this one does not: opening
+/// the read models drops them (and a rebuild's copy of them).
+///
+/// `rm_audit_subjects` (version 2 and before) held the subjects of each
+/// audit entry, one row per (subject, position): a copy of the rows of
+/// the log's `event_tags` that name subjects. The audit lookup by subject
+/// now reads `event_tags` itself.
+pub(crate) const RETIRED: &[&str] = &["rm_audit_subjects"];
 
 /// The suffix of the tables a rebuild fills before the swap.
 pub(crate) const SHADOW: &str = "__next";
@@ -82,15 +91,6 @@ pub(crate) const AUDIT: Table = Table {
         ("type", "event_type, position", None),
         ("occurred", "occurred_at, position", None),
     ],
-    indexes_serve_writes: false,
-    key_serves_writes: false,
-};
-
-pub(crate) const AUDIT_SUBJECTS: Table = Table {
-    name: "rm_audit_subjects",
-    columns: &[("subject", Text), ("position", Int)],
-    key: &["subject", "position"],
-    indexes: &[],
     indexes_serve_writes: false,
     key_serves_writes: false,
 };
@@ -255,7 +255,7 @@ pub(crate) const TASK_SCOPES: Table = Table {
 
 /// The tables each projection owns, its main table first.
 pub(crate) fn tables(name: ProjectionName) -> &'static [Table] {
-    const AUDIT_TABLES: &[Table] = &[AUDIT, AUDIT_SUBJECTS];
+    const AUDIT_TABLES: &[Table] = &[AUDIT];
     const RESOURCE_TABLES: &[Table] = &[RESOURCES, RESOURCE_SCOPES];
     const REQUEST_TABLES: &[Table] = &[REQUESTS, REQUEST_HOLDS];
     const HOLD_TABLES: &[Table] = &[HOLDS];

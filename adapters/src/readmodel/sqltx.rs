@@ -610,14 +610,7 @@ impl PageRows {
     /// moves the checkpoints and commits.
     pub async fn write(&self, exec: &mut Exec<'_>, suffix: &str) -> Result<(), ReadModelError> {
         let entries: Vec<Vec<Val>> = self.audit.iter().map(codec::audit_vals).collect();
-        let mut subjects: Vec<Vec<Val>> = Vec::new();
-        for e in &self.audit {
-            for s in &e.subjects {
-                subjects.push(vec![Val::from(s.as_str()), Val::from(e.position)]);
-            }
-        }
         insert(exec, &schema::AUDIT, suffix, entries).await?;
-        insert(exec, &schema::AUDIT_SUBJECTS, suffix, subjects).await?;
         self.resources.write(exec, suffix).await?;
         self.holds.write(exec, suffix).await?;
         self.requests.write(exec, suffix).await?;
