@@ -54,11 +54,9 @@ on_both_backends!(
 /// (PostgreSQL; SQLite locks the whole database, not tables.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
-    let Some(h) = Harness::new(Kind::Postgres).await else {
+    let Some(h) = story_caught_up(Kind::Postgres).await else {
         return;
     };
-    append_story(&h).await;
-    h.models.catch_up(h.store.as_ref()).await.unwrap();
 
     let rebuilt = a_reader_holds_across(&h.url, || {
         let models = h.models.clone();
@@ -83,11 +81,9 @@ async fn postgres_a_swap_gives_way_to_a_query_holding_a_live_table() {
 /// tables while an older one's reader holds them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
-    let Some(h) = Harness::new(Kind::Postgres).await else {
+    let Some(h) = story_caught_up(Kind::Postgres).await else {
         return;
     };
-    append_story(&h).await;
-    h.models.catch_up(h.store.as_ref()).await.unwrap();
     let before = h.models.dump().await.unwrap().render(true);
     h.execute(
         "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
@@ -167,6 +163,16 @@ async fn waits_for_resource_scopes(url: &str, finished: impl Fn() -> bool) {
     }
 }
 
+/// A harness whose log holds the story (39 events) and whose read
+/// models have caught up with it; `None` when the PostgreSQL suite is
+/// skipped.
+async fn story_caught_up(kind: Kind) -> Option<Harness> {
+    let h = Harness::new(kind).await?;
+    append_story(&h).await;
+    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    Some(h)
+}
+
 async fn append_story(h: &Harness) {
     for e in testkit::story() {
         h.store
@@ -183,12 +189,9 @@ async fn append_story(h: &Harness) {
 }
 
 async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
-    let Some(h) = Harness::new(kind).await else {
+    let Some(h) = story_caught_up(kind).await else {
         return;
     };
-    append_story(&h).await;
-    let at = h.models.catch_up(h.store.as_ref()).await.unwrap();
-    assert_eq!(at, 39);
     // The rows equal those the projection snapshots pin (in memory).
     let mut snapshot = projections::memory::MemoryReadModels::new();
     snapshot
@@ -635,11 +638,9 @@ async fn plans_use_indexes(h: &Harness) {
 /// the same rows, nothing lost. Projections whose version did not change
 /// keep their rows and checkpoints.
 async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
-    let Some(h) = Harness::new(kind).await else {
+    let Some(h) = story_caught_up(kind).await else {
         return;
     };
-    append_story(&h).await;
-    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
     let before = h.models.dump().await.unwrap().render(true);
 
     // What an older version left behind: the tasks projection's tables
@@ -676,11 +677,9 @@ async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
 /// read models are opened; the audit lookup by subject answers from the
 /// log's tag index as before.
 async fn an_upgrade_drops_the_tables_a_schema_retired(kind: Kind) {
-    let Some(h) = Harness::new(kind).await else {
+    let Some(h) = story_caught_up(kind).await else {
         return;
     };
-    append_story(&h).await;
-    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
     let subject = AuditQuery {
         subject: Some("file:f-1".into()),
         ..AuditQuery::default()
@@ -719,11 +718,9 @@ async fn an_upgrade_drops_the_tables_a_schema_retired(kind: Kind) {
 /// finds it, the subject tags in the log's tag index; the dump checks that
 /// the two agree and names the first position where they do not.
 async fn the_dump_refuses_entries_the_tag_index_disagrees_with(kind: Kind) {
-    let Some(h) = Harness::new(kind).await else {
+    let Some(h) = story_caught_up(kind).await else {
         return;
     };
-    append_story(&h).await;
-    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
     h.models.dump().await.expect("entries and tag index agree");
 
     h.execute(
