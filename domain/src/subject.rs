@@ -28,6 +28,15 @@ macro_rules! name_enum {
                     $($name::$variant => $text),+
                 }
             }
+
+            /// The value written `raw`, if there is one; `parse` says
+            /// what the values are when there is not.
+            pub fn from_name(raw: &str) -> Option<Self> {
+                match raw {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
         }
 
         impl ::std::fmt::Display for $name {
@@ -39,14 +48,13 @@ macro_rules! name_enum {
         impl ::std::str::FromStr for $name {
             type Err = $crate::error::InvalidInput;
             fn from_str(raw: &str) -> Result<Self, Self::Err> {
-                match raw {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err($crate::error::InvalidInput::new(
+                Self::from_name(raw).ok_or_else(|| {
+                    $crate::error::InvalidInput::new(
                         stringify!($name),
                         format!("unknown value {raw:?}; expected one of: {}",
                             [$($text),+].join(", ")),
-                    )),
-                }
+                    )
+                })
             }
         }
     };
@@ -175,15 +183,20 @@ impl Subject {
 
     /// The `ID` part.
     pub fn id(&self) -> String {
+        self.written_id().to_string()
+    }
+
+    /// The `ID` part, to be written.
+    fn written_id(&self) -> &dyn fmt::Display {
         match self {
-            Subject::Workspace(id) => id.to_string(),
-            Subject::Account(id) => id.to_string(),
-            Subject::Resource(r) => r.id.to_string(),
-            Subject::Integration(id) => id.to_string(),
-            Subject::External(e) => e.id.to_string(),
-            Subject::Request(id) => id.to_string(),
-            Subject::Hold(id) => id.to_string(),
-            Subject::Task(id) => id.to_string(),
+            Subject::Workspace(id) => id,
+            Subject::Account(id) => id,
+            Subject::Resource(r) => &r.id,
+            Subject::Integration(id) => id,
+            Subject::External(e) => &e.id,
+            Subject::Request(id) => id,
+            Subject::Hold(id) => id,
+            Subject::Task(id) => id,
         }
     }
 
@@ -200,12 +213,12 @@ impl Subject {
             "hold" => Subject::Hold(HoldId::parse(id)?),
             "task" => Subject::Task(TaskId::parse(id)?),
             other => {
-                if let Ok(platform) = other.parse::<Platform>() {
+                if let Some(platform) = Platform::from_name(other) {
                     Subject::External(ExternalAccount {
                         platform,
                         id: ExternalAccountId::parse(id)?,
                     })
-                } else if let Ok(kind) = other.parse::<ResourceKind>() {
+                } else if let Some(kind) = ResourceKind::from_name(other) {
                     Subject::resource(kind, ResourceId::parse(id)?)
                 } else {
                     return Err(InvalidInput::new(
@@ -221,7 +234,7 @@ impl Subject {
 
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind(), self.id())
+        write!(f, "{}:{}", self.kind(), self.written_id())
     }
 }
 

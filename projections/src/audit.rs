@@ -2,7 +2,7 @@
 //! when, why, about which subjects — found by subject, actor, event type
 //! and time, paged by log position.
 
-use std::collections::BTreeSet;
+use std::fmt;
 
 use commands::log::RecordedEvent;
 use domain::events::{
@@ -50,20 +50,39 @@ pub fn entry(recorded: &RecordedEvent, event: &LedgerEvent) -> AuditEntry {
 /// reads the log's tag index: an entry names exactly the subjects under
 /// which that lookup finds it.
 pub fn subjects(recorded: &RecordedEvent) -> Vec<String> {
-    let set: BTreeSet<String> = recorded
+    let mut subjects: Vec<&str> = recorded
         .tags
         .iter()
         .map(|tag| tag.as_str())
         .filter(|tag| is_subject(tag))
-        .map(str::to_owned)
         .collect();
-    set.into_iter().collect()
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects.into_iter().map(str::to_owned).collect()
 }
 
 /// Whether a stored tag names a subject in its canonical form, the form
 /// an audit lookup by subject searches for.
 pub fn is_subject(tag: &str) -> bool {
-    Subject::parse(tag).is_ok_and(|subject| subject.to_string() == tag)
+    Subject::parse(tag).is_ok_and(|subject| displays_as(&subject, tag))
+}
+
+/// Whether `value` displays as exactly `text`, compared piece by piece
+/// as it is written: every event's tags are checked, so the text is
+/// never made.
+fn displays_as(value: &impl fmt::Display, text: &str) -> bool {
+    /// Accepts what is written while it continues `rest`.
+    struct Continues<'a> {
+        rest: &'a str,
+    }
+    impl fmt::Write for Continues<'_> {
+        fn write_str(&mut self, written: &str) -> fmt::Result {
+            self.rest = self.rest.strip_prefix(written).ok_or(fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut sink = Continues { rest: text };
+    fmt::write(&mut sink, format_args!("{value}")).is_ok() && sink.rest.is_empty()
 }
 
 fn who(initiator: &Initiator) -> String {
@@ -345,5 +364,42 @@ fn describe_request(event: &RequestEvent) -> (String, Option<String>) {
             ),
             None,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_subject;
+    use domain::subject::Subject;
+
+    #[test]
+    fn only_subjects_in_their_written_form_are_subjects() {
+        for tag in [
+            "file:f-9",
+            "workspace:ws-42",
+            "instagram:17841400000000001",
+            "ai-result:r:1",
+            "hold:0190a0b0-0000-7000-8000-000000000001",
+        ] {
+            assert!(is_subject(tag), "{tag}");
+        }
+        for tag in [
+            // Technical tags, and text that is no subject at all.
+            "hold-scope:workspace:ws-42",
+            "erased:file:f-9",
+            "file",
+            "",
+        ] {
+            assert!(!is_subject(tag), "{tag}");
+        }
+        // Subjects, but written otherwise than a subject is written: the
+        // lookup would not find them under these tags.
+        for tag in [
+            "hold:0190A0B0-0000-7000-8000-000000000001",
+            "hold:0190a0b0000070008000000000000001",
+        ] {
+            assert!(Subject::parse(tag).is_ok(), "{tag}");
+            assert!(!is_subject(tag), "{tag}");
+        }
     }
 }
