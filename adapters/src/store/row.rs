@@ -90,7 +90,9 @@ fn canonical<T: serde::Serialize>(what: &str, value: &T, stored: &str) -> Result
     if serializes_to(value, stored) {
         Ok(())
     } else {
-        Err(format!("{what} is not in the canonical form that was hashed"))
+        Err(format!(
+            "{what} is not in the canonical form that was hashed"
+        ))
     }
 }
 
