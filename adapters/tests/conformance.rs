@@ -59,6 +59,7 @@ conformance!(
     follower_never_skips_an_event,
     events_read_back_as_appended,
     another_writer_between_appends,
+    retries_amid_new_appends_get_their_first_result,
 );
 
 async fn run<F, Fut>(kind: Kind, body: F)
@@ -639,6 +640,57 @@ async fn concurrent_writers_get_gap_free_positions(h: Arc<Harness>) {
     let total = (WRITERS * APPENDS_PER_WRITER) as u64;
     assert_contiguous_log(&*h.store, total).await;
     assert_eq!(h.assert_intact().await, total);
+}
+
+/// Retries of committed appends, each with its idempotency key or its
+/// event ids only, sent at once with as many new appends so that they
+/// share batches: every retry gets its first result, never a version
+/// error, however much the writer remembers of the streams.
+async fn retries_amid_new_appends_get_their_first_result(h: Arc<Harness>) {
+    const APPENDS: usize = 64;
+    let one = |i: usize, key: bool| {
+        let mut one = request(
+            &format!("retried-{i}"),
+            ExpectedVersion::NoStream,
+            vec![event("Retried", &["retried"])],
+        );
+        one.idempotency_key = key.then(|| format!("retried-key-{i}"));
+        one
+    };
+    let firsts: Vec<AppendRequest> = (0..APPENDS).map(|i| one(i, i % 2 == 0)).collect();
+    let mut appended = Vec::new();
+    for first in &firsts {
+        appended.push(h.store.append(first.clone()).await.unwrap());
+    }
+    let barrier = Arc::new(Barrier::new(2 * APPENDS));
+    let mut tasks = Vec::new();
+    for (i, first) in firsts.into_iter().enumerate() {
+        let new = request(
+            &format!("new-{i}"),
+            ExpectedVersion::NoStream,
+            vec![event("New", &["new"])],
+        );
+        for request in [first, new] {
+            let (store, barrier) = (h.store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.append(request).await
+            }));
+        }
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let answer = task
+            .await
+            .unwrap()
+            .expect("a retry or a new append succeeds");
+        if i % 2 == 0 {
+            assert!(answer.deduplicated, "retry {}", i / 2);
+            assert_eq!(answer.first_position, appended[i / 2].first_position);
+        } else {
+            assert!(!answer.deduplicated);
+        }
+    }
+    assert_contiguous_log(&*h.store, 2 * APPENDS as u64).await;
 }
 
 /// Positions are exactly 1..=total and each stream's versions are 1..=n.

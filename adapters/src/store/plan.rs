@@ -121,6 +121,14 @@ pub(crate) struct Plan<'a> {
     /// What the plan took for granted without looking (only when the
     /// lookups were not complete).
     pub assumed: Assumed,
+    /// A request was refused (its stream's version, or a condition that
+    /// an event earlier in the batch fails) on lookups that were not
+    /// complete. Those do not hold earlier idempotency keys and event
+    /// ids, and the unique keys that check them see only inserted rows:
+    /// the retry of a committed append would be refused instead of
+    /// answered with its first result. Decide such a batch afresh on
+    /// complete lookups.
+    pub refused_on_memory: bool,
 }
 
 /// The committed state a plan assumed: it holds only if, when the insert
@@ -231,6 +239,7 @@ pub(crate) fn plan<'a>(
     // Highest position per tag among the events accepted in this batch.
     let mut batch_tag_max: HashMap<String, Position> = HashMap::new();
     let mut assumed = Assumed::default();
+    let mut refused_on_memory = false;
 
     for request in batch {
         if let Some(first) = request
@@ -281,6 +290,7 @@ pub(crate) fn plan<'a>(
             ExpectedVersion::Exact(expected) => actual == expected,
         };
         if !version_ok {
+            refused_on_memory |= !complete;
             outcomes.push(Outcome::Done(Err(StoreError::WrongExpectedVersion {
                 stream: request.stream.clone(),
                 expected: request.expected,
@@ -327,6 +337,7 @@ pub(crate) fn plan<'a>(
                         })
                     });
                 if let Some(error) = conflict {
+                    refused_on_memory |= !complete;
                     outcomes.push(Outcome::Done(Err(error)));
                     continue;
                 }
@@ -425,6 +436,7 @@ pub(crate) fn plan<'a>(
         head: next_position - 1,
         head_hash: previous,
         assumed,
+        refused_on_memory,
         rows,
         tag_rows,
         streams,
@@ -436,5 +448,77 @@ fn deduplicated(first: &Appended) -> Appended {
     Appended {
         deduplicated: true,
         ..first.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commands::log::{Metadata, NewEvent, StreamId, GENESIS_HASH};
+
+    fn request(stream: &str, expected: ExpectedVersion, key: Option<&str>) -> AppendRequest {
+        AppendRequest {
+            stream: StreamId::new(stream),
+            expected,
+            condition: None,
+            idempotency_key: key.map(str::to_owned),
+            events: vec![NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "Noted".into(),
+                schema_version: 1,
+                occurred_at: Utc::now(),
+                payload: serde_json::json!({}),
+                metadata: Metadata::default(),
+                tags: vec![Tag::new("t")],
+            }],
+        }
+    }
+
+    fn looked_up(idempotency_keys: HashMap<String, Appended>) -> Lookups {
+        Lookups {
+            head: 0,
+            head_hash: GENESIS_HASH,
+            complete: true,
+            idempotency_keys,
+            event_ids: HashMap::new(),
+            streams: HashMap::new(),
+            tag_max: HashMap::new(),
+        }
+    }
+
+    /// A retry of a committed append, in a batch with a new append:
+    /// memory knows the stream's version but not the key, so the refusal
+    /// it would give is marked, and complete lookups answer the retry
+    /// with its first result.
+    #[test]
+    fn a_refusal_decided_on_memory_is_marked() {
+        let first = request("s", ExpectedVersion::NoStream, Some("k"));
+        let committed = plan(&[&first], looked_up(HashMap::new()), Utc::now());
+        assert!(!committed.refused_on_memory);
+        let Outcome::Done(Ok(appended)) = &committed.outcomes[0] else {
+            panic!("the first append is stored");
+        };
+        let appended = appended.clone();
+        let mut memory = Memory::default();
+        memory.committed(&committed);
+
+        let other = request("other", ExpectedVersion::NoStream, None);
+        let batch = [&first, &other];
+        let lookups = memory.lookups(&batch).expect("memory stands in");
+        let on_memory = plan(&batch, lookups, Utc::now());
+        assert!(on_memory.refused_on_memory);
+        assert!(matches!(
+            on_memory.outcomes[0],
+            Outcome::Done(Err(StoreError::WrongExpectedVersion { .. }))
+        ));
+
+        let keys = HashMap::from([("k".to_owned(), appended.clone())]);
+        let on_lookups = plan(&batch, looked_up(keys), Utc::now());
+        assert!(!on_lookups.refused_on_memory);
+        let Outcome::Done(Ok(again)) = &on_lookups.outcomes[0] else {
+            panic!("the retry gets its first result");
+        };
+        assert!(again.deduplicated);
+        assert_eq!(again.first_position, appended.first_position);
     }
 }

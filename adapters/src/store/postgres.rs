@@ -238,12 +238,21 @@ async fn commit(
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
     let remembered = memory.lookups(batch);
-    let from_memory = remembered.is_some();
+    let mut from_memory = remembered.is_some();
     let lookups = match remembered {
         Some(lookups) => lookups,
         None => lookup(connection, &Wanted::of(batch)).await?,
     };
     let mut plan = plan::plan(batch, lookups, Utc::now());
+    if plan.refused_on_memory {
+        // Perhaps a retry of a committed append: decide on lookups.
+        from_memory = false;
+        plan = plan::plan(
+            batch,
+            lookup(connection, &Wanted::of(batch)).await?,
+            Utc::now(),
+        );
+    }
     let Some(expected_head) = plan.rows.first().map(|row| row.event.header.position - 1) else {
         if from_memory {
             // Answers without a stored event have no insert to check

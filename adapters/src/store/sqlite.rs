@@ -514,6 +514,10 @@ async fn remembered_commit(
         return Ok(None);
     };
     let mut plan = plan::plan(batch, lookups, Utc::now());
+    if plan.refused_on_memory {
+        // Perhaps a retry of a committed append: decide on lookups.
+        return Ok(None);
+    }
     let outcomes = decided(std::mem::take(&mut plan.outcomes));
     let (Some(first), Some(outcomes)) = (plan.rows.first(), outcomes) else {
         // Answers without a stored event have no insert to check what
