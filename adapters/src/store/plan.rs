@@ -134,7 +134,9 @@ pub(crate) struct Plan<'a> {
 /// The committed state a plan assumed: it holds only if, when the insert
 /// runs, every stream is at the listed version (0: absent) and no event
 /// carries a listed tag after the listed position. Idempotency keys and
-/// event ids are assumed new; the unique keys of the tables check those.
+/// event ids are assumed new; the unique keys of the tables check those
+/// for the requests that are inserted, and [`Plan::refused_on_memory`]
+/// covers the others.
 #[derive(Debug, Default)]
 pub(crate) struct Assumed {
     pub streams: Vec<(String, u64)>,
