@@ -59,6 +59,7 @@ conformance!(
     follower_never_skips_an_event,
     events_read_back_as_appended,
     another_writer_between_appends,
+    batches_larger_than_one_statement_store_every_row,
     retries_amid_new_appends_get_their_first_result,
 );
 
@@ -640,6 +641,74 @@ async fn concurrent_writers_get_gap_free_positions(h: Arc<Harness>) {
     let total = (WRITERS * APPENDS_PER_WRITER) as u64;
     assert_contiguous_log(&*h.store, total).await;
     assert_eq!(h.assert_intact().await, total);
+}
+
+/// More rows than one insert statement carries, in every table: an
+/// append of 600 events with 1,200 tags, then 300 one-event appends to
+/// 300 streams with idempotency keys, at once so that batches form.
+async fn batches_larger_than_one_statement_store_every_row(h: Arc<Harness>) {
+    const BIG: usize = 600;
+    const SMALL: usize = 300;
+    let store = h.store.clone();
+    let events: Vec<_> = (0..BIG)
+        .map(|i| event("Big", &[&format!("big:{i}"), "big"]))
+        .collect();
+    let mut big = request("big", ExpectedVersion::NoStream, events.clone());
+    big.idempotency_key = Some("big-key".into());
+    let appended = store.append(big.clone()).await.unwrap();
+    assert_eq!(
+        (appended.first_position, appended.last_position),
+        (1, BIG as u64)
+    );
+    let barrier = Arc::new(Barrier::new(SMALL));
+    let tasks: Vec<_> = (0..SMALL)
+        .map(|i| {
+            let (store, barrier) = (h.store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let mut one = request(
+                    &format!("small-{i}"),
+                    ExpectedVersion::NoStream,
+                    vec![event("Small", &[&format!("small:{i}")])],
+                );
+                one.idempotency_key = Some(format!("small-key-{i}"));
+                barrier.wait().await;
+                store.append(one).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().stream_version, 1);
+    }
+    let total = (BIG + SMALL) as u64;
+    assert_contiguous_log(&*store, total).await;
+    assert_eq!(h.assert_intact().await, total);
+    // Every tag row is there, the last one included.
+    let last = store
+        .read_by_tags(&[Tag::new(format!("big:{}", BIG - 1))], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].event_id, events[BIG - 1].event_id);
+    assert_eq!(
+        store
+            .read_by_tags(&[Tag::new("big")], 0, 10_000)
+            .await
+            .unwrap()
+            .len(),
+        BIG
+    );
+    assert_eq!(
+        store
+            .read_by_tags(&[Tag::new(format!("small:{}", SMALL - 1))], 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The big append's key and stream version were stored as well.
+    let again = store.append(big).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.stream_version, BIG as u64);
 }
 
 /// Retries of committed appends, each with its idempotency key or its

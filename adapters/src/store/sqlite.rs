@@ -8,11 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use commands::log::{rfc3339_micros, AppendRequest, Appended, Position, StoreError, Tag};
+use sqlx::error::BoxDynError;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::{Arguments, ConnectOptions, Row};
 
 use super::plan::{self, Lookups, Memory, Outcome, Plan, Wanted};
 use super::row::{RawEvent, RawId, RawTime};
@@ -256,10 +257,12 @@ impl BatchCommitter for SqliteWriter {
 
 /// Decides and stores a batch in two calls into SQLite: `BEGIN IMMEDIATE`
 /// with every lookup, then every insert with `COMMIT`. Each call is one
-/// cached multi-statement query whose rows travel as JSON arrays
-/// (`json_each`), so its text never depends on the batch size: no prepare
-/// per batch and no bind limit. Calls, not rows, are what cost here: each
-/// one is a hop to sqlx's SQLite worker thread.
+/// multi-statement query. The lookups' keys travel as JSON arrays
+/// (`json_each`), so that text never depends on the batch size; the rows
+/// go in multi-row `VALUES` statements of a few sizes ([`VALUES_ROWS`]),
+/// so those texts come back batch after batch and stay prepared. Calls,
+/// not rows, are what cost here: each one is a hop to sqlx's SQLite
+/// worker thread.
 ///
 /// The transaction is opened and closed by the statements themselves; on
 /// any error the writer drops this connection, which rolls it back.
@@ -394,29 +397,17 @@ async fn commit(
             .await
             .map_err(from_db)?;
     } else {
-        let rows = RowArgs::of(&plan)?;
         // Plain `?` placeholders: sqlx binds them in order across the
         // statements, whereas a `?4` in a statement of its own would leave
         // the gap ?1..?3 eating the arguments.
-        sqlx::query(&format!(
-            "INSERT INTO events ({COLUMNS}, append_first, append_last) \
-                 SELECT {EVENT_VALUES} FROM json_each(?); \
-             INSERT INTO event_tags (tag, position) \
-                 SELECT value->>0, value->>1 FROM json_each(?); \
-             INSERT INTO streams (stream, version) \
-                 SELECT value->>0, value->>1 FROM json_each(?) WHERE true \
-                 ON CONFLICT (stream) DO UPDATE SET version = excluded.version; \
-             INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
-                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?); \
-             COMMIT"
-        ))
-        .bind(rows.events)
-        .bind(rows.tags)
-        .bind(rows.streams)
-        .bind(rows.keys)
-        .execute(&mut *connection)
-        .await
-        .map_err(from_db)?;
+        let mut sql = String::new();
+        let mut args = SqliteArguments::default();
+        push_inserts(&plan, "", &mut sql, &mut args)?;
+        sql.push_str("COMMIT");
+        sqlx::query_with(&sql, args)
+            .execute(&mut *connection)
+            .await
+            .map_err(from_db)?;
     }
     memory.committed(&plan);
     Ok(Committed {
@@ -425,73 +416,143 @@ async fn commit(
     })
 }
 
-/// The columns of an event row out of one `json_each` element.
-/// `->>` hands back SQL values: integers stay integers, and JSON strings
-/// come back as exactly the text that was encoded (the payload bytes that
-/// were hashed).
-const EVENT_VALUES: &str = "value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
-                            value->>6, value->>7, value->>8, value->>9, value->>10, \
-                            unhex(value->>11), value->>12, value->>13";
+/// Row counts of the multi-row `VALUES` statements that carry a batch's
+/// rows, largest first. A table's rows go in statements of the largest
+/// size, and what is left in one statement of the smallest size that
+/// holds it, padded with rows of NULLs that the statement skips. So a
+/// batch's statements come from a few texts, which the connection keeps
+/// prepared, and no statement binds more than 256 rows (3,584 values of
+/// an event row, under SQLite's 32,766).
+///
+/// Rows used to travel as JSON arrays unpacked by `json_each`: with 64
+/// writers that unpacking (each element turned back into JSON text, then
+/// parsed again by `->>`) was about two fifths of the writer thread,
+/// which is what limits the appends' rate.
+const VALUES_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
 
-/// A plan's rows of every table, each table as one JSON array, so that a
-/// statement's text never depends on the batch size.
-struct RowArgs {
-    events: String,
-    tags: String,
-    streams: String,
-    keys: String,
+/// The row counts of the `VALUES` statements that carry `rows` rows.
+fn values_sizes(rows: usize) -> Vec<usize> {
+    let largest = VALUES_ROWS[0];
+    let mut sizes = vec![largest; rows / largest];
+    let left = rows % largest;
+    if left > 0 {
+        let fits = VALUES_ROWS.iter().rev().copied().find(|&size| size >= left);
+        sizes.push(fits.unwrap_or(largest));
+    }
+    sizes
 }
 
-impl RowArgs {
-    fn of(plan: &Plan<'_>) -> Result<Self, StoreError> {
-        let events = json_list(
-            &plan
-                .rows
-                .iter()
-                .map(|row| {
-                    let event = &row.event.header;
-                    (
-                        db_int(event.position),
-                        event.stream,
-                        db_int(event.stream_version),
-                        event.event_id.hyphenated().to_string(),
-                        event.event_type,
-                        event.schema_version,
-                        rfc3339_micros(event.occurred_at),
-                        rfc3339_micros(event.recorded_at),
-                        row.payload.as_str(),
-                        row.metadata.as_str(),
-                        row.tags.as_str(),
-                        hex::encode(row.event.hash),
-                        db_int(row.append_first),
-                        db_int(row.append_last),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        let tags = json_pairs(&plan.tag_rows)?;
-        let streams = json_pairs(&plan.streams)?;
-        let keys = json_list(
-            &plan
-                .idempotency_keys
-                .iter()
-                .map(|(key, appended)| {
-                    (
-                        key.as_str(),
-                        db_int(appended.first_position),
-                        db_int(appended.last_position),
-                        db_int(appended.stream_version),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        Ok(Self {
-            events,
-            tags,
-            streams,
-            keys,
-        })
+/// One table's inserts: `insert` (`INSERT INTO table (columns)`) of
+/// `columns` values per row, `rows` bound by `bind`, each statement
+/// ending with `tail` (more conditions, then a conflict clause).
+struct Inserts<'a, 'q, R> {
+    insert: &'a str,
+    columns: usize,
+    rows: &'q [R],
+    tail: &'a str,
+}
+
+impl<'q, R> Inserts<'_, 'q, R> {
+    /// Appends the statements to `sql` and their arguments to `args`,
+    /// in the order of the text's plain `?` placeholders.
+    fn push(
+        &self,
+        sql: &mut String,
+        args: &mut SqliteArguments<'q>,
+        mut bind: impl FnMut(&mut SqliteArguments<'q>, &'q R) -> Result<(), BoxDynError>,
+    ) -> Result<(), StoreError> {
+        let row_text = format!("({})", vec!["?"; self.columns].join(", "));
+        let mut rows = self.rows.iter();
+        for size in values_sizes(self.rows.len()) {
+            sql.push_str(self.insert);
+            sql.push_str(" SELECT * FROM (VALUES ");
+            sql.push_str(&vec![row_text.as_str(); size].join(", "));
+            sql.push_str(") WHERE column1 IS NOT NULL");
+            sql.push_str(self.tail);
+            sql.push_str("; ");
+            let mut bound = 0;
+            for row in rows.by_ref().take(size) {
+                bind(args, row).map_err(bind_error)?;
+                bound += 1;
+            }
+            for _ in 0..(size - bound) * self.columns {
+                args.add(None::<i64>).map_err(bind_error)?;
+            }
+        }
+        Ok(())
     }
+}
+
+#[allow(clippy::needless_pass_by_value)] // the shape map_err hands over
+fn bind_error(error: BoxDynError) -> StoreError {
+    StoreError::InvalidEvent(format!("cannot bind a value of the batch: {error}"))
+}
+
+/// The statements that insert a plan's rows into every table, appended
+/// to `sql` with their arguments; each insert also checks `guard` (empty,
+/// or `AND` a condition that must hold for anything to be stored).
+fn push_inserts<'q>(
+    plan: &'q Plan<'q>,
+    guard: &str,
+    sql: &mut String,
+    args: &mut SqliteArguments<'q>,
+) -> Result<(), StoreError> {
+    let events = format!("INSERT INTO events ({COLUMNS}, append_first, append_last)");
+    Inserts {
+        insert: &events,
+        columns: 14,
+        rows: &plan.rows,
+        tail: guard,
+    }
+    .push(sql, args, |args, row| {
+        let event = &row.event.header;
+        args.add(db_int(event.position))?;
+        args.add(event.stream)?;
+        args.add(db_int(event.stream_version))?;
+        args.add(event.event_id.hyphenated().to_string())?;
+        args.add(event.event_type)?;
+        args.add(i64::from(event.schema_version))?;
+        args.add(rfc3339_micros(event.occurred_at))?;
+        args.add(rfc3339_micros(event.recorded_at))?;
+        args.add(row.payload.as_str())?;
+        args.add(row.metadata.as_str())?;
+        args.add(row.tags.as_str())?;
+        args.add(&row.event.hash[..])?;
+        args.add(db_int(row.append_first))?;
+        args.add(db_int(row.append_last))
+    })?;
+    let pair = |args: &mut SqliteArguments<'q>, (name, number): &'q (String, u64)| {
+        args.add(name.as_str())?;
+        args.add(db_int(*number))
+    };
+    Inserts {
+        insert: "INSERT INTO event_tags (tag, position)",
+        columns: 2,
+        rows: &plan.tag_rows,
+        tail: guard,
+    }
+    .push(sql, args, pair)?;
+    let streams_tail =
+        format!("{guard} ON CONFLICT (stream) DO UPDATE SET version = excluded.version");
+    Inserts {
+        insert: "INSERT INTO streams (stream, version)",
+        columns: 2,
+        rows: &plan.streams,
+        tail: &streams_tail,
+    }
+    .push(sql, args, pair)?;
+    Inserts {
+        insert: "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version)",
+        columns: 4,
+        rows: &plan.idempotency_keys,
+        tail: guard,
+    }
+    .push(sql, args, |args, (key, appended)| {
+        args.add(key.as_str())?;
+        args.add(db_int(appended.first_position))?;
+        args.add(db_int(appended.last_position))?;
+        args.add(db_int(appended.stream_version))
+    })
 }
 
 /// Decides and stores a batch in one call into SQLite, from what the
@@ -525,10 +586,9 @@ async fn remembered_commit(
         memory.forget();
         return Ok(None);
     };
-    let rows = RowArgs::of(&plan)?;
     let assumed_streams = json_pairs(&plan.assumed.streams)?;
     let free_tags = json_pairs(&plan.assumed.free_tags)?;
-    let stored = sqlx::query_scalar::<_, bool>(&format!(
+    let mut sql = String::from(
         "BEGIN IMMEDIATE; \
          DELETE FROM temp.append_guard; \
          INSERT INTO temp.append_guard \
@@ -538,32 +598,26 @@ async fn remembered_commit(
                          <> a.value->>1) \
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS f \
                      WHERE EXISTS (SELECT 1 FROM event_tags \
-                         WHERE tag = f.value->>0 AND position > f.value->>1)); \
-         INSERT INTO events ({COLUMNS}, append_first, append_last) \
-             SELECT {EVENT_VALUES} FROM json_each(?) WHERE EXISTS (SELECT 1 FROM temp.append_guard); \
-         INSERT INTO event_tags (tag, position) \
-             SELECT value->>0, value->>1 FROM json_each(?) \
-             WHERE EXISTS (SELECT 1 FROM temp.append_guard); \
-         INSERT INTO streams (stream, version) \
-             SELECT value->>0, value->>1 FROM json_each(?) \
-             WHERE EXISTS (SELECT 1 FROM temp.append_guard) \
-             ON CONFLICT (stream) DO UPDATE SET version = excluded.version; \
-         INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
-             SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) \
-             WHERE EXISTS (SELECT 1 FROM temp.append_guard); \
-         SELECT EXISTS (SELECT 1 FROM temp.append_guard); \
-         COMMIT"
-    ))
-    .bind(db_int(first.event.header.position - 1))
-    .bind(assumed_streams)
-    .bind(free_tags)
-    .bind(rows.events)
-    .bind(rows.tags)
-    .bind(rows.streams)
-    .bind(rows.keys)
-    // All of it, so that the COMMIT after the answer runs too.
-    .fetch_all(&mut *connection)
-    .await;
+                         WHERE tag = f.value->>0 AND position > f.value->>1)); ",
+    );
+    let mut args = SqliteArguments::default();
+    let guard_args = (|| -> Result<(), BoxDynError> {
+        args.add(db_int(first.event.header.position - 1))?;
+        args.add(assumed_streams)?;
+        args.add(free_tags)
+    })();
+    guard_args.map_err(bind_error)?;
+    push_inserts(
+        &plan,
+        " AND EXISTS (SELECT 1 FROM temp.append_guard)",
+        &mut sql,
+        &mut args,
+    )?;
+    sql.push_str("SELECT EXISTS (SELECT 1 FROM temp.append_guard); COMMIT");
+    let stored = sqlx::query_scalar_with::<_, bool, _>(&sql, args)
+        // All of it, so that the COMMIT after the answer runs too.
+        .fetch_all(&mut *connection)
+        .await;
     let stored = match stored {
         Ok(answers) => answers,
         Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
