@@ -245,7 +245,10 @@ async fn commit(
     };
     let mut plan = plan::plan(batch, lookups, Utc::now());
     if plan.refused_on_memory {
-        // Perhaps a retry of a committed append: decide on lookups.
+        // Perhaps a retry of a committed append: decide on lookups. And
+        // forget: another process may have appended since memory was
+        // made, and no guard has checked that yet.
+        memory.forget();
         from_memory = false;
         plan = plan::plan(
             batch,

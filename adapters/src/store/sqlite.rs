@@ -576,7 +576,10 @@ async fn remembered_commit(
     };
     let mut plan = plan::plan(batch, lookups, Utc::now());
     if plan.refused_on_memory {
-        // Perhaps a retry of a committed append: decide on lookups.
+        // Perhaps a retry of a committed append: decide on lookups. And
+        // forget: another process may have appended since memory was
+        // made, and no guard has checked that yet.
+        memory.forget();
         return Ok(None);
     }
     let outcomes = decided(std::mem::take(&mut plan.outcomes));
