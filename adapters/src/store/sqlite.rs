@@ -397,17 +397,10 @@ async fn commit(
             .await
             .map_err(from_db)?;
     } else {
-        // Plain `?` placeholders: sqlx binds them in order across the
-        // statements, whereas a `?4` in a statement of its own would leave
-        // the gap ?1..?3 eating the arguments.
-        let mut sql = String::new();
-        let mut args = SqliteArguments::default();
-        push_inserts(&plan, "", &mut sql, &mut args)?;
-        sql.push_str("COMMIT");
-        sqlx::query_with(&sql, args)
-            .execute(&mut *connection)
-            .await
-            .map_err(from_db)?;
+        let mut calls = Calls::new(connection);
+        push_inserts(&plan, "", &mut calls).await.map_err(from_db)?;
+        calls.statement("COMMIT;").await.map_err(from_db)?;
+        calls.finish().await.map_err(from_db)?;
     }
     memory.committed(&plan);
     Ok(Committed {
@@ -453,50 +446,109 @@ struct Inserts<'a, 'q, R> {
 }
 
 impl<'q, R> Inserts<'_, 'q, R> {
-    /// Appends the statements to `sql` and their arguments to `args`,
-    /// in the order of the text's plain `?` placeholders.
-    fn push(
+    /// Adds the statements to `calls`, binding each one's rows.
+    async fn push(
         &self,
-        sql: &mut String,
-        args: &mut SqliteArguments<'q>,
+        calls: &mut Calls<'_, 'q>,
         mut bind: impl FnMut(&mut SqliteArguments<'q>, &'q R) -> Result<(), BoxDynError>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), sqlx::Error> {
         let row_text = format!("({})", vec!["?"; self.columns].join(", "));
+        let text = |size: usize| {
+            format!(
+                "{} SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL{};",
+                self.insert,
+                vec![row_text.as_str(); size].join(", "),
+                self.tail
+            )
+        };
+        let largest = text(VALUES_ROWS[0]);
         let mut rows = self.rows.iter();
         for size in values_sizes(self.rows.len()) {
-            sql.push_str(self.insert);
-            sql.push_str(" SELECT * FROM (VALUES ");
-            sql.push_str(&vec![row_text.as_str(); size].join(", "));
-            sql.push_str(") WHERE column1 IS NOT NULL");
-            sql.push_str(self.tail);
-            sql.push_str("; ");
+            let args = if size == VALUES_ROWS[0] {
+                calls.statement(&largest).await?
+            } else {
+                calls.statement(&text(size)).await?
+            };
             let mut bound = 0;
             for row in rows.by_ref().take(size) {
-                bind(args, row).map_err(bind_error)?;
+                bind(args, row).map_err(sqlx::Error::Encode)?;
                 bound += 1;
             }
             for _ in 0..(size - bound) * self.columns {
-                args.add(None::<i64>).map_err(bind_error)?;
+                args.add(None::<i64>).map_err(sqlx::Error::Encode)?;
             }
         }
         Ok(())
     }
 }
 
-#[allow(clippy::needless_pass_by_value)] // the shape map_err hands over
-fn bind_error(error: BoxDynError) -> StoreError {
-    StoreError::InvalidEvent(format!("cannot bind a value of the batch: {error}"))
+/// Most statements in one call into SQLite. A call's text is the key of
+/// its prepared statements in the connection's cache: a batch of 64
+/// one-event appends fits in one call, and a large append (up to 20,000
+/// events of 64 tags) goes in many calls of the same few texts, rather
+/// than in one text of thousands of statements, each prepared anew and
+/// all of them kept in the cache.
+const CALL_STATEMENTS_MAX: usize = 8;
+
+/// Statements sent to SQLite in calls of at most [`CALL_STATEMENTS_MAX`],
+/// each call as soon as it is full: a large append holds the arguments
+/// of one call at a time. A call's arguments are in the order of its
+/// text's plain `?` placeholders (sqlx binds them in order across the
+/// statements, whereas a `?4` in a statement of its own would leave the
+/// gap ?1..?3 eating the arguments).
+struct Calls<'c, 'q> {
+    connection: &'c mut SqliteConnection,
+    sql: String,
+    args: SqliteArguments<'q>,
+    statements: usize,
 }
 
-/// The statements that insert a plan's rows into every table, appended
-/// to `sql` with their arguments; each insert also checks `guard` (empty,
-/// or `AND` a condition that must hold for anything to be stored).
-fn push_inserts<'q>(
+impl<'c, 'q> Calls<'c, 'q> {
+    fn new(connection: &'c mut SqliteConnection) -> Self {
+        Self {
+            connection,
+            sql: String::new(),
+            args: SqliteArguments::default(),
+            statements: 0,
+        }
+    }
+
+    /// Adds `text` (one statement or more, each ending in `;`), after
+    /// sending the call so far if it is full, and gives the arguments to
+    /// bind its values to.
+    async fn statement(&mut self, text: &str) -> Result<&mut SqliteArguments<'q>, sqlx::Error> {
+        if self.statements >= CALL_STATEMENTS_MAX {
+            self.send().await?;
+        }
+        self.sql.push_str(text);
+        self.sql.push(' ');
+        self.statements += 1;
+        Ok(&mut self.args)
+    }
+
+    async fn send(&mut self) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        let sql = std::mem::take(&mut self.sql);
+        let args = std::mem::take(&mut self.args);
+        self.statements = 0;
+        sqlx::query_with(&sql, args)
+            .fetch_all(&mut *self.connection)
+            .await
+    }
+
+    /// Sends the last call; its rows.
+    async fn finish(mut self) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        self.send().await
+    }
+}
+
+/// Adds the statements that insert a plan's rows into every table to
+/// `calls`; each insert also checks `guard` (empty, or `AND` a condition
+/// that must hold for anything to be stored).
+async fn push_inserts<'q>(
     plan: &'q Plan<'q>,
     guard: &str,
-    sql: &mut String,
-    args: &mut SqliteArguments<'q>,
-) -> Result<(), StoreError> {
+    calls: &mut Calls<'_, 'q>,
+) -> Result<(), sqlx::Error> {
     let events = format!("INSERT INTO events ({COLUMNS}, append_first, append_last)");
     Inserts {
         insert: &events,
@@ -504,7 +556,7 @@ fn push_inserts<'q>(
         rows: &plan.rows,
         tail: guard,
     }
-    .push(sql, args, |args, row| {
+    .push(calls, |args, row| {
         let event = &row.event.header;
         args.add(db_int(event.position))?;
         args.add(event.stream)?;
@@ -520,7 +572,8 @@ fn push_inserts<'q>(
         args.add(&row.event.hash[..])?;
         args.add(db_int(row.append_first))?;
         args.add(db_int(row.append_last))
-    })?;
+    })
+    .await?;
     let pair = |args: &mut SqliteArguments<'q>, (name, number): &'q (String, u64)| {
         args.add(name.as_str())?;
         args.add(db_int(*number))
@@ -531,7 +584,8 @@ fn push_inserts<'q>(
         rows: &plan.tag_rows,
         tail: guard,
     }
-    .push(sql, args, pair)?;
+    .push(calls, pair)
+    .await?;
     let streams_tail =
         format!("{guard} ON CONFLICT (stream) DO UPDATE SET version = excluded.version");
     Inserts {
@@ -540,19 +594,21 @@ fn push_inserts<'q>(
         rows: &plan.streams,
         tail: &streams_tail,
     }
-    .push(sql, args, pair)?;
+    .push(calls, pair)
+    .await?;
     Inserts {
         insert: "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version)",
         columns: 4,
         rows: &plan.idempotency_keys,
         tail: guard,
     }
-    .push(sql, args, |args, (key, appended)| {
+    .push(calls, |args, (key, appended)| {
         args.add(key.as_str())?;
         args.add(db_int(appended.first_position))?;
         args.add(db_int(appended.last_position))?;
         args.add(db_int(appended.stream_version))
     })
+    .await
 }
 
 /// Decides and stores a batch in one call into SQLite, from what the
@@ -591,8 +647,7 @@ async fn remembered_commit(
     };
     let assumed_streams = json_pairs(&plan.assumed.streams)?;
     let free_tags = json_pairs(&plan.assumed.free_tags)?;
-    let mut sql = String::from(
-        "BEGIN IMMEDIATE; \
+    let guard = "BEGIN IMMEDIATE; \
          DELETE FROM temp.append_guard; \
          INSERT INTO temp.append_guard \
              SELECT 1 WHERE (SELECT COALESCE(MAX(position), 0) FROM events) = ? \
@@ -601,26 +656,32 @@ async fn remembered_commit(
                          <> a.value->>1) \
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS f \
                      WHERE EXISTS (SELECT 1 FROM event_tags \
-                         WHERE tag = f.value->>0 AND position > f.value->>1)); ",
-    );
-    let mut args = SqliteArguments::default();
-    let guard_args = (|| -> Result<(), BoxDynError> {
-        args.add(db_int(first.event.header.position - 1))?;
-        args.add(assumed_streams)?;
-        args.add(free_tags)
-    })();
-    guard_args.map_err(bind_error)?;
-    push_inserts(
-        &plan,
-        " AND EXISTS (SELECT 1 FROM temp.append_guard)",
-        &mut sql,
-        &mut args,
-    )?;
-    sql.push_str("SELECT EXISTS (SELECT 1 FROM temp.append_guard); COMMIT");
-    let stored = sqlx::query_scalar_with::<_, bool, _>(&sql, args)
-        // All of it, so that the COMMIT after the answer runs too.
-        .fetch_all(&mut *connection)
-        .await;
+                         WHERE tag = f.value->>0 AND position > f.value->>1));";
+    let stored = async {
+        let mut calls = Calls::new(&mut *connection);
+        let args = calls.statement(guard).await?;
+        args.add(db_int(first.event.header.position - 1))
+            .map_err(sqlx::Error::Encode)?;
+        args.add(assumed_streams).map_err(sqlx::Error::Encode)?;
+        args.add(free_tags).map_err(sqlx::Error::Encode)?;
+        push_inserts(
+            &plan,
+            " AND EXISTS (SELECT 1 FROM temp.append_guard)",
+            &mut calls,
+        )
+        .await?;
+        calls
+            .statement("SELECT EXISTS (SELECT 1 FROM temp.append_guard); COMMIT;")
+            .await?;
+        // The last call's rows: the answer (the COMMIT after it runs too).
+        calls
+            .finish()
+            .await?
+            .iter()
+            .map(|row| row.try_get::<bool, _>(0))
+            .collect::<Result<Vec<bool>, _>>()
+    }
+    .await;
     let stored = match stored {
         Ok(answers) => answers,
         Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
