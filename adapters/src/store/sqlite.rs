@@ -256,8 +256,9 @@ impl BatchCommitter for SqliteWriter {
 }
 
 /// Decides and stores a batch in two calls into SQLite: `BEGIN IMMEDIATE`
-/// with every lookup, then every insert with `COMMIT`. Each call is one
-/// multi-statement query. The lookups' keys travel as JSON arrays
+/// with every lookup, then every insert with `COMMIT` (in more calls for
+/// a large append, see [`Calls`]). Each call is one multi-statement
+/// query. The lookups' keys travel as JSON arrays
 /// (`json_each`), so that text never depends on the batch size; the rows
 /// go in multi-row `VALUES` statements of a few sizes ([`VALUES_ROWS`]),
 /// so those texts come back batch after batch and stay prepared. Calls,
@@ -611,16 +612,18 @@ async fn push_inserts<'q>(
     .await
 }
 
-/// Decides and stores a batch in one call into SQLite, from what the
-/// writer remembers of its own last commit ([`Memory`]), without looking
-/// anything up. `Ok(None)`: memory could not decide it, or what it assumed
-/// no longer held (another process appended); nothing was stored, and the
-/// caller decides the batch afresh with [`commit`].
+/// Decides and stores a batch in one call into SQLite (more for a large
+/// append, see [`Calls`]), from what the writer remembers of its own last
+/// commit ([`Memory`]), without looking anything up. `Ok(None)`: memory
+/// could not decide it, a request would be refused, or what memory
+/// assumed no longer held (another process appended); nothing was
+/// stored, and the caller decides the batch afresh with [`commit`].
 ///
 /// One transaction: `BEGIN IMMEDIATE` takes the write lock; a guard
 /// checks the head and what the plan assumed ([`plan::Assumed`]) before
 /// any row is inserted and leaves its verdict in the connection's own
-/// temporary table, which every insert and the closing answer read. A repeated event id or idempotency key fails on a unique key: the
+/// temporary table, which every insert and the closing answer read. A
+/// repeated event id or idempotency key fails on a unique key: the
 /// transaction is rolled back.
 async fn remembered_commit(
     connection: &mut SqliteConnection,
