@@ -29,8 +29,8 @@ macro_rules! name_enum {
                 }
             }
 
-            /// The value written `raw`, if there is one; `parse` says
-            /// what the values are when there is not.
+            /// The value written `raw`, if there is one (its `FromStr`
+            /// error lists the values when there is not).
             pub fn from_name(raw: &str) -> Option<Self> {
                 match raw {
                     $($text => Some($name::$variant),)+
