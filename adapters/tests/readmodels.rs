@@ -85,11 +85,7 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
         return;
     };
     let before = h.models.dump().await.unwrap().render(true);
-    h.execute(
-        "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
-         WHERE projection = 'resources'",
-    )
-    .await;
+    h.age_schema("resources").await;
 
     let opened = a_reader_holds_across(&h.url, || {
         let url = h.url.clone();
@@ -645,11 +641,7 @@ async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
 
     // What an older version left behind: the tasks projection's tables
     // at a lower schema version.
-    h.execute(
-        "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
-         WHERE projection = 'tasks'",
-    )
-    .await;
+    h.age_schema("tasks").await;
 
     let reopened = adapters::readmodel::ReadModels::open(&h.url).await.unwrap();
     let checkpoints: BTreeMap<String, u64> =

@@ -103,6 +103,16 @@ impl Harness {
         }
     }
 
+    /// Marks `projection`'s tables as made by an older version of Lethe
+    /// (one schema version lower), as an upgrade finds them.
+    pub async fn age_schema(&self, projection: &str) {
+        self.execute(&format!(
+            "UPDATE read_model_checkpoints SET schema_version = schema_version - 1 \
+             WHERE projection = '{projection}'"
+        ))
+        .await;
+    }
+
     pub async fn finish(self) {
         let Self {
             store,
