@@ -462,11 +462,14 @@ impl<'q, R> Inserts<'_, 'q, R> {
                 self.tail
             )
         };
-        let largest = text(VALUES_ROWS[0]);
+        // The largest statement's text is made once, and only when a
+        // table has that many rows: most batches never need it.
+        let mut largest: Option<String> = None;
         let mut rows = self.rows.iter();
         for size in values_sizes(self.rows.len()) {
             let args = if size == VALUES_ROWS[0] {
-                calls.statement(&largest).await?
+                let largest = largest.get_or_insert_with(|| text(size));
+                calls.statement(largest).await?
             } else {
                 calls.statement(&text(size)).await?
             };
