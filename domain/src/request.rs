@@ -195,7 +195,12 @@ impl Request {
                     t.completed = true;
                 }
             }
-            RequestEvent::RetentionExceptionRecorded { .. } => self.planned = true,
+            // A record kept on purpose is not a plan: one recorded by hand
+            // before the tasks were released (the request awaiting its
+            // verification, or blocked) leaves the erasure to be planned.
+            // The plan's own kept records come with its tasks, or with the
+            // completion when it has none.
+            RequestEvent::RetentionExceptionRecorded { .. } => {}
             RequestEvent::DeletionCompleted {
                 completed_at,
                 residual_copies_purged_by,

@@ -332,6 +332,36 @@ fn r7_deletion_resumes_only_when_the_last_of_two_covering_holds_is_lifted() {
 }
 
 #[test]
+fn r1_r7_a_retention_exception_recorded_while_blocked_does_not_stand_for_the_plan() {
+    // Blocked before any task was released, a record is kept on purpose;
+    // when the hold is lifted, the erasure is still planned and released,
+    // not completed with nothing erased.
+    let mut history = file_with_artifacts();
+    history.push(placed(1, "file:f-1"));
+    let new = new_request(1, "file:f-1", member("alice"));
+    history.push(requested_as(&new, Verification::NotRequired).into());
+    history.push(blocked(1, &[1]).into());
+    let kept = given(history.clone())
+        .when_request(|_: &Inventory, r: &Request| {
+            record_retention(
+                r,
+                s("file:f-1"),
+                RetentionBasis::Security,
+                days_later(90),
+                note("access log kept for incident response"),
+                now(),
+            )
+        })
+        .events();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    history.extend(ledger_of(kept));
+    history.push(lifted(1, "file:f-1"));
+    let mut want = vec![RequestEvent::DeletionResumed { request: req(1) }];
+    want.extend(file_plan(1, 101));
+    given(history).when_request(progress_now).then_events(want);
+}
+
+#[test]
 fn r7_holds_stop_claims_of_the_tasks_they_cover() {
     let hold_ids = |holds: &[u128]| {
         holds
