@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::deadline::{PolicyName, PolicyTable};
+use domain::error::{DomainError, InvalidInput};
 use domain::events::{
     erased_tag, hold_scope_tag, CallbackEvent, ForgetCause, HoldEvent, LedgerEvent, PrivacyEvent,
     RequestEvent,
@@ -466,12 +467,28 @@ impl Ledger {
         let event_id = Uuid::now_v7();
         let mut event = event.clone();
         self.vault.seal_event(&mut event, event_id).await?;
+        let payload = serde_json::to_value(&event).expect("events serialize");
+        let sealed: Vec<String> = event
+            .personal_fields()
+            .iter()
+            .map(|field| field.value.stored().to_owned())
+            .collect();
+        if let Some(key) = crate::vault::stray_marker(&payload, &sealed) {
+            return Err(DomainError::from(InvalidInput::new(
+                "body",
+                format!(
+                    "the value given as {key} holds sealed1: or erased1:, which mark sealed \
+                     personal data in the ledger; choose another value"
+                ),
+            ))
+            .into());
+        }
         Ok(NewEvent {
             event_id,
             event_type: event.event_type().to_owned(),
             schema_version: 1,
             occurred_at: now,
-            payload: serde_json::to_value(&event).expect("events serialize"),
+            payload,
             metadata: ctx.metadata(),
             tags: event.tags().into_iter().map(Tag::new).collect(),
         })

@@ -30,7 +30,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use domain::events::LedgerEvent;
 use domain::ids::ExternalAccountId;
-use domain::personal::{ERASED_PREFIX, ERASED_TEXT, SEALED_PREFIX};
+use domain::personal::{Personal, ERASED_PREFIX, ERASED_TEXT, SEALED_PREFIX};
 use domain::subject::{ExternalAccount, Platform, Subject};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -692,6 +692,27 @@ fn token_char(c: u8) -> bool {
 
 fn base64url_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-')
+}
+
+/// The key of the first string in `payload` that holds a sealed-value or
+/// erased-value marker (`sealed1:`, `erased1:`) and is not one of
+/// `sealed`, the stored forms that sealing gave the event's personal
+/// values. A reader takes every such marker for a sealed value, so one
+/// that came in as an id or a name would read back as tampering.
+pub fn stray_marker<'a>(payload: &'a serde_json::Value, sealed: &[String]) -> Option<&'a str> {
+    fn walk<'a>(value: &'a serde_json::Value, key: &'a str, sealed: &[String]) -> Option<&'a str> {
+        match value {
+            serde_json::Value::String(text) => {
+                (Personal::holds_marker(text) && !sealed.contains(text)).then_some(key)
+            }
+            serde_json::Value::Array(items) => items.iter().find_map(|v| walk(v, key, sealed)),
+            serde_json::Value::Object(fields) => {
+                fields.iter().find_map(|(k, v)| walk(v, k.as_str(), sealed))
+            }
+            _ => None,
+        }
+    }
+    walk(payload, "body", sealed)
 }
 
 /// Finds sealed tokens, erased markers and keyed-hash ids in `text`.

@@ -90,6 +90,13 @@ impl Personal {
     pub fn is_stored_form(text: &str) -> bool {
         text.starts_with(SEALED_PREFIX) || text.starts_with(ERASED_PREFIX)
     }
+
+    /// Whether `text` holds a sealed-value or erased-value marker
+    /// anywhere: a reader takes every one for a sealed value, so free
+    /// text that enters the ledger must hold none.
+    pub fn holds_marker(text: &str) -> bool {
+        text.contains(SEALED_PREFIX) || text.contains(ERASED_PREFIX)
+    }
 }
 
 impl Personal {

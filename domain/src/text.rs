@@ -42,10 +42,10 @@ pub fn parse_text(
         ));
     }
     refuse_card_number(field, text)?;
-    if crate::personal::Personal::is_stored_form(text) {
+    if crate::personal::Personal::holds_marker(text) {
         return Err(InvalidInput::new(
             field,
-            "must not start with a reserved prefix (sealed1: or erased1:)",
+            "must not hold sealed1: or erased1:, which mark sealed personal data in the ledger",
         ));
     }
     Ok(text.to_owned())

@@ -217,6 +217,56 @@ pub async fn tampered_ciphertext_is_reported_as_tampering(app: &TestApp) {
     assert!(!tampered.text.contains(MATTER));
 }
 
+/// Values that are not personal reach the ledger as written, so one that
+/// holds a sealed-value marker would later read back as tampering: such
+/// ids and names are refused with 422 and nothing is stored, while the
+/// same text as a personal value is simply sealed.
+pub async fn marker_text_outside_personal_values_is_refused(app: &TestApp) {
+    seed_workspace(app, "ws-m1").await;
+    let head = app.head().await;
+    for (uri, body) in [
+        (
+            "/v1/workspaces",
+            json!({ "workspace_id": "sealed1:x", "owner_account_id": "acct-1" }),
+        ),
+        (
+            "/v1/workspaces",
+            json!({ "workspace_id": "ws-m2", "owner_account_id": "a:erased1:account:b" }),
+        ),
+        (
+            "/v1/resources",
+            json!({ "resource": "file:ws-m1-sealed1:AAAA", "workspace_id": "ws-m1" }),
+        ),
+    ] {
+        let refused = app.post(Service, uri, body).await;
+        expect(&refused, 422);
+        assert!(
+            refused.text.contains("sealed1: or erased1:"),
+            "{}",
+            refused.text
+        );
+    }
+    assert_eq!(app.head().await, head, "a refused command stored nothing");
+    // Nor as free text (a hold's reason), sealed or not.
+    let held = app
+        .post(
+            Legal,
+            "/v1/holds",
+            json!({ "scope": "workspace:ws-m1", "kind": "legal", "matter": "M-1",
+                    "reason": "see note sealed1:x" }),
+        )
+        .await;
+    expect(&held, 422);
+    assert_eq!(held.json["field"], "reason", "{}", held.text);
+    assert_eq!(app.head().await, head, "a refused command stored nothing");
+    for uri in [
+        "/v1/audit?subject=workspace:ws-m1",
+        "/v1/audit/export?format=jsonl",
+    ] {
+        expect(&app.get(Legal, uri).await, 200);
+    }
+}
+
 /// The requester's contact is forgotten 30 days after the request
 /// completes, not before; the proof of deletion stays.
 pub async fn contact_is_forgotten_after_completion(app: &TestApp) {
@@ -344,4 +394,5 @@ crate::on_every_backend!(
     tampered_ciphertext_is_reported_as_tampering,
     contact_is_forgotten_after_completion,
     master_key_rotation_and_wrong_key,
+    marker_text_outside_personal_values_is_refused,
 );
