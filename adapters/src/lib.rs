@@ -5,5 +5,6 @@ pub mod keys;
 pub mod meta;
 pub mod privacy;
 pub mod readmodel;
+pub mod resume;
 mod side_pool;
 pub mod store;

@@ -1313,7 +1313,11 @@ impl Ledger {
             )
             .await?;
         if appended.is_some() {
-            self.react_to_hold_placed(ctx, &scope).await?;
+            // Claims check holds themselves; marking requests blocked is
+            // for people, so a failure here is logged, not answered.
+            if let Err(error) = self.react_to_hold_placed(ctx, &scope).await {
+                tracing::warn!(%hold, %error, "marking the requests a new hold blocks failed");
+            }
         }
         Ok(hold)
     }
@@ -1349,7 +1353,13 @@ impl Ledger {
             },
         )
         .await?;
-        self.react_to_hold_lifted(ctx, hold).await
+        // The lift is stored: a reaction that fails is no reason to answer
+        // with an error (a retry would meet a lifted hold). The service's
+        // resume sweep takes forward what it did not reach.
+        if let Err(error) = self.react_to_hold_lifted(ctx, hold).await {
+            tracing::warn!(%hold, %error, "resuming the requests a lifted hold blocked failed");
+        }
+        Ok(())
     }
 
     /// The open requests with unfinished tasks covered by `scope`.
@@ -1472,10 +1482,15 @@ impl Ledger {
                 blocked.insert(request);
             }
         }
+        // One request that fails does not keep the others blocked.
+        let mut first_error = None;
         for request in blocked {
-            self.advance_if_open(ctx, request).await?;
+            if let Err(error) = self.advance_if_open(ctx, request).await {
+                tracing::warn!(%request, %error, "a request blocked by a lifted hold did not resume");
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn advance_if_open(&self, ctx: &Context, id: RequestId) -> Result<(), CommandError> {

@@ -100,6 +100,34 @@ async fn bootstrap(tokens: &Tokens, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often the service resumes blocked requests whose holds are all
+/// lifted but whose lift did not take them forward.
+const RESUME_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs the resume sweep every [`RESUME_SWEEP_INTERVAL`] until `stop`
+/// turns true; a failure is logged and retried next time.
+async fn run_resuming(
+    ledger: commands::Ledger,
+    models: ReadModels,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RESUME_SWEEP_INTERVAL) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        match adapters::resume::resume_unblocked_requests(&ledger, &models).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "took forward requests whose holds are lifted"),
+            Err(error) => tracing::error!(%error, "the resume sweep failed; retrying later"),
+        }
+    }
+}
+
 /// The first wait after the runner fails; it doubles on each failure in a
 /// row, up to [`RUNNER_BACKOFF_MAX`].
 const RUNNER_BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -157,6 +185,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ledger.store().clone(),
         stopped.clone(),
     ));
+    let resuming = tokio::spawn(run_resuming(
+        ledger.clone(),
+        read_models.clone(),
+        stopped.clone(),
+    ));
     let forgetting = tokio::spawn(run_forgetting(
         ledger.clone(),
         read_models.clone(),
@@ -180,6 +213,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop.send(true);
     if let Err(error) = runner.await {
         tracing::error!(%error, "the projection runner panicked");
+    }
+    if let Err(error) = resuming.await {
+        tracing::error!(%error, "the resume sweep panicked");
     }
     if let Err(error) = forgetting.await {
         tracing::error!(%error, "automatic forgetting panicked");

@@ -281,6 +281,79 @@ pub async fn r6_r8_file_deletion(app: &TestApp) {
     assert_eq!(detail(app, &id).await["state"], "completed");
 }
 
+/// R7: a blocked deletion resumes by itself even when the lift's own
+/// reaction never ran (here the lift is appended to the log directly, as
+/// if the process had stopped right after storing it): the service's
+/// resume sweep takes it forward.
+pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
+    use commands::ledger::streams;
+    use commands::log::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Tag};
+    use domain::events::{HoldEvent, LedgerEvent};
+    use domain::ids::HoldId;
+    use domain::personal::Personal;
+
+    seed_workspace(app, "ws-r7l").await;
+    let hold = app
+        .post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-r7l", "kind": "legal", "matter": "M-7", "reason": "litigation" }))
+        .await;
+    expect(&hold, 201);
+    let hold_id = HoldId::parse(hold.json["hold_id"].as_str().unwrap()).unwrap();
+    let answer = request(
+        app,
+        json!({ "scope": "file:ws-r7l-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    assert_eq!(answer["state"], "blocked");
+    let id = answer["request_id"].as_str().unwrap().to_owned();
+
+    let lifted = LedgerEvent::Hold(HoldEvent::HoldLifted {
+        hold: hold_id,
+        scope: domain::subject::Subject::parse("workspace:ws-r7l").unwrap(),
+        reason: Personal::plain("matter settled"),
+        lifted_by: "legal:test".into(),
+    });
+    app.store
+        .append(AppendRequest {
+            stream: streams::hold(hold_id),
+            expected: ExpectedVersion::Exact(1),
+            condition: None,
+            idempotency_key: None,
+            events: vec![NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: lifted.event_type().to_owned(),
+                schema_version: 1,
+                occurred_at: app.clock_now(),
+                payload: serde_json::to_value(&lifted).unwrap(),
+                metadata: Default::default(),
+                tags: lifted.tags().into_iter().map(Tag::new).collect(),
+            }],
+        })
+        .await
+        .expect("append the lift");
+    let stranded = detail(app, &id).await;
+    assert_eq!(
+        stranded["state"], "blocked",
+        "nothing reacted to the lift yet"
+    );
+
+    let models = adapters::readmodel::ReadModels::open(&app.url)
+        .await
+        .unwrap();
+    let resumed = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
+        .await
+        .expect("the sweep");
+    assert_eq!(resumed, 1);
+    let after = detail(app, &id).await;
+    assert_eq!(after["state"], "in-progress", "{after}");
+    assert!(after["tasks_total"].as_u64().unwrap() > 0);
+    // Nothing left for the next sweep.
+    let again = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
+        .await
+        .expect("the sweep");
+    assert_eq!(again, 0);
+    models.close().await;
+}
+
 /// R7 in full: a hold on the workspace blocks the deletion of a file in
 /// it; lifting the hold resumes it; the audit trail tells the story.
 pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
@@ -746,6 +819,7 @@ crate::on_every_backend!(
     r4_meta_deauthorize,
     r6_r8_file_deletion,
     r7_hold_blocks_then_resumes,
+    r7_resumes_when_the_lifts_reaction_was_lost,
     r9_only_owner_deletes_workspace,
     r10_removed_member_content_stays,
     r11_account_deletion,

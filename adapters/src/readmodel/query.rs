@@ -544,6 +544,31 @@ impl ReadModels {
         rows.iter().map(|r| r.text("request")).collect()
     }
 
+    /// Requests shown blocked although none of the holds that blocked
+    /// them is still active, earliest due first, at most `limit`: a lift
+    /// whose reaction did not run (it failed, or the process stopped
+    /// between the lift and its reaction). Resuming them is the job of
+    /// `crate::resume`.
+    pub async fn stranded_blocked_requests(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<String>, ReadModelError> {
+        let limit = page_rows(limit);
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                "SELECT q.request FROM rm_requests q WHERE q.state = 'blocked' \
+                 AND NOT EXISTS (SELECT 1 FROM rm_request_holds b \
+                     JOIN rm_holds h ON h.hold = b.hold \
+                     WHERE b.request = q.request AND h.lifted_at IS NULL) \
+                 ORDER BY q.due_at, q.request LIMIT $1",
+                vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
+            )
+            .await?;
+        rows.iter().map(|r| r.text("request")).collect()
+    }
+
     /// The deadline compliance report at `now`: rows and per-policy,
     /// per-month summary of the requests received in the range, and the
     /// open requests overdue, at risk and blocked (from all time).
