@@ -26,6 +26,14 @@ pub enum CommandError {
     /// A stored event does not decode. An operator must look (500).
     #[error(transparent)]
     Corrupt(#[from] DecodeError),
+    /// The idempotency key was used before for a different command (another
+    /// scope, kind, channel, policy or requester). The first command
+    /// stands and nothing new was stored; send a new command under a new
+    /// key (422).
+    #[error(
+        "this idempotency key was used before for a different {what}; a new command needs a new key"
+    )]
+    KeyReused { what: &'static str },
     /// Personal data could not be sealed: the key table is unavailable
     /// (retry later, 503) or its keys do not open (tampering or the wrong
     /// master key; an operator must look, 500).

@@ -912,19 +912,28 @@ impl Ledger {
         }
     }
 
-    fn default_policy(scope: &Subject, inventory: &Inventory) -> PolicyName {
+    /// The policy a request is held to. R3: a request that covers YouTube
+    /// API user data (a YouTube connection, its external account, or a
+    /// workspace holding a YouTube connection not yet erased) is due within
+    /// 7 days whatever policy the caller names, since that is the stricter
+    /// commitment; otherwise the caller's policy, or the internal one.
+    fn policy_for(scope: &Subject, inventory: &Inventory, asked: Option<PolicyName>) -> PolicyName {
         let youtube = match scope {
             Subject::Integration(id) => inventory
                 .integrations
                 .get(id)
                 .is_some_and(|i| i.platform == Platform::Youtube),
             Subject::External(e) => e.platform == Platform::Youtube,
+            Subject::Workspace(w) => inventory
+                .integrations
+                .values()
+                .any(|i| &i.workspace == w && i.platform == Platform::Youtube && !i.erased),
             _ => false,
         };
         if youtube {
             PolicyName::YoutubeApiUserData
         } else {
-            PolicyName::Internal
+            asked.unwrap_or(PolicyName::Internal)
         }
     }
 
@@ -944,7 +953,22 @@ impl Ledger {
                 || Self::scope_load(&input.scope, Some(request_id)),
                 |view, now| {
                     if let Some(existing) = view.request(request_id) {
-                        // A replay of the same command: answer as the first time.
+                        // A replay of the same command: answer as the first
+                        // time. The same key with another command is an
+                        // error, not a confirmation of something not done.
+                        let same = existing.scope == input.scope
+                            && existing.channel == input.channel
+                            && existing.requested_by == input.requested_by
+                            && input.policy.is_none_or(|p| {
+                                // R3 may have held it to the YouTube policy.
+                                p == existing.policy
+                                    || existing.policy == PolicyName::YoutubeApiUserData
+                            });
+                        if !same {
+                            return Err(CommandError::KeyReused {
+                                what: "deletion request",
+                            });
+                        }
                         return Ok(Decision {
                             stream: stream.clone(),
                             expected: ExpectedVersion::Any,
@@ -953,9 +977,7 @@ impl Ledger {
                             output: RequestSummary::of(&existing),
                         });
                     }
-                    let policy = input
-                        .policy
-                        .unwrap_or_else(|| Self::default_policy(&input.scope, &view.inventory));
+                    let policy = Self::policy_for(&input.scope, &view.inventory, input.policy);
                     let confirmation_code = (input.channel == Channel::MetaCallback)
                         .then(|| confirmation_code(request_id));
                     let events = domain::request::receive(
@@ -1284,7 +1306,17 @@ impl Ledger {
                 },
                 |view, _| {
                     if view.version(&stream) != ExpectedVersion::NoStream {
-                        // A replay of the same command.
+                        // A replay of the same command; the same key with
+                        // another scope or kind would confirm a hold that
+                        // was never placed.
+                        let same = view
+                            .inventory
+                            .holds
+                            .get(&hold)
+                            .is_some_and(|h| h.scope == scope && h.kind == kind);
+                        if !same {
+                            return Err(CommandError::KeyReused { what: "hold" });
+                        }
                         return Ok(Decision {
                             stream: stream.clone(),
                             expected: ExpectedVersion::Any,

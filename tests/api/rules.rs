@@ -158,8 +158,37 @@ pub async fn r3_youtube_seven_days(app: &TestApp) {
     )
     .await;
     assert_eq!(time(&answer["due_at"]), app.clock_now() + Duration::days(7));
-    let detail = detail(app, answer["request_id"].as_str().unwrap()).await;
-    assert_eq!(detail["policy"], "youtube-api-user-data");
+    let first = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(first["policy"], "youtube-api-user-data");
+
+    // The caller cannot name a later deadline for YouTube data, and a
+    // workspace holding a YouTube connection is held to 7 days as well.
+    seed_workspace(app, "ws-r3b").await;
+    connect(app, "ws-r3b", "yt-r3b", "youtube", "UCr3b").await;
+    seed_workspace(app, "ws-r3c").await;
+    connect(app, "ws-r3c", "yt-r3c", "youtube", "UCr3c").await;
+    for body in [
+        json!({ "scope": "integration:yt-r3b", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" }),
+        json!({ "scope": "workspace:ws-r3c", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    ] {
+        let answer = request(app, body.clone()).await;
+        assert_eq!(
+            time(&answer["due_at"]),
+            app.clock_now() + Duration::days(7),
+            "{body}"
+        );
+        let shown = detail(app, answer["request_id"].as_str().unwrap()).await;
+        assert_eq!(shown["policy"], "youtube-api-user-data", "{body}");
+    }
+    // A workspace without one keeps the policy asked for.
+    seed_workspace(app, "ws-r3d").await;
+    let answer = request(
+        app,
+        json!({ "scope": "workspace:ws-r3d", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" }),
+    )
+    .await;
+    let shown = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(shown["policy"], "gdpr");
 }
 
 /// R4: a valid deauthorization disconnects every matching connection.
@@ -670,16 +699,18 @@ pub async fn r15_email_request(app: &TestApp) {
 pub async fn idempotent_requests(app: &TestApp) {
     seed_workspace(app, "ws-idem").await;
     let body = json!({ "scope": "file:ws-idem-f", "channel": "in-product", "requested_by": "account:acct-owner" });
-    let send = || {
+    let send_as = |role, uri: &'static str, body: Value, key: &'static str| async move {
         app.raw(
             axum::http::Method::POST,
-            "/v1/deletion-requests",
-            Some(app.token(Service)),
+            uri,
+            Some(app.token(role)),
             Some("application/json"),
             body.to_string().into_bytes(),
-            &[("idempotency-key", "req-123")],
+            &[("idempotency-key", key)],
         )
+        .await
     };
+    let send = || send_as(Service, "/v1/deletion-requests", body.clone(), "req-123");
     let first = send().await;
     expect(&first, 202);
     let head = app.head().await;
@@ -687,6 +718,44 @@ pub async fn idempotent_requests(app: &TestApp) {
     expect(&second, 202);
     assert_eq!(first.json["request_id"], second.json["request_id"]);
     assert_eq!(app.head().await, head);
+
+    // The same key with another command is refused, never confirmed as
+    // if it had been done: another scope, another requester.
+    for other in [
+        json!({ "scope": "project:ws-idem-p", "channel": "in-product", "requested_by": "account:acct-owner" }),
+        json!({ "scope": "file:ws-idem-f", "channel": "in-product", "requested_by": "account:acct-admin" }),
+    ] {
+        let reused = send_as(Service, "/v1/deletion-requests", other, "req-123").await;
+        expect(&reused, 422);
+        assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
+    }
+    // A hold: a replay answers with the first hold; another scope under
+    // the same key is refused and places nothing.
+    let hold =
+        json!({ "scope": "file:ws-idem-f", "kind": "legal", "matter": "M-1", "reason": "r" });
+    let placed = send_as(Legal, "/v1/holds", hold.clone(), "hold-1").await;
+    expect(&placed, 201);
+    let head = app.head().await;
+    let replayed = send_as(Legal, "/v1/holds", hold, "hold-1").await;
+    expect(&replayed, 201);
+    assert_eq!(placed.json["hold_id"], replayed.json["hold_id"]);
+    let elsewhere =
+        json!({ "scope": "project:ws-idem-p", "kind": "legal", "matter": "M-1", "reason": "r" });
+    let reused = send_as(Legal, "/v1/holds", elsewhere, "hold-1").await;
+    expect(&reused, 422);
+    assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
+    assert_eq!(
+        app.head().await,
+        head,
+        "nothing stored for a replay or a reused key"
+    );
+    let holds = app.get(Legal, "/v1/holds?active=true").await;
+    assert_eq!(
+        holds.json["holds"].as_array().unwrap().len(),
+        1,
+        "{}",
+        holds.text
+    );
 }
 
 /// The deadline report and the exports.

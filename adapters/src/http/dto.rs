@@ -220,7 +220,8 @@ pub struct RequestDeletion {
     /// `in-product`, `email-to-support`, `google-youtube`, ...
     pub channel: String,
     /// `gdpr`, `ccpa`, `youtube-api-user-data`, `internal`; chosen from
-    /// the scope when absent.
+    /// the scope when absent, and `youtube-api-user-data` whenever the
+    /// scope covers YouTube API data (R3).
     pub policy: Option<String>,
     pub requested_by: String,
     /// R15: the support operator who recorded an e-mail request.

@@ -262,6 +262,9 @@ impl From<CommandError> for ApiError {
             CommandError::Rejected(domain) => domain.into(),
             CommandError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             CommandError::Contended => ApiError::conflict(error.to_string()),
+            CommandError::KeyReused { .. } => {
+                ApiError::invalid("Idempotency-Key", error.to_string())
+            }
             CommandError::Store(store) => store.into(),
             CommandError::Corrupt(decode) => {
                 tracing::error!(%decode, "a stored event does not decode");
