@@ -738,7 +738,14 @@ impl Ledger {
         reason: Option<Reason>,
     ) -> Result<RequestSummary, CommandError> {
         let stream = streams::integration(&integration);
-        let ((), _) = self
+        let cleanup_ctx = Context {
+            idempotency_key: ctx
+                .idempotency_key
+                .as_ref()
+                .map(|key| format!("{key}/cleanup")),
+            ..ctx.clone()
+        };
+        let disconnected = self
             .execute(
                 ctx,
                 || Load {
@@ -758,14 +765,31 @@ impl Ledger {
                     Ok(Decision::on_view(view, &stream, events, ()))
                 },
             )
-            .await?;
-        let cleanup_ctx = Context {
-            idempotency_key: ctx
-                .idempotency_key
-                .as_ref()
-                .map(|key| format!("{key}/cleanup")),
-            ..ctx.clone()
-        };
+            .await;
+        match disconnected {
+            Ok(_) => {}
+            Err(CommandError::Rejected(DomainError::AlreadyDisconnected(subject))) => {
+                // The disconnect and its clean-up request are two appends.
+                // When the second was lost (it failed, or the process
+                // stopped in between), this call opens it; a replay under
+                // the same key answers with it; anything else is told the
+                // integration is disconnected already.
+                let cleanups = self.cleanup_requests(&integration).await?;
+                if !cleanups.is_empty() {
+                    let replayed = cleanup_ctx
+                        .idempotency_key
+                        .is_some()
+                        .then(|| RequestId::from_uuid(cleanup_ctx.id_for("deletion-request")))
+                        .filter(|id| cleanups.contains(id));
+                    return match replayed {
+                        Some(id) => Ok(RequestSummary::of(&self.request(id).await?)),
+                        None => Err(DomainError::AlreadyDisconnected(subject).into()),
+                    };
+                }
+                tracing::warn!(%integration, "a disconnected integration had no clean-up request; opening it");
+            }
+            Err(error) => return Err(error),
+        }
         self.request_deletion(
             &cleanup_ctx,
             DeletionRequestInput {
@@ -800,17 +824,11 @@ impl Ledger {
             })
             .await?;
         let mut summaries = Vec::new();
+        // Those disconnected already are tried as well: one whose clean-up
+        // request was lost gets it now (see `disconnect_integration`).
         for integration in
             domain::integration::connections_of(&view.inventory, Platform::Instagram, &external)
         {
-            let disconnected = view
-                .inventory
-                .integrations
-                .get(&integration)
-                .is_some_and(|i| i.disconnected);
-            if disconnected {
-                continue;
-            }
             match self
                 .disconnect_integration(
                     ctx,
@@ -1392,6 +1410,40 @@ impl Ledger {
             tracing::warn!(%hold, %error, "resuming the requests a lifted hold blocked failed");
         }
         Ok(())
+    }
+
+    /// The requests scoped to `integration`: its clean-up after a
+    /// disconnect (R1), and any other deletion asked for it alone.
+    async fn cleanup_requests(
+        &self,
+        integration: &IntegrationId,
+    ) -> Result<BTreeSet<RequestId>, CommandError> {
+        let scope = Subject::Integration(integration.clone());
+        let mut view = View {
+            read_at: 0,
+            events: BTreeMap::new(),
+            stream_versions: BTreeMap::new(),
+            tags_read: BTreeSet::new(),
+            inventory: Inventory::default(),
+        };
+        let events = self.read_tag_pages(&[scope.to_string()], &mut view).await?;
+        let mut requests = BTreeSet::new();
+        for recorded in events {
+            if let LedgerEvent::Request(RequestEvent::DeletionRequested {
+                request,
+                scope: asked,
+                ..
+            }) = LedgerEvent::decode(
+                &recorded.event_type,
+                recorded.schema_version,
+                &recorded.payload,
+            )? {
+                if asked == scope {
+                    requests.insert(request);
+                }
+            }
+        }
+        Ok(requests)
     }
 
     /// The open requests with unfinished tasks covered by `scope`.

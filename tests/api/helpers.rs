@@ -255,6 +255,51 @@ impl TestApp {
         self.store.read_all(0, 10_000).await.expect("read")
     }
 
+    /// Appends `event` to `stream` straight to the log, past the ledger
+    /// and whatever it does after an append: the state a process leaves
+    /// when it stops right after storing one event of a command.
+    pub async fn append_directly(
+        &self,
+        stream: commands::log::StreamId,
+        event: domain::events::LedgerEvent,
+    ) {
+        use commands::log::{AppendRequest, ExpectedVersion, NewEvent, Tag};
+        self.store
+            .append(AppendRequest {
+                stream,
+                expected: ExpectedVersion::Any,
+                condition: None,
+                idempotency_key: None,
+                events: vec![NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: 1,
+                    occurred_at: self.clock_now(),
+                    payload: serde_json::to_value(&event).expect("events serialize"),
+                    metadata: Default::default(),
+                    tags: event.tags().into_iter().map(Tag::new).collect(),
+                }],
+            })
+            .await
+            .expect("append directly");
+    }
+
+    /// The first stored event of type `event_type`, decoded.
+    pub async fn first_event(&self, event_type: &str) -> domain::events::LedgerEvent {
+        let recorded = self
+            .events()
+            .await
+            .into_iter()
+            .find(|e| e.event_type == event_type)
+            .unwrap_or_else(|| panic!("no {event_type} in the log"));
+        domain::events::LedgerEvent::decode(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        )
+        .expect("decode")
+    }
+
     /// Every byte the database holds: the SQLite file with its WAL and
     /// shared memory, or the output of `pg_dump` (schema and data).
     pub async fn stored_bytes(&self) -> Vec<u8> {

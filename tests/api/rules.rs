@@ -316,7 +316,6 @@ pub async fn r6_r8_file_deletion(app: &TestApp) {
 /// resume sweep takes it forward.
 pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
     use commands::ledger::streams;
-    use commands::log::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Tag};
     use domain::events::{HoldEvent, LedgerEvent};
     use domain::ids::HoldId;
     use domain::personal::Personal;
@@ -341,24 +340,7 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
         reason: Personal::plain("matter settled"),
         lifted_by: "legal:test".into(),
     });
-    app.store
-        .append(AppendRequest {
-            stream: streams::hold(hold_id),
-            expected: ExpectedVersion::Exact(1),
-            condition: None,
-            idempotency_key: None,
-            events: vec![NewEvent {
-                event_id: uuid::Uuid::now_v7(),
-                event_type: lifted.event_type().to_owned(),
-                schema_version: 1,
-                occurred_at: app.clock_now(),
-                payload: serde_json::to_value(&lifted).unwrap(),
-                metadata: Default::default(),
-                tags: lifted.tags().into_iter().map(Tag::new).collect(),
-            }],
-        })
-        .await
-        .expect("append the lift");
+    app.append_directly(streams::hold(hold_id), lifted).await;
     let stranded = detail(app, &id).await;
     assert_eq!(
         stranded["state"], "blocked",
@@ -381,6 +363,76 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
         .expect("the sweep");
     assert_eq!(again, 0);
     models.close().await;
+}
+
+/// R1: the disconnect and its clean-up request are two appends. When the
+/// second is lost (here the disconnect is appended to the log directly,
+/// as if the process had stopped in between), a retry opens the clean-up
+/// instead of answering "already disconnected"; a replay under the same
+/// key answers with it; a new disconnect still conflicts.
+pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
+    use commands::ledger::streams;
+    use domain::events::{IntegrationEvent, LedgerEvent};
+    use domain::values::{Channel, Initiator};
+
+    seed_workspace(app, "ws-r1l").await;
+    connect(app, "ws-r1l", "yt-r1l", "youtube", "UCr1l").await;
+    let LedgerEvent::Integration(IntegrationEvent::IntegrationConnected {
+        integration,
+        workspace,
+        platform,
+        external_account,
+        ..
+    }) = app.first_event("IntegrationConnected").await
+    else {
+        panic!("not a connection");
+    };
+    let disconnected = LedgerEvent::Integration(IntegrationEvent::IntegrationDisconnected {
+        integration: integration.clone(),
+        workspace,
+        platform,
+        external_account,
+        disconnected_by: Initiator::Platform,
+        channel: Channel::InProduct,
+        reason: None,
+        platform_data_notice: domain::integration::platform_data_notice(platform),
+    });
+    app.append_directly(streams::integration(&integration), disconnected)
+        .await;
+
+    let disconnect = |key: Option<&'static str>| async move {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        app.raw(
+            axum::http::Method::POST,
+            "/v1/integrations/yt-r1l/disconnect",
+            Some(app.token(Service)),
+            Some("application/json"),
+            json!({ "disconnected_by": "platform" })
+                .to_string()
+                .into_bytes(),
+            &headers,
+        )
+        .await
+    };
+    let retried = disconnect(Some("dis-1")).await;
+    expect(&retried, 202);
+    let id = retried.json["request_id"].as_str().unwrap().to_owned();
+    let cleanup = detail(app, &id).await;
+    assert_eq!(cleanup["scope"], "integration:yt-r1l");
+    assert!(
+        steps(&cleanup)
+            .iter()
+            .any(|(step, _)| step == "revoke-tokens"),
+        "{cleanup}"
+    );
+    let head = app.head().await;
+    let replayed = disconnect(Some("dis-1")).await;
+    expect(&replayed, 202);
+    assert_eq!(replayed.json["request_id"], retried.json["request_id"]);
+    assert_eq!(app.head().await, head, "a replay stores nothing");
+    expect(&disconnect(None).await, 409);
+    expect(&disconnect(Some("dis-2")).await, 409);
+    assert_eq!(app.head().await, head);
 }
 
 /// R7 in full: a hold on the workspace blocks the deletion of a file in
@@ -884,6 +936,7 @@ pub async fn extension_and_retention(app: &TestApp) {
 
 crate::on_every_backend!(
     r1_r2_disconnect,
+    r1_a_lost_clean_up_is_opened_by_the_retry,
     r3_youtube_seven_days,
     r4_meta_deauthorize,
     r6_r8_file_deletion,
