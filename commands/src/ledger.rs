@@ -1317,10 +1317,20 @@ impl Ledger {
         let (hold, appended) = self
             .execute(
                 ctx,
-                || Load {
-                    streams: vec![stream.clone()],
-                    tags: vec![erased_tag(&scope)],
-                    ..Load::default()
+                || {
+                    // The scope's own stream makes it known, so that the
+                    // event that erased it (by its tag) marks it erased.
+                    let mut streams = vec![stream.clone()];
+                    match &scope {
+                        Subject::Resource(_) => streams.push(streams::resource(&scope)),
+                        Subject::Workspace(w) => streams.push(streams::workspace(w)),
+                        _ => {}
+                    }
+                    Load {
+                        streams,
+                        tags: vec![erased_tag(&scope)],
+                        ..Load::default()
+                    }
                 },
                 |view, _| {
                     if view.version(&stream) != ExpectedVersion::NoStream {

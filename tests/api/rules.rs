@@ -435,6 +435,31 @@ pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
     assert_eq!(app.head().await, head);
 }
 
+/// R7 / R12: there is nothing left to preserve once a file is erased: a
+/// hold on it is refused (409), not confirmed as active.
+pub async fn r12_no_hold_on_an_erased_file(app: &TestApp) {
+    seed_workspace(app, "ws-r12h").await;
+    let answer = request(
+        app,
+        json!({ "scope": "file:ws-r12h-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    work_all(app).await;
+    let done = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "completed");
+    let head = app.head().await;
+    let hold = app
+        .post(Legal, "/v1/holds", json!({ "scope": "file:ws-r12h-f", "kind": "legal", "matter": "M-12", "reason": "preserve" }))
+        .await;
+    expect(&hold, 409);
+    assert_eq!(app.head().await, head);
+    // The workspace itself is not erased: a hold on it is placed.
+    let hold = app
+        .post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-r12h", "kind": "legal", "matter": "M-12", "reason": "preserve" }))
+        .await;
+    expect(&hold, 201);
+}
+
 /// R7 in full: a hold on the workspace blocks the deletion of a file in
 /// it; lifting the hold resumes it; the audit trail tells the story.
 pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
@@ -946,6 +971,7 @@ crate::on_every_backend!(
     r10_removed_member_content_stays,
     r11_account_deletion,
     r12_no_revival,
+    r12_no_hold_on_an_erased_file,
     r13_purge_date,
     r14_billing_and_card_numbers,
     r15_email_request,
