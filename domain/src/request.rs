@@ -411,7 +411,10 @@ pub fn progress(
     if !open || !request.verified {
         return Vec::new();
     }
-    if let Subject::Account(account) = &request.scope {
+    // R11 decides whether the account may go before anything is erased;
+    // once its tasks are out, a change of membership does not take the
+    // decision back (a hold suspends them instead, R7).
+    if let (Subject::Account(account), false) = (&request.scope, request.planned) {
         let shared: Vec<WorkspaceId> = inventory
             .workspaces
             .iter()

@@ -931,6 +931,40 @@ fn r11_account_deletion_of_the_sole_owner_of_a_shared_workspace_is_refused() {
 }
 
 #[test]
+fn r11_r7_once_tasks_are_released_a_hold_blocks_the_account_deletion_never_refuses_it() {
+    // Verified and planned while no workspace was shared; then a member
+    // joins alice's workspace and a hold comes. The tasks already out are
+    // suspended by the hold, not abandoned by a late refusal.
+    let mut history = alice(vec![WorkspaceEvent::MemberRemoved {
+        workspace: ws("ws-1"),
+        account: acct("carol"),
+        removed_by: member("carol"),
+    }
+    .into()]);
+    history.push(
+        requested_as(
+            &new_request(1, "account:alice", member("alice")),
+            Verification::Pending,
+        )
+        .into(),
+    );
+    let planned = given(history.clone()).when_request(verify_now).events();
+    let mut want = vec![verified_event(1)];
+    want.extend(account_plan(1, 101));
+    assert_eq!(planned, want);
+    history.extend(ledger_of(planned));
+    history.push(added("ws-1", "erin", Role::Member));
+    history.push(placed(1, "account:alice"));
+    let held = given(history.clone()).when_request(progress_now).events();
+    assert_eq!(held, vec![blocked(1, &[1])]);
+    history.extend(ledger_of(held));
+    history.push(lifted(1, "account:alice"));
+    given(history)
+        .when_request(progress_now)
+        .then_events(vec![RequestEvent::DeletionResumed { request: req(1) }]);
+}
+
+#[test]
 fn r11_account_deletion_removes_profile_and_credentials_and_leaves_workspace_content() {
     let history = alice(vec![added("ws-1", "dave", Role::Owner)]);
     let history = carried_through(
