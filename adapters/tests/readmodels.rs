@@ -280,7 +280,7 @@ async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
     let now = testkit::start() + Duration::days(3);
     out.push_str(&format!(
         "claimable now: {}\n",
-        m.claimable_tasks(now, 0, 10).await.unwrap().len()
+        m.claimable_tasks(now, 0, None, 10).await.unwrap().len()
     ));
     let code = commands::ledger::confirmation_code(testkit::request_id(2));
     let status = m.meta_status(&code).await.unwrap().unwrap();
@@ -890,7 +890,7 @@ async fn holds_schedule(h: &Harness, seed: u64) {
                         clock.advance(Duration::seconds(30));
                         models.catch_up(store.as_ref()).await.unwrap();
                         let now = ledger.clock().now();
-                        let candidates = models.claimable_tasks(now, 0, 5).await.unwrap();
+                        let candidates = models.claimable_tasks(now, 0, None, 5).await.unwrap();
                         for task in candidates {
                             let id = domain::ids::TaskId::parse(&task.task).unwrap();
                             let worker = format!("w-{actor}");
@@ -961,7 +961,7 @@ async fn holds_schedule(h: &Harness, seed: u64) {
     let now = ledger.clock().now() + Duration::hours(1);
     let sql: Vec<String> = h
         .models
-        .claimable_tasks(now, 0, 1_000)
+        .claimable_tasks(now, 0, None, 1_000)
         .await
         .unwrap()
         .into_iter()

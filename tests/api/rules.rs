@@ -460,6 +460,47 @@ pub async fn r12_no_hold_on_an_erased_file(app: &TestApp) {
     expect(&hold, 201);
 }
 
+/// R6: a worker of one step gets that step's tasks however many older
+/// tasks of other steps wait: the read model filters by step before it
+/// limits the page, and the claim answers with a task of that step.
+pub async fn r6_a_worker_claims_tasks_of_its_step(app: &TestApp) {
+    seed_workspace(app, "ws-r6s").await;
+    request(
+        app,
+        json!({ "scope": "file:ws-r6s-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let models = adapters::readmodel::ReadModels::open(&app.url)
+        .await
+        .unwrap();
+    models.catch_up(app.store.as_ref()).await.unwrap();
+    let now = app.clock_now();
+    let all = models.claimable_tasks(now, 0, None, 1_000).await.unwrap();
+    assert_eq!(all[0].step, "remove-record");
+    let first = models.claimable_tasks(now, 0, None, 1).await.unwrap();
+    assert_eq!(first[0].step, "remove-record");
+    let storage = models
+        .claimable_tasks(now, 0, Some("delete-storage-object"), 1)
+        .await
+        .unwrap();
+    assert_eq!(storage.len(), 1);
+    assert_eq!(storage[0].step, "delete-storage-object");
+    models.close().await;
+    let claimed = app
+        .post(
+            Service,
+            "/v1/tasks/claim",
+            json!({ "worker": "storage-1", "step": "delete-storage-object" }),
+        )
+        .await;
+    expect(&claimed, 200);
+    assert_eq!(
+        claimed.json["step"], "delete-storage-object",
+        "{}",
+        claimed.text
+    );
+}
+
 /// R7 in full: a hold on the workspace blocks the deletion of a file in
 /// it; lifting the hold resumes it; the audit trail tells the story.
 pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
@@ -965,6 +1006,7 @@ crate::on_every_backend!(
     r3_youtube_seven_days,
     r4_meta_deauthorize,
     r6_r8_file_deletion,
+    r6_a_worker_claims_tasks_of_its_step,
     r7_hold_blocks_then_resumes,
     r7_resumes_when_the_lifts_reaction_was_lost,
     r9_only_owner_deletes_workspace,

@@ -294,10 +294,9 @@ pub async fn claim_task(
     // or finished since the read model saw it is refused and skipped.
     let candidates: Vec<TaskId> = state
         .read_models
-        .claimable_tasks(now, 0, PAGE_ROWS_MAX)
+        .claimable_tasks(now, 0, claim.step.map(|s| s.as_str()), PAGE_ROWS_MAX)
         .await?
         .into_iter()
-        .filter(|row| claim.step.is_none_or(|step| step.as_str() == row.step))
         .filter_map(|row| TaskId::parse(&row.task).ok())
         .collect();
     for task in candidates.into_iter().take(CLAIM_ATTEMPTS_MAX) {

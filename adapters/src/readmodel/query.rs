@@ -393,36 +393,47 @@ impl ReadModels {
         Ok(views)
     }
 
-    /// The tasks a worker may try to claim at `now`, oldest release first:
-    /// not completed, lease free or run out, next attempt due, no active
-    /// hold on a covering scope. `POST /v1/tasks/claim` tries
-    /// `Ledger::claim_task` on these in order; the log decides.
+    /// The tasks a worker may try to claim at `now`, oldest release first,
+    /// of one erasure step when `step` is given: not completed, lease free
+    /// or run out, next attempt due, no active hold on a covering scope,
+    /// their request neither completed nor refused. `POST /v1/tasks/claim`
+    /// tries `Ledger::claim_task` on these in order; the log decides.
     pub async fn claimable_tasks(
         &self,
         now: DateTime<Utc>,
         after: Position,
+        step: Option<&str>,
         limit: usize,
     ) -> Result<Vec<TaskRow>, ReadModelError> {
         let limit = page_rows(limit);
-        let sql = "SELECT t.* FROM rm_tasks t WHERE t.state <> 'completed' \
+        let mut args: Vec<Val> = vec![
+            now.into(),
+            after.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ];
+        // The step is filtered here, not after the limit: a worker of one
+        // step must not be told there is nothing to do because older tasks
+        // of other steps filled the page.
+        let of_step = match step {
+            Some(step) => {
+                args.push(step.into());
+                "AND t.step = $4"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "SELECT t.* FROM rm_tasks t WHERE t.state <> 'completed' {of_step} \
              AND t.released_position > $2 \
              AND (t.lease_until IS NULL OR t.lease_until <= $1) \
              AND (t.next_attempt_at IS NULL OR t.next_attempt_at <= $1) \
              AND NOT EXISTS (SELECT 1 FROM rm_task_scopes s JOIN rm_holds h \
                  ON h.scope = s.scope AND h.lifted_at IS NULL WHERE s.task = t.task) \
-             ORDER BY t.released_position LIMIT $3";
+             AND NOT EXISTS (SELECT 1 FROM rm_requests q WHERE q.request = t.request \
+                 AND q.state IN ('completed', 'refused')) \
+             ORDER BY t.released_position LIMIT $3"
+        );
         let mut conn = self.conn().await?;
-        let rows = conn
-            .exec()
-            .fetch_all(
-                sql,
-                vec![
-                    now.into(),
-                    after.into(),
-                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
-                ],
-            )
-            .await?;
+        let rows = conn.exec().fetch_all(&sql, args).await?;
         rows.iter().map(codec::task_from).collect()
     }
 
