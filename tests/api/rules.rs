@@ -889,6 +889,13 @@ pub async fn reports_and_exports(app: &TestApp) {
     assert_eq!(report.json["completed"], 1);
     assert_eq!(report.json["on_time_rate"], 1.0);
     assert_eq!(report.json["at_risk"].as_array().unwrap().len(), 1);
+    // The lists keep to the report's policy, like its rows.
+    let gdpr = app.get(Auditor, "/v1/reports/deadlines?policy=gdpr").await;
+    expect(&gdpr, 200);
+    assert_eq!(gdpr.json["received"], 1);
+    assert_eq!(gdpr.json["at_risk"], json!([]), "{}", gdpr.text);
+    let ccpa = app.get(Auditor, "/v1/reports/deadlines?policy=ccpa").await;
+    assert_eq!(ccpa.json["at_risk"].as_array().unwrap().len(), 1);
     let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
     expect(&csv, 200);
     assert!(csv.text.starts_with("request,"));

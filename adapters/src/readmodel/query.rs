@@ -610,27 +610,52 @@ impl ReadModels {
             summary.add(&line);
             rows.push(line);
         }
-        let open = exec
-            .fetch_all(
-                &format!(
-                    "SELECT * FROM rm_requests WHERE state IN {OPEN_STATES} \
-                     ORDER BY due_at, request LIMIT $1"
-                ),
-                vec![i64::try_from(REPORT_LIST_ROWS_MAX * 3)
-                    .unwrap_or(i64::MAX)
-                    .into()],
-            )
-            .await?;
+        // Each list by its own condition and limit, with the report's
+        // policy: one window of the earliest-due open requests let a
+        // blocked request due later fall out behind 3,000 on-track ones.
+        let at_risk_until = now + chrono::Duration::hours(i64::from(table.at_risk_hours));
+        let lists = [
+            ("state = 'blocked'", Vec::new()),
+            (
+                "state IN ('awaiting-verification', 'in-progress') AND due_at < $2",
+                vec![Val::from(now)],
+            ),
+            (
+                "state IN ('awaiting-verification', 'in-progress') AND due_at >= $2 \
+                 AND due_at <= $3",
+                vec![Val::from(now), Val::from(at_risk_until)],
+            ),
+        ];
         let (mut overdue, mut at_risk, mut blocked) = (Vec::new(), Vec::new(), Vec::new());
-        for row in &open {
-            let line = deadline_row(&codec::request_from(row)?, table, now);
-            let list = match line.status {
-                DeadlineStatus::Overdue => &mut overdue,
-                DeadlineStatus::AtRisk => &mut at_risk,
-                DeadlineStatus::BlockedByHold { .. } => &mut blocked,
-                _ => continue,
+        for (condition, extra) in lists {
+            let mut args: Vec<Val> = vec![i64::try_from(REPORT_LIST_ROWS_MAX)
+                .unwrap_or(i64::MAX)
+                .into()];
+            args.extend(extra);
+            let policy = match &query.policy {
+                Some(policy) => {
+                    args.push(policy.as_str().into());
+                    format!(" AND policy = ${}", args.len())
+                }
+                None => String::new(),
             };
-            if list.len() < REPORT_LIST_ROWS_MAX {
+            let open = exec
+                .fetch_all(
+                    &format!(
+                        "SELECT * FROM rm_requests WHERE {condition}{policy} \
+                         ORDER BY due_at, request LIMIT $1"
+                    ),
+                    args,
+                )
+                .await?;
+            for row in &open {
+                let line = deadline_row(&codec::request_from(row)?, table, now);
+                let list = match line.status {
+                    DeadlineStatus::Overdue => &mut overdue,
+                    DeadlineStatus::AtRisk => &mut at_risk,
+                    DeadlineStatus::BlockedByHold { .. } => &mut blocked,
+                    _ => continue,
+                };
                 list.push(line);
             }
         }
