@@ -533,6 +533,34 @@ pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
     let holds = app.get(Legal, "/v1/holds?active=true").await;
     expect(&holds, 200);
     assert_eq!(holds.json["holds"][0]["blocked_requests"], json!([id]));
+    // The file is shown waiting on the hold, not as merely active, though
+    // no task was released yet.
+    let state_of = |uri: String| async move {
+        let page = app.get(Auditor, &uri).await;
+        expect(&page, 200);
+        page.json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["subject"] == "file:ws-r7-f")
+            .map(|r| r["display_state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        state_of("/v1/resources?workspace=ws-r7".into())
+            .await
+            .as_deref(),
+        Some("blocked-by-hold")
+    );
+    assert_eq!(
+        state_of("/v1/resources?workspace=ws-r7&state=blocked-by-hold".into())
+            .await
+            .as_deref(),
+        Some("blocked-by-hold")
+    );
+    assert_eq!(
+        state_of("/v1/resources?workspace=ws-r7&state=active".into()).await,
+        None
+    );
 
     expect(
         &app.post(

@@ -2,7 +2,7 @@
 //! ([`PAGE_ROWS_MAX`]) and keyset-paged (after a position or a key), so a
 //! page costs the same at the start and at the end of a large table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use commands::log::Position;
@@ -147,7 +147,8 @@ pub struct ResourceView {
     #[serde(flatten)]
     pub row: ResourceRow,
     /// The stored state, or `blocked-by-hold` for a pending deletion under
-    /// an active hold.
+    /// an active hold, or for an active resource whose deletion met a hold
+    /// before any task was released.
     pub display_state: String,
     pub holds: Vec<String>,
 }
@@ -160,6 +161,21 @@ pub struct ResourcePage {
 
 const ACTIVE_HOLD_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes c \
      JOIN rm_holds h ON h.scope = c.scope AND h.lifted_at IS NULL WHERE c.subject = r.subject)";
+
+/// A deletion asked for the resource or a scope covering it, blocked by a
+/// hold before any task was released: the resource is still active in
+/// every system, but it is waiting on a hold, not forgotten.
+const BLOCKED_REQUEST_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes c \
+     JOIN rm_requests q ON q.scope = c.scope AND q.state = 'blocked' WHERE c.subject = r.subject)";
+
+/// The resources shown blocked by a hold: tasks released and stopped by
+/// an active hold, or a deletion that met a hold before its release.
+fn blocked_by_hold_filter() -> String {
+    format!(
+        " AND ((r.state = 'deletion-pending' AND {ACTIVE_HOLD_ON_RESOURCE}) \
+         OR (r.state = 'active' AND {BLOCKED_REQUEST_ON_RESOURCE}))"
+    )
+}
 
 /// Which holds to list, in order of placement.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -295,8 +311,9 @@ impl ReadModels {
         ];
         let state_filter = match query.state.as_deref() {
             None => String::new(),
-            Some("blocked-by-hold") => {
-                format!(" AND r.state = 'deletion-pending' AND {ACTIVE_HOLD_ON_RESOURCE}")
+            Some("blocked-by-hold") => blocked_by_hold_filter(),
+            Some("active") => {
+                format!(" AND r.state = 'active' AND NOT {BLOCKED_REQUEST_ON_RESOURCE}")
             }
             Some("deletion-pending") => {
                 format!(" AND r.state = 'deletion-pending' AND NOT {ACTIVE_HOLD_ON_RESOURCE}")
@@ -328,6 +345,7 @@ impl ReadModels {
         let more = resources.len() > limit;
         resources.truncate(limit);
         let holds = covering_holds(&mut exec, &resources).await?;
+        let waiting = waiting_on_blocked_requests(&mut exec, &resources).await?;
         let next_after = more
             .then(|| resources.last().map(|r| r.subject.clone()))
             .flatten();
@@ -335,9 +353,9 @@ impl ReadModels {
             .into_iter()
             .map(|row| {
                 let holds = holds.get(&row.subject).cloned().unwrap_or_default();
-                let display_state = if row.state
-                    == projections::rows::ResourceState::DeletionPending
-                    && !holds.is_empty()
+                use projections::rows::ResourceState::{Active, DeletionPending};
+                let display_state = if (row.state == DeletionPending && !holds.is_empty())
+                    || (row.state == Active && waiting.contains(&row.subject))
                 {
                     "blocked-by-hold".to_owned()
                 } else {
@@ -736,6 +754,33 @@ async fn covering_holds(
             .push(row.text("hold")?);
     }
     Ok(found)
+}
+
+/// Which of `resources` are active while a deletion asked for them (or a
+/// scope covering them) is blocked by a hold before its release.
+async fn waiting_on_blocked_requests(
+    exec: &mut Exec<'_>,
+    resources: &[ResourceRow],
+) -> Result<BTreeSet<String>, ReadModelError> {
+    let active: Vec<Val> = resources
+        .iter()
+        .filter(|r| r.state == projections::rows::ResourceState::Active)
+        .map(|r| Val::from(r.subject.as_str()))
+        .collect();
+    if active.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT c.subject AS subject FROM rm_resource_scopes c \
+         JOIN rm_requests q ON q.scope = c.scope AND q.state = 'blocked' \
+         WHERE c.subject IN ({})",
+        super::db::ordered_placeholders(exec.backend(), 1, active.len())
+    );
+    exec.fetch_all(&sql, active)
+        .await?
+        .iter()
+        .map(|row| row.text("subject"))
+        .collect()
 }
 
 /// What an active hold blocks now: open requests it blocks, open tasks
