@@ -124,6 +124,23 @@ impl ApiError {
         error
     }
 
+    /// 422: the answer would be larger than
+    /// [`super::reveal::REVEAL_BODY_BYTES_MAX`] (a deadline report over a
+    /// long range, say). Narrow the query, or ask for CSV where the route
+    /// offers it (CSV answers are not held in memory to be revealed).
+    pub fn answer_too_large() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "answer-too-large",
+            "Answer too large",
+            format!(
+                "the answer is larger than {} MiB; narrow the query (a shorter range, one \
+                 policy, a smaller page) or ask for format=csv where the route offers it",
+                super::reveal::REVEAL_BODY_BYTES_MAX / (1024 * 1024)
+            ),
+        )
+    }
+
     /// 503: the store or the configuration is not available. Logged by
     /// the caller; the detail given here is safe to show.
     pub fn unavailable(detail: impl Into<String>) -> Self {

@@ -31,12 +31,9 @@ pub async fn reveal_personal_data(
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = match to_bytes(body, REVEAL_BODY_BYTES_MAX).await {
+    let bytes = match collect(body, REVEAL_BODY_BYTES_MAX).await {
         Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::error!(%error, "an answer too large to reveal");
-            return ApiError::internal().into_response();
-        }
+        Err(refused) => return refused.into_response(),
     };
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
@@ -47,4 +44,36 @@ pub async fn reveal_personal_data(
     let bytes = serde_json::to_vec(&value).expect("a JSON value serializes");
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The answer's bytes, or a 422 that says to narrow the query when there
+/// are more than `limit` of them (never a 500: nothing failed).
+async fn collect(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, limit).await.map_err(|error| {
+        tracing::warn!(%error, "an answer too large to reveal");
+        ApiError::answer_too_large()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_over_the_limit_is_a_422_that_says_to_narrow_the_query() {
+        let fits = collect(Body::from(vec![b'1'; 8]), 8).await.expect("fits");
+        assert_eq!(fits.len(), 8);
+        let refused = collect(Body::from(vec![b'1'; 9]), 8)
+            .await
+            .expect_err("too large")
+            .into_response();
+        assert_eq!(refused.status(), 422);
+        let body = to_bytes(refused.into_body(), 4096).await.unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["type"], "urn:lethe:problem:answer-too-large");
+        assert!(problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("narrow the query"));
+    }
 }
