@@ -501,6 +501,33 @@ pub async fn r6_a_worker_claims_tasks_of_its_step(app: &TestApp) {
     );
 }
 
+/// R8: a registration names at most 59 references, so that its event
+/// always keeps within the tag limit; one more is refused on the field
+/// `references`, not with an internal limit.
+pub async fn r8_references_are_limited_on_their_field(app: &TestApp) {
+    seed_workspace(app, "ws-r8l").await;
+    let files: Vec<String> = (0..60).map(|n| format!("file:ws-r8l-{n}")).collect();
+    for file in &files {
+        expect(
+            &app.post(
+                Service,
+                "/v1/resources",
+                json!({ "resource": file, "workspace_id": "ws-r8l" }),
+            )
+            .await,
+            201,
+        );
+    }
+    let canvas = |n: usize| {
+        json!({ "resource": "canvas:ws-r8l-c", "workspace_id": "ws-r8l",
+                "parent": "project:ws-r8l-p", "references": files[..n] })
+    };
+    let refused = app.post(Service, "/v1/resources", canvas(60)).await;
+    expect(&refused, 422);
+    assert_eq!(refused.json["field"], "references", "{}", refused.text);
+    expect(&app.post(Service, "/v1/resources", canvas(59)).await, 201);
+}
+
 /// R7 in full: a hold on the workspace blocks the deletion of a file in
 /// it; lifting the hold resumes it; the audit trail tells the story.
 pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
@@ -1041,6 +1068,7 @@ crate::on_every_backend!(
     r3_youtube_seven_days,
     r4_meta_deauthorize,
     r6_r8_file_deletion,
+    r8_references_are_limited_on_their_field,
     r6_a_worker_claims_tasks_of_its_step,
     r7_hold_blocks_then_resumes,
     r7_resumes_when_the_lifts_reaction_was_lost,

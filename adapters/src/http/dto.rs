@@ -20,8 +20,11 @@ use super::error::ApiError;
 pub const WORKER_CHARS_MAX: usize = 128;
 /// Longest operator name (`recorded_by`), in characters.
 pub const OPERATOR_CHARS_MAX: usize = 128;
-/// Most references one resource registration may carry.
-pub const REFERENCES_MAX: usize = 100;
+/// Most references one resource registration may carry: each is a tag of
+/// the registration's event, beside at most five others (the resource,
+/// its workspace, account, parent and source), within the event's
+/// [`commands::log::EVENT_TAGS_MAX`].
+pub const REFERENCES_MAX: usize = commands::log::EVENT_TAGS_MAX - 5;
 
 /// Runs a domain parser and names `field` of the body on failure.
 pub fn field<T>(name: &str, parsed: Result<T, InvalidInput>) -> Result<T, ApiError> {
