@@ -349,6 +349,10 @@ async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
     expect![[r#"
         audit 6 integration ig-1 (instagram account 17841400000000001) connected to workspace ws-1 by the platform
         audit 22 deletion of instagram:17841400000000001 requested by the platform via meta-callback (request 01900000-0000-7000-8000-000000000202, policy internal, due 2026-04-02T10:22:00.000000Z)
+        audit 23 task 01900000-0000-7000-8000-000000000303 of request 01900000-0000-7000-8000-000000000202 released to workers: deactivate-connection-record on integration:ig-1
+        audit 24 task 01900000-0000-7000-8000-000000000304 of request 01900000-0000-7000-8000-000000000202 released to workers: remove-analytics-rows on integration:ig-1
+        audit 26 request 01900000-0000-7000-8000-000000000202 blocked by hold 01900000-0000-7000-8000-000000000102
+        audit 27 deadline of request 01900000-0000-7000-8000-000000000202 extended to 2026-05-02T10:22:00.000000Z
         worker pages: [15, 16] then [17, 18, 19, 20, 21] (next None)
         workspace:ws-1: billing-record:b-1 retained holds=1
         workspace:ws-1: file:f-1 erased holds=1
@@ -368,7 +372,7 @@ async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
         summary youtube-api-user-data 2026-03: received=1 completed=0 refused={} on_time=None median=None open=1 overdue=1 at_risk=0 blocked=0
         overdue=1 at_risk=0 blocked=1
         detail: 2 tasks, completed on time
-        csv: 8 rows, 9 lines, header position,occurred_at,recorded_at,actor,event_type,summary,reason,subjects,event_id,stream,source_channel,correlation_id,causation_id
+        csv: 16 rows, 17 lines, header position,occurred_at,recorded_at,actor,event_type,summary,reason,subjects,event_id,stream,source_channel,correlation_id,causation_id
     "#]].assert_eq(&out);
     h.finish().await;
 }

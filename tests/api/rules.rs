@@ -633,6 +633,38 @@ pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
     assert!(first("TaskReleased") < first("TaskClaimed"));
     assert!(first("TaskClaimed") < first("TaskCompleted"));
     assert_eq!(types.last(), Some(&"DeletionCompleted"));
+    // The file's own trail tells the same story: the request's events
+    // carry only the request's tag, yet they are the file's deletion.
+    let file_audit = app
+        .get(Auditor, "/v1/audit?subject=file:ws-r7-f&limit=1000")
+        .await;
+    expect(&file_audit, 200);
+    let file_types: Vec<&str> = file_audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "ResourceRegistered",
+        "DeletionRequested",
+        "DeletionBlocked",
+        "DeletionResumed",
+        "TaskReleased",
+        "TaskClaimed",
+        "TaskCompleted",
+        "DeletionCompleted",
+    ] {
+        assert!(file_types.contains(&t), "{t} not in {file_types:?}");
+    }
+    // Each entry once, in log order.
+    let positions: Vec<u64> = file_audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     let hold_audit = app
         .get(Auditor, &format!("/v1/audit?subject=hold:{hold_id}"))
         .await;

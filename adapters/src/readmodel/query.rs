@@ -79,13 +79,23 @@ pub(crate) fn audit_sql(query: &AuditQuery) -> Result<(String, Vec<Val>, usize),
     };
     let from_clause = if let Some(raw) = &query.subject {
         let s = arg(subject(raw)?.into(), &mut args);
-        filters.push(format!("s.tag = {s}"));
         let after = arg(query.after.into(), &mut args);
-        filters.push(format!("s.position > {after}"));
         // The log's tag index, which holds an entry's subjects as tags
-        // (`projections::audit::subjects`); the join keeps the events the
+        // (`projections::audit::subjects`), for the subject and for every
+        // request asked for it or with a task on it: a request's own
+        // events (verified, blocked, resumed, claims, failures, completed)
+        // carry only the request's tag, and they are the subject's story
+        // as much as the request for it. The join keeps the events the
         // audit trail has caught up with.
-        "event_tags s JOIN rm_audit a ON a.position = s.position"
+        filters.push(format!("a.position > {after}"));
+        filters.push(format!(
+            "a.position IN (SELECT s.position FROM event_tags s WHERE s.position > {after} \
+             AND s.tag IN (SELECT CAST({s} AS TEXT) \
+                 UNION SELECT 'request:' || q.request FROM rm_requests q WHERE q.scope = {s} \
+                 UNION SELECT 'request:' || t.request FROM rm_task_scopes c \
+                     JOIN rm_tasks t ON t.task = c.task WHERE c.scope = {s}))"
+        ));
+        "rm_audit a"
     } else {
         let after = arg(query.after.into(), &mut args);
         filters.push(format!("a.position > {after}"));
@@ -107,11 +117,7 @@ pub(crate) fn audit_sql(query: &AuditQuery) -> Result<(String, Vec<Val>, usize),
         let p = arg(to.into(), &mut args);
         filters.push(format!("a.occurred_at < {p}"));
     }
-    let order = if query.subject.is_some() {
-        "s.position"
-    } else {
-        "a.position"
-    };
+    let order = "a.position";
     let fetch = arg(
         i64::try_from(limit + 1).unwrap_or(i64::MAX).into(),
         &mut args,

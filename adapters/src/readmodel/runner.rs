@@ -833,6 +833,18 @@ impl ReadModels {
             create_indexes(&mut tx, backend, *name, SHADOW, generation).await?;
         }
         tx.commit().await?;
+        if backend == Backend::Postgres {
+            // Tables filled at once have no statistics until autovacuum
+            // gets to them; without them the planner guessed a side table
+            // lookup to match 40 times the rows it does and read a whole
+            // table for an audit lookup (19 ms instead of 0.7 ms at 200k
+            // events).
+            let mut tx = self.begin().await?;
+            for table in live_tables(&names) {
+                tx.exec().raw(&format!("ANALYZE {table}{SHADOW}")).await?;
+            }
+            tx.commit().await?;
+        }
 
         // Swap: catch the shadow up with the live checkpoint, then rename.
         let mut tx = self.begin().await?;
