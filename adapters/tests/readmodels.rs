@@ -644,8 +644,18 @@ async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
     let before = h.models.dump().await.unwrap().render(true);
 
     // What an older version left behind: the tasks projection's tables
-    // at a lower schema version.
+    // at a lower schema version, and a rebuild of them that never
+    // finished, whose shadow table holds the next generation's index name.
     h.age_schema("tasks").await;
+    let generation = h
+        .scalar("SELECT generation FROM read_model_checkpoints WHERE projection = 'tasks'")
+        .await;
+    h.execute("CREATE TABLE rm_tasks__next (task TEXT)").await;
+    h.execute(&format!(
+        "CREATE INDEX rm_tasks_g{}_request ON rm_tasks__next (task)",
+        generation + 1
+    ))
+    .await;
 
     let reopened = adapters::readmodel::ReadModels::open(&h.url).await.unwrap();
     let checkpoints: BTreeMap<String, u64> =

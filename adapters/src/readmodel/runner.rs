@@ -407,6 +407,19 @@ pub(super) async fn ensure_schema(models: &ReadModels) -> Result<(), ReadModelEr
             }
             None => 0,
         };
+        // A rebuild that never finished left its shadow tables at the next
+        // generation, whose index names the new tables are about to take.
+        for table in schema::tables(name) {
+            tx.exec()
+                .raw(&schema::drop_if_exists(table, SHADOW))
+                .await?;
+        }
+        tx.exec()
+            .execute(
+                "DELETE FROM read_model_checkpoints WHERE projection = $1",
+                vec![format!("{name}@rebuild").into()],
+            )
+            .await?;
         create_tables(&mut tx, backend, name, "", generation, Indexes::Now).await?;
         set_checkpoint(&mut tx, name.as_str(), 0, generation).await?;
     }

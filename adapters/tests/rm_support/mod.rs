@@ -103,6 +103,31 @@ impl Harness {
         }
     }
 
+    /// The integer that one SQL query answers, on the harness's database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use sqlx::Connection as _;
+        match self.kind {
+            Kind::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                let value: i64 = sqlx::query_scalar(sql)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap();
+                connection.close().await.unwrap();
+                value
+            }
+            Kind::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                let value: i64 = sqlx::query_scalar(sql)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap();
+                connection.close().await.unwrap();
+                value
+            }
+        }
+    }
+
     /// Marks `projection`'s tables as made by an older version of Lethe
     /// (one schema version lower), as an upgrade finds them.
     pub async fn age_schema(&self, projection: &str) {
