@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use domain::deadline::{PolicyName, PolicyTable};
 use domain::error::{DomainError, InvalidInput};
 use domain::events::{
-    erased_tag, hold_scope_tag, CallbackEvent, ForgetCause, HoldEvent, LedgerEvent, PrivacyEvent,
-    RequestEvent,
+    erased_tag, erasing_tag, hold_scope_tag, CallbackEvent, ForgetCause, HoldEvent, LedgerEvent,
+    PrivacyEvent, RequestEvent,
 };
 use domain::ids::{
     AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
@@ -657,16 +657,17 @@ impl Ledger {
                         .chain(&registration.references)
                         .map(Subject::to_string),
                 );
-                tags.extend(
-                    registration
-                        .account
-                        .iter()
-                        .map(|a| erased_tag(&Subject::Account(a.clone()))),
-                );
+                if let Some(account) = &registration.account {
+                    let subject = Subject::Account(account.clone());
+                    tags.push(erased_tag(&subject));
+                    tags.push(erasing_tag(&subject));
+                }
                 let mut streams = vec![stream.clone()];
                 if let Some(workspace) = &registration.workspace {
                     streams.push(streams::workspace(workspace));
-                    tags.push(erased_tag(&Subject::Workspace(workspace.clone())));
+                    let subject = Subject::Workspace(workspace.clone());
+                    tags.push(erased_tag(&subject));
+                    tags.push(erasing_tag(&subject));
                 }
                 Load {
                     streams,

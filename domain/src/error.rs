@@ -41,6 +41,12 @@ pub enum DomainError {
     /// and nothing more can be done to it (HTTP 409).
     #[error("{0} was erased; no command applies to it any more")]
     Erased(Subject),
+    /// R6 / R9 / R12: the subject's erasure is under way (its tasks are
+    /// released): nothing new is registered in it or derived from it,
+    /// since the erasure, planned already, would leave it behind (HTTP
+    /// 409). Register it elsewhere.
+    #[error("{0} is being erased; nothing new can be added to it")]
+    BeingErased(Subject),
     /// R9: only the workspace owner deletes a workspace. Ask the owner
     /// (HTTP 403).
     #[error("only the owner of {workspace} may delete it")]

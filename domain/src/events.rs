@@ -44,6 +44,13 @@ pub fn erased_tag(subject: &Subject) -> String {
     format!("erased:{subject}")
 }
 
+/// The tag of a released task that will erase a workspace or an account,
+/// so that a registration in one reads, cheaply, whether its erasure is
+/// under way. (A resource's own tag already finds its tasks.)
+pub fn erasing_tag(subject: &Subject) -> String {
+    format!("erasing:{subject}")
+}
+
 /// The tag under which a hold on `scope` is found by the decisions that
 /// must respect it.
 pub fn hold_scope_tag(scope: &Subject) -> String {
@@ -498,6 +505,7 @@ impl DomainEvent for RequestEvent {
             }
             RequestEvent::TaskReleased {
                 task,
+                step,
                 target,
                 workspace,
                 covered_by,
@@ -509,6 +517,11 @@ impl DomainEvent for RequestEvent {
                 tags.push(target.to_string());
                 tags.extend(workspace.iter().map(|w| format!("workspace:{w}")));
                 tags.extend(covered_by.iter().map(Subject::to_string));
+                if step.erases_target()
+                    && matches!(target, Subject::Workspace(_) | Subject::Account(_))
+                {
+                    tags.push(erasing_tag(target));
+                }
             }
             RequestEvent::TaskClaimed { task, .. } | RequestEvent::TaskFailed { task, .. } => {
                 tags.push(format!("task:{task}"));

@@ -81,6 +81,8 @@ pub struct Inventory {
     tasks: BTreeMap<TaskId, (ErasureStep, Subject)>,
     /// Accounts whose account record was erased (R11, R12).
     pub erased_accounts: BTreeSet<AccountId>,
+    /// Subjects with a released task that erases them, not yet completed.
+    erasing: BTreeSet<Subject>,
 }
 
 impl Inventory {
@@ -227,6 +229,9 @@ impl Inventory {
                 task, step, target, ..
             } => {
                 self.tasks.insert(*task, (*step, target.clone()));
+                if step.erases_target() {
+                    self.erasing.insert(target.clone());
+                }
             }
             RequestEvent::TaskCompleted { step, target, .. } if step.erases_target() => {
                 self.mark_erased(target);
@@ -246,6 +251,7 @@ impl Inventory {
     }
 
     fn mark_erased(&mut self, target: &Subject) {
+        self.erasing.remove(target);
         match target {
             Subject::Workspace(id) => {
                 if let Some(facts) = self.workspaces.get_mut(id) {
@@ -280,6 +286,12 @@ impl Inventory {
                 false
             }
         }
+    }
+
+    /// True while a released task that erases the subject is not done: its
+    /// erasure is planned and under way.
+    pub fn is_being_erased(&self, subject: &Subject) -> bool {
+        self.erasing.contains(subject)
     }
 
     /// True when the ledger has heard of the subject.

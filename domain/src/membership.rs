@@ -143,6 +143,10 @@ pub fn register_resource(
     }
     if let Some(workspace) = &registration.workspace {
         live_workspace(inventory, workspace)?;
+        let subject = Subject::Workspace(workspace.clone());
+        if inventory.is_being_erased(&subject) {
+            return Err(DomainError::BeingErased(subject));
+        }
     } else if !resource.kind.is_account_data() {
         return Err(crate::error::InvalidInput::new(
             "workspace",
@@ -161,6 +165,9 @@ pub fn register_resource(
         let subject = Subject::Account(account.clone());
         if inventory.is_erased(&subject) {
             return Err(DomainError::Erased(subject));
+        }
+        if inventory.is_being_erased(&subject) {
+            return Err(DomainError::BeingErased(subject));
         }
     }
     match (
@@ -198,6 +205,9 @@ pub fn register_resource(
         }
         if inventory.is_erased(related) {
             return Err(DomainError::Erased(related.clone()));
+        }
+        if inventory.is_being_erased(related) {
+            return Err(DomainError::BeingErased(related.clone()));
         }
         if !inventory.knows(related) {
             return Err(DomainError::UnknownSubject(related.clone()));

@@ -700,6 +700,52 @@ pub async fn r9_only_owner_deletes_workspace(app: &TestApp) {
     }
 }
 
+/// R6 / R9: once an erasure's tasks are out, nothing new is registered in
+/// what it erases: a transcript of a file being deleted, a file in a
+/// workspace being deleted. The erasure, planned already, would leave it
+/// behind active for good. Other workspaces are not affected.
+pub async fn r6_r9_nothing_new_in_what_is_being_erased(app: &TestApp) {
+    seed_workspace(app, "ws-r9b").await;
+    seed_workspace(app, "ws-r9c").await;
+    let register = |body: Value| async move { app.post(Service, "/v1/resources", body).await };
+    request(
+        app,
+        json!({ "scope": "file:ws-r9c-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let refused = register(json!({ "resource": "transcript:ws-r9c-t2", "workspace_id": "ws-r9c", "derived_from": "file:ws-r9c-f" })).await;
+    expect(&refused, 409);
+    assert!(refused.text.contains("being erased"), "{}", refused.text);
+    // The rest of that workspace is not being erased.
+    expect(
+        &register(json!({ "resource": "file:ws-r9c-g", "workspace_id": "ws-r9c" })).await,
+        201,
+    );
+
+    let whole = request(
+        app,
+        json!({ "scope": "workspace:ws-r9b", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let head = app.head().await;
+    let refused =
+        register(json!({ "resource": "file:ws-r9b-new", "workspace_id": "ws-r9b" })).await;
+    expect(&refused, 409);
+    assert!(
+        refused.text.contains("workspace:ws-r9b is being erased"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(app.head().await, head);
+    work_all(app).await;
+    let done = detail(app, whole["request_id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "completed");
+    // Erased now: refused as erased.
+    let refused =
+        register(json!({ "resource": "file:ws-r9b-new", "workspace_id": "ws-r9b" })).await;
+    expect(&refused, 409);
+}
+
 /// R10: a removed member loses access; what they created stays.
 pub async fn r10_removed_member_content_stays(app: &TestApp) {
     seed_workspace(app, "ws-r10").await;
@@ -1105,6 +1151,7 @@ crate::on_every_backend!(
     r7_hold_blocks_then_resumes,
     r7_resumes_when_the_lifts_reaction_was_lost,
     r9_only_owner_deletes_workspace,
+    r6_r9_nothing_new_in_what_is_being_erased,
     r10_removed_member_content_stays,
     r11_account_deletion,
     r12_no_revival,

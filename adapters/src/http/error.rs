@@ -211,6 +211,7 @@ impl From<DomainError> for ApiError {
             DomainError::ExtensionRefused(_) => ApiError::invalid("reason", detail),
             DomainError::AlreadyExists(_)
             | DomainError::Erased(_)
+            | DomainError::BeingErased(_)
             | DomainError::NotAMember { .. }
             | DomainError::CannotRemoveOwner { .. }
             | DomainError::AlreadyDisconnected(_)
