@@ -65,6 +65,16 @@ impl Context {
         self
     }
 
+    /// The context of what a command sets off (the requests a hold
+    /// blocks or resumes): the same caller, without the command's
+    /// idempotency key, which belongs to the command alone.
+    fn reacting(&self) -> Context {
+        Context {
+            idempotency_key: None,
+            ..self.clone()
+        }
+    }
+
     fn metadata(&self) -> Metadata {
         Metadata {
             actor: self.actor.clone(),
@@ -198,9 +208,36 @@ struct View {
     stream_versions: BTreeMap<StreamId, u64>,
     tags_read: BTreeSet<String>,
     inventory: Inventory,
+    /// The events read that a command stored under an idempotency key:
+    /// (actor, key) by position.
+    keyed: BTreeMap<Position, (String, String)>,
 }
 
 impl View {
+    /// The view as it was before `position`: what a command that stored
+    /// its first event there had read.
+    fn before(&self, position: Position) -> View {
+        let events: BTreeMap<Position, (StreamId, LedgerEvent)> = self
+            .events
+            .range(..position)
+            .map(|(p, e)| (*p, e.clone()))
+            .collect();
+        let mut stream_versions = self.stream_versions.clone();
+        for (stream, _) in self.events.range(position..).map(|(_, e)| e) {
+            if let Some(version) = stream_versions.get_mut(stream) {
+                *version = version.saturating_sub(1);
+            }
+        }
+        View {
+            read_at: position.saturating_sub(1),
+            inventory: Inventory::from_events(events.values().map(|(_, e)| e)),
+            events,
+            stream_versions,
+            tags_read: self.tags_read.clone(),
+            keyed: BTreeMap::new(),
+        }
+    }
+
     fn version(&self, stream: &StreamId) -> ExpectedVersion {
         match self.stream_versions.get(stream) {
             Some(0) | None => ExpectedVersion::NoStream,
@@ -228,6 +265,32 @@ impl View {
             after: self.read_at,
         })
     }
+}
+
+/// What [`Ledger::replayed`] found.
+enum Replay<T> {
+    /// The caller used no key, or none the view holds events of.
+    None,
+    /// The same command as the one stored under the key: its answer.
+    Of(T),
+    /// Another command was stored under the key.
+    Other,
+}
+
+/// What makes two decisions the same command for a replay: each event's
+/// type and tags, without the ids of the tasks a decision releases (new
+/// ones each time it is decided).
+fn replay_shape(event: &LedgerEvent) -> (&'static str, Vec<String>) {
+    let released = matches!(
+        event,
+        LedgerEvent::Request(RequestEvent::TaskReleased { .. })
+    );
+    let tags = event
+        .tags()
+        .into_iter()
+        .filter(|tag| !(released && tag.starts_with("task:")))
+        .collect();
+    (event.event_type(), tags)
 }
 
 /// One append a decision wants, and what to answer afterwards.
@@ -378,6 +441,10 @@ impl Ledger {
                 recorded.schema_version,
                 &recorded.payload,
             )?;
+            if let Some(key) = recorded.metadata.idempotency_key {
+                view.keyed
+                    .insert(recorded.position, (recorded.metadata.actor, key));
+            }
             view.events
                 .insert(recorded.position, (recorded.stream, event));
         }
@@ -392,6 +459,7 @@ impl Ledger {
             stream_versions: BTreeMap::new(),
             tags_read: BTreeSet::new(),
             inventory: Inventory::default(),
+            keyed: BTreeMap::new(),
         };
         for stream in &load.streams {
             let events = self.read_stream_pages(stream, &mut view).await?;
@@ -517,7 +585,21 @@ impl Ledger {
         for _ in 0..CONFLICT_RETRIES_MAX {
             let view = self.load(load()).await?;
             let now = self.clock.now();
-            let decision = decide(&view, now)?;
+            let decided = decide(&view, now);
+            match &decided {
+                // Nothing to store (the command found its own replay), or
+                // a key reused for another command: answered as decided.
+                Ok(decision) if decision.events.is_empty() => {}
+                Err(CommandError::KeyReused { .. }) => {}
+                _ => match Self::replayed(ctx, &view, &decide, now) {
+                    Replay::Of(output) => return Ok((output, None)),
+                    Replay::Other if decided.is_ok() => {
+                        return Err(CommandError::KeyReused { what: "command" })
+                    }
+                    Replay::Other | Replay::None => {}
+                },
+            }
+            let decision = decided?;
             if decision.events.is_empty() {
                 return Ok((decision.output, None));
             }
@@ -538,6 +620,51 @@ impl Ledger {
             }
         }
         Err(CommandError::Contended)
+    }
+
+    /// Whether this command repeats one the caller made under the same
+    /// idempotency key, whose events the view holds. The command is
+    /// decided again on the view as it was before those events; it is the
+    /// same command when that decision wants the same events (types and
+    /// tags, but for the ids of tasks it releases) on the same stream as
+    /// were stored under the key. Its answer is then the first call's and
+    /// nothing is stored. (Commands whose ids derive from the key find
+    /// their replays themselves, before this.)
+    fn replayed<T>(
+        ctx: &Context,
+        view: &View,
+        decide: &impl Fn(&View, DateTime<Utc>) -> Result<Decision<T>, CommandError>,
+        now: DateTime<Utc>,
+    ) -> Replay<T> {
+        let Some(key) = ctx.idempotency_key.as_ref() else {
+            return Replay::None;
+        };
+        let ours = |(actor, k): &(String, String)| actor == &ctx.actor && k == key;
+        let Some(first) = view
+            .keyed
+            .iter()
+            .find(|(_, caller)| ours(caller))
+            .map(|(position, _)| *position)
+        else {
+            return Replay::None;
+        };
+        let Ok(decision) = decide(&view.before(first), now) else {
+            return Replay::Other;
+        };
+        let stored: Vec<_> = view
+            .keyed
+            .range(first..)
+            .filter(|(_, caller)| ours(caller))
+            .filter_map(|(position, _)| view.events.get(position))
+            .filter(|(stream, _)| *stream == decision.stream)
+            .map(|(_, event)| replay_shape(event))
+            .collect();
+        let wanted: Vec<_> = decision.events.iter().map(replay_shape).collect();
+        if !wanted.is_empty() && stored == wanted {
+            Replay::Of(decision.output)
+        } else {
+            Replay::Other
+        }
     }
 
     fn next_task_ids() -> impl FnMut() -> TaskId {
@@ -1376,7 +1503,7 @@ impl Ledger {
         if appended.is_some() {
             // Claims check holds themselves; marking requests blocked is
             // for people, so a failure here is logged, not answered.
-            if let Err(error) = self.react_to_hold_placed(ctx, &scope).await {
+            if let Err(error) = self.react_to_hold_placed(&ctx.reacting(), &scope).await {
                 tracing::warn!(%hold, %error, "marking the requests a new hold blocks failed");
             }
         }
@@ -1417,7 +1544,7 @@ impl Ledger {
         // The lift is stored: a reaction that fails is no reason to answer
         // with an error (a retry would meet a lifted hold). The service's
         // resume sweep takes forward what it did not reach.
-        if let Err(error) = self.react_to_hold_lifted(ctx, hold).await {
+        if let Err(error) = self.react_to_hold_lifted(&ctx.reacting(), hold).await {
             tracing::warn!(%hold, %error, "resuming the requests a lifted hold blocked failed");
         }
         Ok(())
@@ -1436,6 +1563,7 @@ impl Ledger {
             stream_versions: BTreeMap::new(),
             tags_read: BTreeSet::new(),
             inventory: Inventory::default(),
+            keyed: BTreeMap::new(),
         };
         let events = self.read_tag_pages(&[scope.to_string()], &mut view).await?;
         let mut requests = BTreeSet::new();
@@ -1468,6 +1596,7 @@ impl Ledger {
             stream_versions: BTreeMap::new(),
             tags_read: BTreeSet::new(),
             inventory: Inventory::default(),
+            keyed: BTreeMap::new(),
         };
         let events = self.read_tag_pages(&[scope.to_string()], &mut view).await?;
         let mut requests = BTreeSet::new();

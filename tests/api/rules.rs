@@ -950,10 +950,10 @@ pub async fn r15_email_request(app: &TestApp) {
 pub async fn idempotent_requests(app: &TestApp) {
     seed_workspace(app, "ws-idem").await;
     let body = json!({ "scope": "file:ws-idem-f", "channel": "in-product", "requested_by": "account:acct-owner" });
-    let send_as = |role, uri: &'static str, body: Value, key: &'static str| async move {
+    let send_as = |role, uri: String, body: Value, key: &'static str| async move {
         app.raw(
             axum::http::Method::POST,
-            uri,
+            &uri,
             Some(app.token(role)),
             Some("application/json"),
             body.to_string().into_bytes(),
@@ -961,7 +961,14 @@ pub async fn idempotent_requests(app: &TestApp) {
         )
         .await
     };
-    let send = || send_as(Service, "/v1/deletion-requests", body.clone(), "req-123");
+    let send = || {
+        send_as(
+            Service,
+            "/v1/deletion-requests".into(),
+            body.clone(),
+            "req-123",
+        )
+    };
     let first = send().await;
     expect(&first, 202);
     let head = app.head().await;
@@ -976,7 +983,7 @@ pub async fn idempotent_requests(app: &TestApp) {
         json!({ "scope": "project:ws-idem-p", "channel": "in-product", "requested_by": "account:acct-owner" }),
         json!({ "scope": "file:ws-idem-f", "channel": "in-product", "requested_by": "account:acct-admin" }),
     ] {
-        let reused = send_as(Service, "/v1/deletion-requests", other, "req-123").await;
+        let reused = send_as(Service, "/v1/deletion-requests".into(), other, "req-123").await;
         expect(&reused, 422);
         assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
     }
@@ -984,15 +991,15 @@ pub async fn idempotent_requests(app: &TestApp) {
     // the same key is refused and places nothing.
     let hold =
         json!({ "scope": "file:ws-idem-f", "kind": "legal", "matter": "M-1", "reason": "r" });
-    let placed = send_as(Legal, "/v1/holds", hold.clone(), "hold-1").await;
+    let placed = send_as(Legal, "/v1/holds".into(), hold.clone(), "hold-1").await;
     expect(&placed, 201);
     let head = app.head().await;
-    let replayed = send_as(Legal, "/v1/holds", hold, "hold-1").await;
+    let replayed = send_as(Legal, "/v1/holds".into(), hold, "hold-1").await;
     expect(&replayed, 201);
     assert_eq!(placed.json["hold_id"], replayed.json["hold_id"]);
     let elsewhere =
         json!({ "scope": "project:ws-idem-p", "kind": "legal", "matter": "M-1", "reason": "r" });
-    let reused = send_as(Legal, "/v1/holds", elsewhere, "hold-1").await;
+    let reused = send_as(Legal, "/v1/holds".into(), elsewhere, "hold-1").await;
     expect(&reused, 422);
     assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
     assert_eq!(
@@ -1007,6 +1014,82 @@ pub async fn idempotent_requests(app: &TestApp) {
         "{}",
         holds.text
     );
+
+    // Every other command: a replay answers like the first call and
+    // stores nothing; the key used for another command is refused.
+    let hold_id = placed.json["hold_id"].as_str().unwrap().to_owned();
+    let lift = format!("/v1/holds/{hold_id}/lift");
+    let lifted = send_as(Legal, lift.clone(), json!({ "reason": "done" }), "lift-1").await;
+    expect(&lifted, 200);
+    let head = app.head().await;
+    let again = send_as(Legal, lift.clone(), json!({ "reason": "done" }), "lift-1").await;
+    expect(&again, 200);
+    assert_eq!(again.json, lifted.json);
+    // Without the key it is a new command, refused: the hold is lifted.
+    expect(
+        &app.post(Legal, &lift, json!({ "reason": "done" })).await,
+        409,
+    );
+    assert_eq!(app.head().await, head);
+
+    let ws = json!({ "workspace_id": "ws-idem2", "owner_account_id": "acct-owner" });
+    expect(
+        &send_as(Service, "/v1/workspaces".into(), ws.clone(), "ws-1").await,
+        201,
+    );
+    let head = app.head().await;
+    expect(
+        &send_as(Service, "/v1/workspaces".into(), ws, "ws-1").await,
+        201,
+    );
+    assert_eq!(app.head().await, head);
+
+    let first = app
+        .post(Service, "/v1/tasks/claim", json!({ "worker": "w-1" }))
+        .await;
+    expect(&first, 200);
+    let task = first.json["task_id"].as_str().unwrap().to_owned();
+    let second = app
+        .post(Service, "/v1/tasks/claim", json!({ "worker": "w-1" }))
+        .await;
+    expect(&second, 200);
+    let other = second.json["task_id"].as_str().unwrap().to_owned();
+    let complete = |task: &str| format!("/v1/tasks/{task}/complete");
+    let done = send_as(
+        Service,
+        complete(&task),
+        json!({ "worker": "w-1" }),
+        "done-1",
+    )
+    .await;
+    expect(&done, 200);
+    let head = app.head().await;
+    let replay = send_as(
+        Service,
+        complete(&task),
+        json!({ "worker": "w-1" }),
+        "done-1",
+    )
+    .await;
+    expect(&replay, 200);
+    assert_eq!(replay.json["request_id"], done.json["request_id"]);
+    assert_eq!(
+        app.head().await,
+        head,
+        "a replayed completion stores nothing"
+    );
+    // The same key for completing another task of the request: refused,
+    // and that task stays open.
+    let reused = send_as(
+        Service,
+        complete(&other),
+        json!({ "worker": "w-1" }),
+        "done-1",
+    )
+    .await;
+    expect(&reused, 422);
+    assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
+    assert_eq!(app.head().await, head);
 }
 
 /// The deadline report and the exports.

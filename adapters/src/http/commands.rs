@@ -288,6 +288,13 @@ pub async fn claim_task(
             .await?;
         return Ok(Json(dto::ClaimAnswer::from(claimed)).into_response());
     }
+    // Claiming the next task is not repeatable: a retry leases what is
+    // next then (the first lease runs out by itself). The key is for
+    // claims that name their task.
+    let ctx = commands::ledger::Context {
+        idempotency_key: None,
+        ..ctx
+    };
     let now = state.ledger.clock().now();
     queries::caught_up(&state).await?;
     // The read model proposes, the log decides: a candidate taken, held

@@ -104,7 +104,7 @@ pub fn build() -> Value {
             json!({ "name": name, "in": "query", "required": required, "description": description, "schema": { "type": "string" } })
         }));
         if route.method == "post" && matches!(route.access, Access::Roles(_)) {
-            parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "description": "A replay with the same key answers like the first call and stores nothing new.", "schema": { "type": "string", "maxLength": 200 } }));
+            parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "description": "A replay of the same command with the same key answers like the first call and stores nothing new; the same key with another command is refused (422, field Idempotency-Key). A claim without task_id is not repeatable: a retry leases the next task.", "schema": { "type": "string", "maxLength": 200 } }));
         }
         let mut responses = Map::new();
         responses.insert(
