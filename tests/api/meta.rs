@@ -163,7 +163,38 @@ pub async fn refused_callbacks_are_recorded(app: &TestApp) {
     assert!(audit.text.contains("HMAC-SHA1"));
 }
 
-crate::on_every_backend!(data_deletion_callback, refused_callbacks_are_recorded);
+/// Anyone can send a callback, so refusals are recorded one by one up to
+/// a limit a minute; past it they are still refused, and the next one
+/// recorded says how many were not.
+pub async fn refusals_past_the_limit_are_counted_not_recorded(app: &TestApp) {
+    let limit = adapters::http::callbacks::REFUSALS_RECORDED_PER_MINUTE as usize;
+    let before = callback_refusals(&app.events().await);
+    for _ in 0..limit + 5 {
+        let refused = app.meta("/callbacks/meta/data-deletion", "a.b").await;
+        expect(&refused, 400);
+    }
+    assert_eq!(callback_refusals(&app.events().await), before + limit);
+    app.clock.advance(Duration::seconds(61));
+    expect(&app.meta("/callbacks/meta/deauthorize", "a.b").await, 400);
+    let events = app.events().await;
+    assert_eq!(callback_refusals(&events), before + limit + 1);
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.event_type == "CallbackRefused")
+        .unwrap();
+    let reason = last.payload["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("(5 refused callbacks before this one"),
+        "{reason}"
+    );
+}
+
+crate::on_every_backend!(
+    data_deletion_callback,
+    refused_callbacks_are_recorded,
+    refusals_past_the_limit_are_counted_not_recorded,
+);
 
 /// Without LETHE_META_APP_SECRET the callbacks answer 503 and say why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,10 +29,65 @@ fn context() -> Context {
     Context::new(META_ACTOR, "meta-callback")
 }
 
+/// Most refused callbacks recorded one by one in a minute. The callbacks
+/// take no token, so without a limit anyone could grow the log, which is
+/// never pruned, by one event per request.
+pub const REFUSALS_RECORDED_PER_MINUTE: u32 = 60;
+
+/// The refusals of the current minute (by the ledger's clock).
+#[derive(Debug, Default)]
+pub struct RefusalWindow {
+    started: Option<chrono::DateTime<chrono::Utc>>,
+    recorded: u32,
+    /// Refused past the limit and not recorded yet; the next recorded
+    /// refusal says how many.
+    unrecorded: u64,
+}
+
+impl RefusalWindow {
+    /// Whether a refusal at `now` is recorded, and if so how many before
+    /// it were not.
+    fn admit(&mut self, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+        if self
+            .started
+            .is_none_or(|started| now - started >= chrono::Duration::minutes(1))
+        {
+            self.started = Some(now);
+            self.recorded = 0;
+        }
+        if self.recorded >= REFUSALS_RECORDED_PER_MINUTE {
+            self.unrecorded += 1;
+            return None;
+        }
+        self.recorded += 1;
+        Some(std::mem::take(&mut self.unrecorded))
+    }
+}
+
 /// Records the refusal, then answers with `error`. If even the record
-/// cannot be written, answers 503 so that Meta retries.
+/// cannot be written, answers 503 so that Meta retries. Past
+/// [`REFUSALS_RECORDED_PER_MINUTE`] the refusal is answered and logged but
+/// not recorded; the next one recorded counts those that were not.
 async fn refuse(state: &AppState, endpoint: &str, error: ApiError) -> ApiError {
-    let reason = format!("{}: {}", error.title, error.detail);
+    let mut reason = format!("{}: {}", error.title, error.detail);
+    let admitted = state
+        .refusals
+        .lock()
+        .map(|mut window| window.admit(state.ledger.clock().now()))
+        .unwrap_or(Some(0));
+    match admitted {
+        None => {
+            tracing::warn!(endpoint, %reason, "Meta callback refused (not recorded: over the limit)");
+            return error;
+        }
+        Some(0) => {}
+        Some(unrecorded) => {
+            reason = format!(
+                "({unrecorded} refused callbacks before this one were over the limit of \
+                 {REFUSALS_RECORDED_PER_MINUTE} a minute and not recorded one by one) {reason}"
+            );
+        }
+    }
     match state
         .ledger
         .record_refused_callback(&context(), endpoint, &reason)

@@ -51,6 +51,9 @@ pub struct AppState {
     /// The base of status links, e.g. `https://lethe.example.com`, from
     /// `LETHE_PUBLIC_URL`; no trailing slash.
     pub public_url: String,
+    /// How many refused Meta callbacks this minute were recorded one by
+    /// one (anyone can send them, and the log keeps every event).
+    pub(crate) refusals: std::sync::Arc<std::sync::Mutex<callbacks::RefusalWindow>>,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
             tokens,
             meta,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            refusals: Default::default(),
         }
     }
 }
