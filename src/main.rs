@@ -47,10 +47,22 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(url: &str) -> ExitCode {
+    let shown = store::redacted(url);
+    match store::holds_a_log(url).await {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!("lethe verify: {shown} holds no ledger (a mistyped path or database?)");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+        Err(error) => {
+            eprintln!("lethe verify: cannot open {shown}: {error}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    }
     let store = match store::open(url).await {
         Ok(store) => store,
         Err(error) => {
-            eprintln!("lethe verify: cannot open {url}: {error}");
+            eprintln!("lethe verify: cannot open {shown}: {error}");
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };

@@ -59,3 +59,17 @@ async fn verify_names_the_first_bad_position() {
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     assert!(stderr.contains("position 3"), "{stderr}");
 }
+
+/// A path that holds no ledger (a typo, the wrong directory) is reported
+/// with exit 2, and nothing is created there.
+#[test]
+fn verify_of_a_missing_store_exits_2_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo").join("lethe.db");
+    let url = format!("sqlite://{}", path.display());
+    let missing = lethe_verify(&url);
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("holds no ledger"), "{stderr}");
+    assert!(!path.exists() && !path.parent().unwrap().exists());
+}

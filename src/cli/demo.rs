@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use adapters::meta;
 use clap::Args;
 use commands::ledger::{Context, DeletionRequestInput};
+use commands::log::EventStore;
 use commands::{CommandError, Ledger};
 use domain::deadline::PolicyName;
 use domain::error::DomainError;
@@ -90,8 +91,25 @@ async fn work(ledger: &Ledger, request: RequestId, limit: usize) -> Result<usize
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (store, ledger) = open_ledger(&args.store).await?;
-    eprintln!("Loading the demo story into {}:", args.store.store);
     let workspace = WorkspaceId::parse(WORKSPACE)?;
+    // The log keeps every event for good: the story goes only into a store
+    // of its own, never beside real data.
+    let loaded = !store
+        .read_stream(&commands::ledger::streams::workspace(&workspace), 0, 1)
+        .await?
+        .is_empty();
+    if !loaded && store.head().await? > 0 {
+        eprintln!(
+            "lethe demo: {} holds other events; the demo story, which can never be removed \
+             from a log, loads only into an empty store (give another --store)",
+            adapters::store::redacted(&args.store.store)
+        );
+        return Ok(ExitCode::from(2));
+    }
+    eprintln!(
+        "Loading the demo story into {}:",
+        adapters::store::redacted(&args.store.store)
+    );
     match ledger
         .create_workspace(
             &service("workspace-service"),

@@ -103,11 +103,11 @@ pub async fn open_ledger(arg: &StoreArg) -> anyhow::Result<(Arc<Store>, Ledger)>
     let store = Arc::new(
         store::open(url)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open the store {url}: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("cannot open the store {}: {e}", store::redacted(url)))?,
     );
     let (vault, origin) = keys::open_vault(url, arg.master_key_file.as_deref())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the keys of {url}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the keys of {}: {e}", store::redacted(url)))?;
     if let MasterKeyOrigin::Created(path) = origin {
         eprintln!(
             "Created the master key of this new store in {} (keep it safe and apart from \
@@ -135,7 +135,12 @@ pub async fn caught_up_read_models(
     let url = &arg.store;
     let models = ReadModels::open(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the read models in {}: {e}",
+                adapters::store::redacted(url)
+            )
+        })?
         .with_vault(ledger.vault().clone());
     let position = models
         .catch_up(store)

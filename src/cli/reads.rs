@@ -304,9 +304,12 @@ pub async fn run_projections(command: ProjectionsCommand) -> anyhow::Result<Exit
     let arg = &store;
     let url = &arg.store;
     let (store, _ledger) = open_ledger(arg).await?;
-    let models = ReadModels::open(url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?;
+    let models = ReadModels::open(url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the read models in {}: {e}",
+            adapters::store::redacted(url)
+        )
+    })?;
     let what = which.map_or("every read model".to_owned(), |n| format!("read model {n}"));
     if std::io::stderr().is_terminal() {
         eprint!("Rebuilding {what} from position 0 (queries keep answering meanwhile)...");

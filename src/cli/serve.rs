@@ -100,6 +100,28 @@ async fn bootstrap(tokens: &Tokens, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long `serve` lets open connections finish after a stop signal.
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(30);
+
+/// Ctrl-C, or SIGTERM (`kill`, container and service managers).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// How often the service resumes blocked requests whose holds are all
 /// lifted but whose lift did not take them forward.
 const RESUME_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -167,7 +189,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (_store, ledger) = open_ledger(arg).await?;
     let read_models = ReadModels::open(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the read models in {url}: {e}"))?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the read models in {}: {e}",
+                adapters::store::redacted(url)
+            )
+        })?
         .with_vault(ledger.vault().clone());
     let tokens = Tokens::connect(url).await?;
     if args.bootstrap_tokens {
@@ -201,14 +228,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     println!(
-        "Lethe listening on http://{} (store {url}); OpenAPI at /openapi.json",
-        listener.local_addr()?
+        "Lethe listening on http://{} (store {}); OpenAPI at /openapi.json",
+        listener.local_addr()?,
+        adapters::store::redacted(url)
     );
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    let (signalled, mut draining) = watch::channel(false);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        stop_signal().await;
+        tracing::info!("stopping: no new connections; finishing those open");
+        let _ = signalled.send(true);
+    });
+    let served = tokio::select! {
+        served = server => served,
+        // A client that never finishes (a slow export) does not keep the
+        // process up for good.
+        () = async {
+            let _ = draining.wait_for(|signalled| *signalled).await;
+            tokio::time::sleep(SHUTDOWN_DRAIN_MAX).await;
+        } => {
+            tracing::warn!(after = ?SHUTDOWN_DRAIN_MAX, "connections still open; stopping anyway");
+            Ok(())
+        }
+    };
     // The runner stops with the server, whichever way it ended.
     let _ = stop.send(true);
     if let Err(error) = runner.await {

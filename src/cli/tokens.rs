@@ -38,7 +38,7 @@ pub enum TokenCommand {
 pub async fn open_tokens(url: &str) -> anyhow::Result<Tokens> {
     let opened = store::open(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the store {url}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the store {}: {e}", store::redacted(url)))?;
     opened.close().await;
     drop(opened);
     Ok(Tokens::connect(url).await?)

@@ -73,6 +73,67 @@ impl fmt::Debug for Store {
 /// - `postgres://...` or `postgresql://...`: the database must exist.
 ///
 /// Must be called inside a Tokio runtime: it starts the writer task.
+/// `url` with the password of its user, if any, replaced by `***`: for
+/// messages and logs (`postgres://lethe:secret@db/x` →
+/// `postgres://lethe:***@db/x`).
+pub fn redacted(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `url` names a store that holds a log already, without creating
+/// or migrating anything: what `lethe verify` checks first, so that a
+/// mistyped path or database is reported rather than verified empty.
+pub async fn holds_a_log(url: &str) -> Result<bool, StoreError> {
+    use sqlx::Connection as _;
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if !std::path::Path::new(path).is_file() {
+            return Ok(false);
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true);
+        let mut connection = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening {path}: {e}")))?;
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+        )
+        .fetch_optional(&mut connection)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reading {path}: {e}")))?;
+        connection.close().await.ok();
+        Ok(found.is_some())
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut connection = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("connecting: {e}")))?;
+        let found: bool = sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading: {e}")))?;
+        connection.close().await.ok();
+        Ok(found)
+    } else {
+        Err(StoreError::InvalidEvent(format!(
+            "unknown store URL {:?}: use sqlite://PATH or postgres://...",
+            redacted(url)
+        )))
+    }
+}
+
 pub async fn open(url: &str) -> Result<Store, StoreError> {
     let (backend, writer, head) = if let Some(path) = url
         .strip_prefix("sqlite://")
@@ -97,7 +158,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
         )
     } else {
         return Err(StoreError::InvalidEvent(format!(
-            "unknown store URL {url:?}: use sqlite://PATH or postgres://..."
+            "unknown store URL {:?}: use sqlite://PATH or postgres://...",
+            redacted(url)
         )));
     };
     Ok(Store {
