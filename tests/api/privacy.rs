@@ -247,6 +247,21 @@ pub async fn marker_text_outside_personal_values_is_refused(app: &TestApp) {
         );
     }
     assert_eq!(app.head().await, head, "a refused command stored nothing");
+    // Nor as an external account's id, which is shown as given.
+    let refused = app
+        .post(
+            Service,
+            "/v1/integrations",
+            json!({ "integration_id": "ig-m1", "workspace_id": "ws-m1", "platform": "instagram",
+                    "external_account_id": "sealed1:a:b:c:AAAA", "connected_by": "account:acct-admin" }),
+        )
+        .await;
+    expect(&refused, 422);
+    assert_eq!(
+        refused.json["field"], "external_account_id",
+        "{}",
+        refused.text
+    );
     // Nor as free text (a hold's reason), sealed or not.
     let held = app
         .post(
@@ -265,6 +280,23 @@ pub async fn marker_text_outside_personal_values_is_refused(app: &TestApp) {
     ] {
         expect(&app.get(Legal, uri).await, 200);
     }
+    // A reason that merely looks like a keyed-hash id is shown as given:
+    // an answer is revealed once, never its revealed text again.
+    let reason = "see kh1-0123456789abcdef0123456789abcdef in the ticket";
+    let held = app
+        .post(
+            Legal,
+            "/v1/holds",
+            json!({ "scope": "workspace:ws-m1", "kind": "legal", "matter": "M-2", "reason": reason }),
+        )
+        .await;
+    expect(&held, 201);
+    let hold = held.json["hold_id"].as_str().unwrap();
+    let audit = app
+        .get(Auditor, &format!("/v1/audit?subject=hold:{hold}"))
+        .await;
+    expect(&audit, 200);
+    assert_eq!(audit.json["events"][0]["reason"], reason, "{}", audit.text);
 }
 
 /// The requester's contact is forgotten 30 days after the request

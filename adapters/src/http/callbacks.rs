@@ -141,8 +141,8 @@ async fn verified(
 }
 
 fn external_account(signed: &SignedRequest) -> Result<ExternalAccountId, ApiError> {
-    ExternalAccountId::parse(&signed.user_id)
-        .map_err(|e| ApiError::invalid("signed_request", format!("user_id: {}", e.reason)))
+    super::dto::external_account_id("signed_request", &signed.user_id)
+        .map_err(|e| ApiError::invalid("signed_request", format!("user_id: {}", e.detail)))
 }
 
 /// R4: disconnects every Instagram connection of the person.

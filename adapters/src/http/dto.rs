@@ -26,6 +26,19 @@ pub const OPERATOR_CHARS_MAX: usize = 128;
 /// [`commands::log::EVENT_TAGS_MAX`].
 pub const REFERENCES_MAX: usize = commands::log::EVENT_TAGS_MAX - 5;
 
+/// An external platform's account id. It is stored as a keyed hash and
+/// shown as given, so it must not hold what a reader takes for a sealed
+/// value (`sealed1:`, `erased1:`): shown, it would read as tampering.
+pub fn external_account_id(name: &str, raw: &str) -> Result<ExternalAccountId, ApiError> {
+    if domain::personal::Personal::holds_marker(raw) {
+        return Err(ApiError::invalid(
+            name,
+            "must not hold sealed1: or erased1:, which mark sealed personal data in the ledger",
+        ));
+    }
+    field(name, ExternalAccountId::parse(raw))
+}
+
 /// Runs a domain parser and names `field` of the body on failure.
 pub fn field<T>(name: &str, parsed: Result<T, InvalidInput>) -> Result<T, ApiError> {
     parsed.map_err(|error| ApiError::invalid(name, error.reason))
@@ -175,10 +188,7 @@ impl TryFrom<ConnectIntegration> for NewIntegration {
             integration: field("integration_id", IntegrationId::parse(&dto.integration_id))?,
             workspace: field("workspace_id", WorkspaceId::parse(&dto.workspace_id))?,
             platform: field("platform", dto.platform.parse())?,
-            external_account: field(
-                "external_account_id",
-                ExternalAccountId::parse(&dto.external_account_id),
-            )?,
+            external_account: external_account_id("external_account_id", &dto.external_account_id)?,
             connected_by: parse_initiator("connected_by", &dto.connected_by)?,
         })
     }

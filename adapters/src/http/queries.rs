@@ -228,7 +228,8 @@ pub async fn audit(
     }
     let filter = query.filter()?;
     caught_up(&state).await?;
-    let page = state.read_models.audit(&filter).await?;
+    // As stored: the reveal middleware opens the whole answer once.
+    let page = state.read_models.audit_stored(&filter).await?;
     Ok(Json(json!({
         // As stored: the answer is revealed on the way out, so a
         // forgotten subject reads [erased] here too.

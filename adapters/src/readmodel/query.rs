@@ -275,6 +275,22 @@ impl ReadModels {
     /// models have a vault; a subject filter on an external account is
     /// matched by its keyed hash.
     pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, ReadModelError> {
+        let mut page = self.audit_stored(query).await?;
+        let mut texts: Vec<&mut String> = Vec::new();
+        for entry in &mut page.entries {
+            texts.push(&mut entry.summary);
+            texts.extend(entry.reason.as_mut());
+            texts.extend(entry.subjects.iter_mut());
+        }
+        self.reveal(&mut texts).await?;
+        Ok(page)
+    }
+
+    /// A page of the audit trail as stored: sealed values and keyed-hash
+    /// ids as they are, for a caller that reveals the whole answer itself
+    /// (the HTTP API does, once; twice would read revealed text as
+    /// tokens).
+    pub async fn audit_stored(&self, query: &AuditQuery) -> Result<AuditPage, ReadModelError> {
         let query = AuditQuery {
             subject: query.subject.as_deref().map(|s| self.stored_subject(s)),
             ..query.clone()
@@ -289,13 +305,6 @@ impl ReadModels {
         let more = entries.len() > limit;
         entries.truncate(limit);
         let next_after = more.then(|| entries.last().map(|e| e.position)).flatten();
-        let mut texts: Vec<&mut String> = Vec::new();
-        for entry in &mut entries {
-            texts.push(&mut entry.summary);
-            texts.extend(entry.reason.as_mut());
-            texts.extend(entry.subjects.iter_mut());
-        }
-        self.reveal(&mut texts).await?;
         Ok(AuditPage {
             entries,
             next_after,
