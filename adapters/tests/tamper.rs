@@ -107,6 +107,18 @@ tamper_tests!(
         "DELETE FROM event_tags WHERE position = 5 AND tag = 'tag:a'" => 5,
     recorded_time_changed:
         "UPDATE events SET occurred_at = '2001-01-01T00:00:00.000000Z' WHERE position = 8" => 8,
+    event_added_before_the_first:
+        "INSERT INTO events (position, stream, stream_version, event_id, event_type, \
+             schema_version, occurred_at, recorded_at, payload, metadata, tags, hash, \
+             append_first, append_last) \
+         SELECT 0, 'forged', 1, '00000000-0000-4000-8000-000000000000', event_type, \
+             schema_version, occurred_at, recorded_at, payload, metadata, tags, hash, 0, 0 \
+         FROM events WHERE position = 1; \
+         INSERT INTO streams (stream, version) VALUES ('forged', 1)" => 0,
+    tag_index_row_past_the_head:
+        "INSERT INTO event_tags (tag, position) VALUES ('tag:a', 99)" => 99,
+    stream_record_removed:
+        "DELETE FROM streams WHERE stream = 's1'" => 2,
 );
 
 /// A page read ahead, long enough to be read and decoded on a task of its

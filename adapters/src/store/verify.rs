@@ -35,6 +35,56 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
+/// Rows the walk from position 1 does not meet, and what they would do
+/// if left alone: an event outside 1..=head (a stream read would serve
+/// it to decisions), a tag index row with no event (a conditional append
+/// would fail on it for good), events of a stream that has no version
+/// record (every append expecting a version would be refused).
+async fn strays(backend: &Backend, head: Position) -> Result<Option<ChainBreak>, StoreError> {
+    const OUTSIDE_EVENTS: &str =
+        "SELECT MIN(position) FROM events WHERE position < 1 OR position > $1";
+    const OUTSIDE_TAGS: &str =
+        "SELECT MIN(position) FROM event_tags WHERE position < 1 OR position > $1";
+    const UNRECORDED: &str = "SELECT MIN(e.position) FROM events e \
+         LEFT JOIN streams s ON s.stream = e.stream WHERE s.stream IS NULL";
+    let head = i64::try_from(head).unwrap_or(i64::MAX);
+    macro_rules! first {
+        ($pool:expr, $sql:expr, $bind:expr) => {{
+            let query = sqlx::query_scalar::<_, Option<i64>>($sql);
+            let query = if $bind { query.bind(head) } else { query };
+            query.fetch_one($pool).await.map_err(|e| {
+                StoreError::Unavailable(format!("verifying the rows outside the chain: {e}"))
+            })?
+        }};
+    }
+    let found = match backend {
+        Backend::Sqlite(pool) => [
+            first!(pool, OUTSIDE_EVENTS, true),
+            first!(pool, OUTSIDE_TAGS, true),
+            first!(pool, UNRECORDED, false),
+        ],
+        Backend::Postgres(pool) => [
+            first!(pool, OUTSIDE_EVENTS, true),
+            first!(pool, OUTSIDE_TAGS, true),
+            first!(pool, UNRECORDED, false),
+        ],
+    };
+    let reasons = [
+        "an event is stored outside positions 1 to the head",
+        "the tag index has a row with no event",
+        "the stream of this event has no version record",
+    ];
+    Ok(found
+        .into_iter()
+        .zip(reasons)
+        .find_map(|(position, reason)| {
+            position.map(|position| ChainBreak {
+                position: Position::try_from(position).unwrap_or(0),
+                reason: reason.to_owned(),
+            })
+        }))
+}
+
 /// Walks the whole chain in pages of [`VERIFY_PAGE_EVENTS`]. Besides the
 /// hashes, it checks that every stored text column is exactly what was
 /// hashed, that the tag index matches the events (the append condition
@@ -82,6 +132,10 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
             }
             .into());
         }
+    }
+    let head = next - 1;
+    if let Some(chain_break) = strays(&store.backend, head).await? {
+        return Err(chain_break.into());
     }
     let mismatch = match &store.backend {
         Backend::Sqlite(pool) => super::sqlite::stream_mismatch(pool).await?,
