@@ -208,8 +208,10 @@ impl KeyTable for SqlKeyTable {
             let mut tx = pool.begin().await.map_err(unavailable)?;
             for key in keys {
                 sqlx::query(
+                    // A key destroyed since it was read (forgotten) is not
+                    // brought back by its re-wrapped copy.
                     "UPDATE data_keys SET wrapped = $1, master_id = $2 \
-                     WHERE owner = $3 AND master_id = $4",
+                     WHERE owner = $3 AND master_id = $4 AND (wrapped IS NOT NULL OR $1 IS NULL)",
                 )
                 .bind(&key.wrapped)
                 .bind(&key.master_id)
@@ -272,6 +274,19 @@ pub enum MasterKeyOrigin {
 
 /// Opens the vault of the store at `url` (opened before), finding the
 /// master key as the module says. `key_file` is `--master-key-file`.
+/// The key table of the store at `url` and the master key configured for
+/// it (as [`open_vault`] finds it), without opening a vault: for a
+/// rotation, which must run even when the lookup key is already under
+/// the new master key.
+pub async fn key_table_and_master(
+    url: &str,
+    key_file: Option<&Path>,
+) -> Result<(SqlKeyTable, MasterKey), VaultError> {
+    let table = SqlKeyTable::connect(url).await?;
+    let (master, _) = find_master_key(url, key_file, &table).await?;
+    Ok((table, master))
+}
+
 pub async fn open_vault(
     url: &str,
     key_file: Option<&Path>,

@@ -117,7 +117,9 @@ pub trait KeyTable: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredKey>, VaultError>;
     /// Replaces wrapped keys with the same owners, all or none, where
-    /// they are still wrapped by `old_master_id`.
+    /// they are still wrapped by `old_master_id`, and never a destroyed
+    /// key by a live one (a key forgotten while a rotation ran stays
+    /// destroyed).
     async fn rewrap(&self, old_master_id: &str, keys: &[StoredKey]) -> Result<(), VaultError>;
     /// Stores the sealed plain id of a keyed-hash id, unless present.
     async fn insert_directory(&self, pseudonym: &str, token: &str) -> Result<(), VaultError>;
@@ -563,13 +565,26 @@ impl Vault {
 
     /// Re-wraps every data key (and the lookup key) from this vault's
     /// master key to `new`, page by page; the log is not touched. Answers
-    /// how many keys were re-wrapped. Safe to run again after a failure:
-    /// keys already under `new` are skipped.
+    /// how many keys were re-wrapped. See [`Vault::rotate_table`].
     pub async fn rotate(&self, new: &MasterKey) -> Result<u64, VaultError> {
+        Self::rotate_table(self.table.as_ref(), &self.master, new).await
+    }
+
+    /// Re-wraps every key of `table` from `old` to `new`, page by page.
+    /// It needs no vault open, so a rotation that stopped half-way (the
+    /// lookup key already under `new`, others still under `old`) is
+    /// finished by running it again with the same two keys: keys under
+    /// `new` are skipped. A key destroyed meanwhile (forgotten) stays
+    /// destroyed: the table writes a re-wrapped key only over a live one.
+    pub async fn rotate_table(
+        table: &dyn KeyTable,
+        old: &MasterKey,
+        new: &MasterKey,
+    ) -> Result<u64, VaultError> {
         let mut after: Option<String> = None;
         let mut rewrapped = 0;
         loop {
-            let page = self.table.key_page(after.as_deref(), ROTATION_PAGE).await?;
+            let page = table.key_page(after.as_deref(), ROTATION_PAGE).await?;
             let Some(last) = page.last() else {
                 return Ok(rewrapped);
             };
@@ -579,10 +594,7 @@ impl Vault {
                 if stored.master_id == new.id {
                     continue;
                 }
-                let wrapped = self
-                    .master
-                    .unwrap(stored)?
-                    .map(|key| new.wrap(&stored.owner, &key));
+                let wrapped = old.unwrap(stored)?.map(|key| new.wrap(&stored.owner, &key));
                 batch.push(StoredKey {
                     owner: stored.owner.clone(),
                     wrapped,
@@ -590,7 +602,7 @@ impl Vault {
                 });
             }
             rewrapped += batch.len() as u64;
-            self.table.rewrap(&self.master.id, &batch).await?;
+            table.rewrap(&old.id, &batch).await?;
         }
     }
 }
@@ -857,7 +869,9 @@ impl KeyTable for MemoryKeyTable {
         let mut state = self.state.lock().await;
         for key in keys {
             if let Some(stored) = state.keys.get_mut(&key.owner) {
-                if stored.master_id == old_master_id {
+                // Never bring back a key destroyed since it was read.
+                let revives = stored.wrapped.is_none() && key.wrapped.is_some();
+                if stored.master_id == old_master_id && !revives {
                     *stored = key.clone();
                 }
             }

@@ -86,12 +86,24 @@ pub async fn run_keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         Err(error) => anyhow::bail!("cannot read {}: {error}", new_master_key_file.display()),
     };
-    let (_store, ledger) = open_ledger(&store).await?;
-    let count = ledger.vault().rotate(&new).await?;
+    // The key table and the current key, without opening a vault: after a
+    // rotation that stopped half-way the lookup key is under the new key
+    // already, and running the same command again finishes it.
+    let (table, current) =
+        keys::key_table_and_master(&store.store, store.master_key_file.as_deref())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the keys of {}: {e}",
+                    adapters::store::redacted(&store.store)
+                )
+            })?;
+    let count = commands::Vault::rotate_table(&table, &current, &new).await?;
     println!(
-        "re-wrapped {count} key(s) from master key {} to {}; start with the new key from now on \
-         ({} or --master-key-file {})",
-        ledger.vault().master_id(),
+        "re-wrapped {count} key(s) from master key {} to {}; stop every lethe process using this \
+         store and start them with the new key ({} or --master-key-file {}); a process still \
+         running with the old key cannot open the re-wrapped keys",
+        current.id(),
         new.id(),
         MASTER_KEY_ENV,
         new_master_key_file.display()

@@ -421,10 +421,136 @@ pub async fn master_key_rotation_and_wrong_key(app: &TestApp) {
     models.close().await;
 }
 
+/// A key table whose re-wraps fail from the request keys on, read one
+/// key a page: a rotation that stops half-way.
+struct FailingFromRequests(SqlKeyTable);
+
+#[async_trait::async_trait]
+impl commands::vault::KeyTable for FailingFromRequests {
+    async fn keys(&self, owners: &[String]) -> Result<Vec<commands::vault::StoredKey>, VaultError> {
+        self.0.keys(owners).await
+    }
+    async fn insert_key(
+        &self,
+        key: commands::vault::StoredKey,
+    ) -> Result<commands::vault::StoredKey, VaultError> {
+        self.0.insert_key(key).await
+    }
+    async fn destroy_key(&self, owner: &str, master_id: &str) -> Result<bool, VaultError> {
+        self.0.destroy_key(owner, master_id).await
+    }
+    async fn key_page(
+        &self,
+        after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<commands::vault::StoredKey>, VaultError> {
+        self.0.key_page(after, 1).await
+    }
+    async fn rewrap(
+        &self,
+        old_master_id: &str,
+        keys: &[commands::vault::StoredKey],
+    ) -> Result<(), VaultError> {
+        if keys.iter().any(|k| k.owner.starts_with("request:")) {
+            return Err(VaultError::Unavailable("the database went away".into()));
+        }
+        self.0.rewrap(old_master_id, keys).await
+    }
+    async fn insert_directory(&self, pseudonym: &str, token: &str) -> Result<(), VaultError> {
+        self.0.insert_directory(pseudonym, token).await
+    }
+    async fn directory(&self, pseudonyms: &[String]) -> Result<Vec<(String, String)>, VaultError> {
+        self.0.directory(pseudonyms).await
+    }
+}
+
+/// A rotation that stopped half-way (the lookup key under the new master
+/// key, request keys under the old) is finished by running it again with
+/// the same two keys; and a key destroyed while a rotation ran is never
+/// written back by its re-wrapped copy.
+pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
+    use commands::vault::KeyTable as _;
+    let request = story(app).await;
+    let table = || async { SqlKeyTable::connect(&app.url).await.expect("key table") };
+    let new = MasterKey::generate();
+
+    let failing = FailingFromRequests(table().await);
+    let stopped = Vault::rotate_table(&failing, &app.master, &new).await;
+    assert!(
+        matches!(stopped, Err(VaultError::Unavailable(_))),
+        "{stopped:?}"
+    );
+    // Half-way: the lookup key is under the new master key already, so
+    // the old one no longer opens a vault (a rotation that needed one
+    // could not be run again).
+    let old = Vault::open(Arc::new(table().await), app.master.clone()).await;
+    assert!(
+        matches!(old, Err(VaultError::WrongMasterKey { .. })),
+        "{old:?}"
+    );
+    let resumed = Vault::rotate_table(&table().await, &app.master, &new)
+        .await
+        .expect("the same rotation again finishes it");
+    assert!(resumed >= 1, "{resumed}");
+    let vault = Arc::new(
+        Vault::open(Arc::new(table().await), new.clone())
+            .await
+            .expect("new key"),
+    );
+    let models = ReadModels::open(&app.url).await.unwrap().with_vault(vault);
+    models.catch_up(app.store.as_ref()).await.unwrap();
+    let page = models
+        .audit(&adapters::readmodel::AuditQuery {
+            subject: Some(format!("request:{request}")),
+            ..Default::default()
+        })
+        .await
+        .expect("every key opens under the new master key");
+    assert!(serde_json::to_string(&page.entries)
+        .unwrap()
+        .contains(EMAIL));
+    models.close().await;
+
+    // A rotation read the request's key, then the request was forgotten:
+    // the re-wrapped copy does not bring the key back.
+    let owner = format!("request:{request}");
+    let stale = table()
+        .await
+        .keys(std::slice::from_ref(&owner))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(stale.wrapped.is_some());
+    assert!(table().await.destroy_key(&owner, new.id()).await.unwrap());
+    let newer = MasterKey::generate();
+    table()
+        .await
+        .rewrap(
+            new.id(),
+            &[commands::vault::StoredKey {
+                owner: owner.clone(),
+                wrapped: stale.wrapped.clone(),
+                master_id: newer.id().to_owned(),
+            }],
+        )
+        .await
+        .unwrap();
+    let after = table()
+        .await
+        .keys(std::slice::from_ref(&owner))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(after.wrapped, None, "the forgotten key stays destroyed");
+}
+
 crate::on_every_backend!(
     personal_data_is_sealed_shown_then_forgotten,
     tampered_ciphertext_is_reported_as_tampering,
     contact_is_forgotten_after_completion,
     master_key_rotation_and_wrong_key,
     marker_text_outside_personal_values_is_refused,
+    rotation_resumes_and_never_revives_a_forgotten_key,
 );
