@@ -10,7 +10,7 @@ use domain::events::ForgetCause;
 use domain::ids::RequestId;
 use domain::subject::Subject;
 
-use crate::readmodel::ReadModels;
+use crate::readmodel::{ReadModels, RequestToForget};
 
 /// Days after completion at which a request's personal data is forgotten,
 /// unless `LETHE_FORGET_CONTACT_AFTER_DAYS` says otherwise.
@@ -31,8 +31,9 @@ pub enum SweepError {
     Command(#[from] CommandError),
 }
 
-/// Forgets the personal data of every request completed at least
-/// `after_days` before `now` (at most [`SWEEP_REQUESTS_MAX`]). The read
+/// Forgets the personal data of every request completed, or refused, at
+/// least `after_days` before `now` (at most [`SWEEP_REQUESTS_MAX`]), and
+/// the external account a request was asked for (R5). The read
 /// models must be caught up. Answers how many requests were forgotten.
 pub async fn forget_completed_requests(
     ledger: &Ledger,
@@ -46,18 +47,29 @@ pub async fn forget_completed_requests(
     while forgotten < SWEEP_REQUESTS_MAX {
         let due = models.requests_to_forget(cutoff, SWEEP_PAGE).await?;
         let before = forgotten;
-        for request in &due {
+        for RequestToForget {
+            request,
+            scope,
+            refused,
+        } in &due
+        {
+            let cause = if *refused {
+                ForgetCause::AfterRequestRefused
+            } else {
+                ForgetCause::AfterRequestCompleted
+            };
             let Ok(id) = RequestId::parse(request) else {
                 tracing::error!(%request, "a request id in the read model does not parse");
                 continue;
             };
-            ledger
-                .forget(
-                    &ctx,
-                    &Subject::Request(id),
-                    ForgetCause::AfterRequestCompleted,
-                )
-                .await?;
+            // A deletion asked for an external account (a Meta callback)
+            // leaves Lethe's own copy of that account's id, which only
+            // its proof needed: it goes with the request's data, first,
+            // so that a failure here is retried by the next sweep.
+            if let Ok(external @ Subject::External(_)) = Subject::parse(scope) {
+                ledger.forget(&ctx, &external, cause).await?;
+            }
+            ledger.forget(&ctx, &Subject::Request(id), cause).await?;
             forgotten += 1;
         }
         if forgotten == before {

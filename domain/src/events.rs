@@ -632,6 +632,9 @@ pub enum ForgetCause {
     /// The requester's contact details, a set time after their request
     /// completed.
     AfterRequestCompleted,
+    /// The requester's contact details, a set time after their request
+    /// was refused (nothing was deleted, and nothing more will be).
+    AfterRequestRefused,
 }
 
 /// Events of crypto-shredding, stream `subject-{subject}`.

@@ -219,6 +219,7 @@ pub fn describe(event: &LedgerEvent) -> (String, Option<String>) {
                 match cause {
                     ForgetCause::OnRequest => "on request",
                     ForgetCause::AfterRequestCompleted => "set time after the request completed",
+                    ForgetCause::AfterRequestRefused => "set time after the request was refused",
                 }
             ),
             None,

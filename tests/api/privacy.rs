@@ -421,6 +421,67 @@ pub async fn master_key_rotation_and_wrong_key(app: &TestApp) {
     models.close().await;
 }
 
+/// A refused request's contact is forgotten too, and a Meta deletion's
+/// completion takes Lethe's own copy of the account id with it (R5): 30
+/// days after each closed.
+pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
+    // acct-owner is the sole owner of a workspace with other members: an
+    // account deletion is refused (R11).
+    seed_workspace(app, "ws-p3").await;
+    let refused = app
+        .post(
+            Service,
+            "/v1/deletion-requests",
+            json!({
+                "scope": "account:acct-owner", "channel": "email-to-support",
+                "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+                "verification": "replied from the account's address", "contact": EMAIL,
+            }),
+        )
+        .await;
+    expect(&refused, 202);
+    assert_eq!(refused.json["state"], "refused", "{}", refused.text);
+    let refused = refused.json["request_id"].as_str().unwrap().to_owned();
+
+    expect(
+        &app.post(Service, "/v1/integrations", json!({
+            "integration_id": "ig-p3", "workspace_id": "ws-p3", "platform": "instagram",
+            "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
+        }))
+        .await,
+        201,
+    );
+    let meta = app
+        .meta("/callbacks/meta/data-deletion", &app.signed_request(INSTAGRAM))
+        .await;
+    expect(&meta, 200);
+    assert!(work_all(app).await > 0);
+
+    let models = ReadModels::open(&app.url)
+        .await
+        .expect("read models")
+        .with_vault(app.ledger.vault().clone());
+    models.catch_up(app.store.as_ref()).await.expect("catch up");
+    let sweep = |days: i64| {
+        adapters::privacy::forget_completed_requests(
+            &app.ledger,
+            &models,
+            30,
+            app.clock_now() + Duration::days(days),
+        )
+    };
+    assert_eq!(sweep(29).await.expect("sweep"), 0);
+    let trail = app.get(Auditor, &format!("/v1/audit?subject=instagram:{INSTAGRAM}")).await;
+    assert!(trail.text.contains(INSTAGRAM), "{}", trail.text);
+    assert_eq!(sweep(31).await.expect("sweep"), 2);
+    let trail = app.get(Auditor, &format!("/v1/audit?subject=request:{refused}")).await;
+    assert!(!trail.text.contains(EMAIL), "{}", trail.text);
+    assert!(trail.text.contains("set time after the request was refused"), "{}", trail.text);
+    let export = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
+    assert!(!export.text.contains(INSTAGRAM), "the account id is forgotten too");
+    models.close().await;
+}
+
 /// A key table whose re-wraps fail from the request keys on, read one
 /// key a page: a rotation that stops half-way.
 struct FailingFromRequests(SqlKeyTable);
@@ -553,4 +614,5 @@ crate::on_every_backend!(
     master_key_rotation_and_wrong_key,
     marker_text_outside_personal_values_is_refused,
     rotation_resumes_and_never_revives_a_forgotten_key,
+    refused_requests_and_meta_accounts_are_forgotten,
 );

@@ -42,8 +42,8 @@ pub use db::Backend;
 pub use export::{AuditExport, ExportFormat, EXPORT_PAGE_ROWS};
 pub use query::{
     AuditPage, AuditQuery, DeadlineQuery, HoldQuery, HoldView, MetaStatus, RequestDetail,
-    ResourcePage, ResourceQuery, ResourceView, TaskQuery, PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX,
-    REPORT_LIST_ROWS_MAX, REPORT_REQUESTS_MAX,
+    RequestToForget, ResourcePage, ResourceQuery, ResourceView, TaskQuery, PAGE_ROWS_DEFAULT,
+    PAGE_ROWS_MAX, REPORT_LIST_ROWS_MAX, REPORT_REQUESTS_MAX,
 };
 pub use runner::{RebuildReport, FOLLOW_WAIT, PAGE_EVENTS_MAX};
 pub use schema::SCHEMA_VERSION;

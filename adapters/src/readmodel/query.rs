@@ -132,6 +132,16 @@ pub(crate) fn audit_sql(query: &AuditQuery) -> Result<(String, Vec<Val>, usize),
     ))
 }
 
+/// A closed request whose personal data is due to be forgotten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestToForget {
+    pub request: String,
+    /// As stored: an external account by its keyed hash.
+    pub scope: String,
+    /// Refused rather than completed.
+    pub refused: bool,
+}
+
 /// Which resources to list: those under `scope`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceQuery {
@@ -560,32 +570,43 @@ impl ReadModels {
         }))
     }
 
-    /// Requests completed at or before `cutoff` whose personal data is not
-    /// forgotten yet (their data key is live), oldest first, at most
-    /// `limit`: what automatic forgetting must do next. Joins the requests
-    /// read model with the key table of the same database.
+    /// Requests closed at or before `cutoff` (completed, or refused, when
+    /// nothing follows the refusal) whose personal data is not forgotten
+    /// yet (their data key is live, or that of the external account they
+    /// were asked for), oldest first, at most `limit`, with their scopes: what automatic forgetting must do next. Joins the
+    /// requests read model with the key table of the same database.
     pub async fn requests_to_forget(
         &self,
         cutoff: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<String>, ReadModelError> {
+    ) -> Result<Vec<RequestToForget>, ReadModelError> {
         let limit = page_rows(limit);
         let mut conn = self.conn().await?;
         let rows = conn
             .exec()
             .fetch_all(
-                "SELECT r.request FROM rm_requests r \
-                 JOIN data_keys k ON k.owner = 'request:' || r.request \
-                 WHERE r.completed_at IS NOT NULL AND r.completed_at <= $1 \
-                 AND k.wrapped IS NOT NULL \
-                 ORDER BY r.completed_at, r.request LIMIT $2",
+                "SELECT r.request, r.scope, r.state FROM rm_requests r \
+                 WHERE COALESCE(r.completed_at, \
+                     CASE WHEN r.state = 'refused' THEN r.updated_at END) <= $1 \
+                 AND EXISTS (SELECT 1 FROM data_keys k \
+                     WHERE k.owner IN ('request:' || r.request, r.scope) \
+                     AND k.wrapped IS NOT NULL) \
+                 ORDER BY COALESCE(r.completed_at, r.updated_at), r.request LIMIT $2",
                 vec![
                     cutoff.into(),
                     i64::try_from(limit).unwrap_or(i64::MAX).into(),
                 ],
             )
             .await?;
-        rows.iter().map(|r| r.text("request")).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(RequestToForget {
+                    request: r.text("request")?,
+                    scope: r.text("scope")?,
+                    refused: r.text("state")? == "refused",
+                })
+            })
+            .collect()
     }
 
     /// Requests shown blocked although none of the holds that blocked
