@@ -49,10 +49,14 @@ pub async fn run_forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     let forgotten = ledger
         .forget(&cli_context(), &subject, ForgetCause::OnRequest)
         .await?;
-    if forgotten.first_time {
-        println!("forgot {raw} (recorded as {})", forgotten.subject);
-    } else {
-        println!("{raw} was forgotten before; its key is destroyed");
+    match (forgotten.first_time, forgotten.key_destroyed) {
+        (true, true) => println!("forgot {raw} (recorded as {})", forgotten.subject),
+        (true, false) => println!(
+            "recorded {raw} as forgotten (as {}); no personal value was held under it. A \
+             requester's contact and notes belong to their request: forget request:ID for those",
+            forgotten.subject
+        ),
+        (false, _) => println!("{raw} was forgotten before; its key is destroyed"),
     }
     Ok(ExitCode::SUCCESS)
 }

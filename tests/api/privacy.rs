@@ -444,15 +444,22 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
     let refused = refused.json["request_id"].as_str().unwrap().to_owned();
 
     expect(
-        &app.post(Service, "/v1/integrations", json!({
-            "integration_id": "ig-p3", "workspace_id": "ws-p3", "platform": "instagram",
-            "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
-        }))
+        &app.post(
+            Service,
+            "/v1/integrations",
+            json!({
+                "integration_id": "ig-p3", "workspace_id": "ws-p3", "platform": "instagram",
+                "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
+            }),
+        )
         .await,
         201,
     );
     let meta = app
-        .meta("/callbacks/meta/data-deletion", &app.signed_request(INSTAGRAM))
+        .meta(
+            "/callbacks/meta/data-deletion",
+            &app.signed_request(INSTAGRAM),
+        )
         .await;
     expect(&meta, 200);
     assert!(work_all(app).await > 0);
@@ -471,14 +478,27 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
         )
     };
     assert_eq!(sweep(29).await.expect("sweep"), 0);
-    let trail = app.get(Auditor, &format!("/v1/audit?subject=instagram:{INSTAGRAM}")).await;
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=instagram:{INSTAGRAM}"))
+        .await;
     assert!(trail.text.contains(INSTAGRAM), "{}", trail.text);
     assert_eq!(sweep(31).await.expect("sweep"), 2);
-    let trail = app.get(Auditor, &format!("/v1/audit?subject=request:{refused}")).await;
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{refused}"))
+        .await;
     assert!(!trail.text.contains(EMAIL), "{}", trail.text);
-    assert!(trail.text.contains("set time after the request was refused"), "{}", trail.text);
+    assert!(
+        trail
+            .text
+            .contains("set time after the request was refused"),
+        "{}",
+        trail.text
+    );
     let export = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
-    assert!(!export.text.contains(INSTAGRAM), "the account id is forgotten too");
+    assert!(
+        !export.text.contains(INSTAGRAM),
+        "the account id is forgotten too"
+    );
     models.close().await;
 }
 
