@@ -143,6 +143,16 @@ pub fn app(state: AppState) -> Router {
             reveal::reveal_personal_data,
         ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the route's pattern, never the path or query as sent:
+        // those hold subjects, external account ids among them.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("(no route)", axum::extract::MatchedPath::as_str);
+                tracing::debug_span!("request", method = %request.method(), route)
+            }),
+        )
         .with_state(state)
 }
