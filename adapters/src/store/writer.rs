@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Most events that one batch (one transaction) carries. A single append
 /// larger than this still goes alone in its own batch.
 pub const BATCH_EVENTS_MAX: usize = 512;
+/// Most condition tags that one batch carries (they travel in one bound
+/// value or message); a single append with more still goes alone.
+pub const BATCH_CONDITION_TAGS_MAX: usize = 100_000;
 /// Most appends waiting for the writer; callers wait for room beyond it.
 pub const QUEUE_APPENDS_MAX: usize = 4_096;
 
@@ -82,15 +85,20 @@ async fn run<C: BatchCommitter>(
             }
             queued = now;
         }
+        let condition_tags = |job: &Job| job.request.condition.as_ref().map_or(0, |c| c.tags.len());
         let mut events = first.request.events.len();
+        let mut tags = condition_tags(&first);
         let mut jobs = vec![first];
         while events < BATCH_EVENTS_MAX {
             let Ok(job) = receiver.try_recv() else { break };
-            if events + job.request.events.len() > BATCH_EVENTS_MAX {
+            if events + job.request.events.len() > BATCH_EVENTS_MAX
+                || tags + condition_tags(&job) > BATCH_CONDITION_TAGS_MAX
+            {
                 carried = Some(job);
                 break;
             }
             events += job.request.events.len();
+            tags += condition_tags(&job);
             jobs.push(job);
         }
         // A caller that gave up (dropped its future) still gets its append
