@@ -214,6 +214,18 @@ struct View {
 }
 
 impl View {
+    /// A view that has read nothing yet.
+    fn empty() -> View {
+        View {
+            read_at: 0,
+            events: BTreeMap::new(),
+            stream_versions: BTreeMap::new(),
+            tags_read: BTreeSet::new(),
+            inventory: Inventory::default(),
+            keyed: BTreeMap::new(),
+        }
+    }
+
     /// The view as it was before `position`: what a command that stored
     /// its first event there had read.
     fn before(&self, position: Position) -> View {
@@ -452,14 +464,9 @@ impl Ledger {
     }
 
     async fn load(&self, load: Load) -> Result<View, CommandError> {
-        let read_at = self.store.head().await?;
         let mut view = View {
-            read_at,
-            events: BTreeMap::new(),
-            stream_versions: BTreeMap::new(),
-            tags_read: BTreeSet::new(),
-            inventory: Inventory::default(),
-            keyed: BTreeMap::new(),
+            read_at: self.store.head().await?,
+            ..View::empty()
         };
         for stream in &load.streams {
             let events = self.read_stream_pages(stream, &mut view).await?;
@@ -1557,32 +1564,41 @@ impl Ledger {
         integration: &IntegrationId,
     ) -> Result<BTreeSet<RequestId>, CommandError> {
         let scope = Subject::Integration(integration.clone());
-        let mut view = View {
-            read_at: 0,
-            events: BTreeMap::new(),
-            stream_versions: BTreeMap::new(),
-            tags_read: BTreeSet::new(),
-            inventory: Inventory::default(),
-            keyed: BTreeMap::new(),
-        };
-        let events = self.read_tag_pages(&[scope.to_string()], &mut view).await?;
-        let mut requests = BTreeSet::new();
+        Ok(self
+            .request_events_tagged(&scope)
+            .await?
+            .into_iter()
+            .filter_map(|event| match event {
+                RequestEvent::DeletionRequested {
+                    request,
+                    scope: asked,
+                    ..
+                } if asked == scope => Some(request),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The request events carrying `subject`'s tag, in log order.
+    async fn request_events_tagged(
+        &self,
+        subject: &Subject,
+    ) -> Result<Vec<RequestEvent>, CommandError> {
+        let mut view = View::empty();
+        let events = self
+            .read_tag_pages(&[subject.to_string()], &mut view)
+            .await?;
+        let mut found = Vec::new();
         for recorded in events {
-            if let LedgerEvent::Request(RequestEvent::DeletionRequested {
-                request,
-                scope: asked,
-                ..
-            }) = LedgerEvent::decode(
+            if let LedgerEvent::Request(event) = LedgerEvent::decode(
                 &recorded.event_type,
                 recorded.schema_version,
                 &recorded.payload,
             )? {
-                if asked == scope {
-                    requests.insert(request);
-                }
+                found.push(event);
             }
         }
-        Ok(requests)
+        Ok(found)
     }
 
     /// The open requests with unfinished tasks covered by `scope`.
@@ -1590,31 +1606,18 @@ impl Ledger {
         &self,
         scope: &Subject,
     ) -> Result<BTreeSet<RequestId>, CommandError> {
-        let mut view = View {
-            read_at: 0,
-            events: BTreeMap::new(),
-            stream_versions: BTreeMap::new(),
-            tags_read: BTreeSet::new(),
-            inventory: Inventory::default(),
-            keyed: BTreeMap::new(),
-        };
-        let events = self.read_tag_pages(&[scope.to_string()], &mut view).await?;
-        let mut requests = BTreeSet::new();
-        for recorded in events {
-            if let LedgerEvent::Request(event) = LedgerEvent::decode(
-                &recorded.event_type,
-                recorded.schema_version,
-                &recorded.payload,
-            )? {
-                if matches!(
+        Ok(self
+            .request_events_tagged(scope)
+            .await?
+            .into_iter()
+            .filter(|event| {
+                matches!(
                     event,
                     RequestEvent::TaskReleased { .. } | RequestEvent::DeletionRequested { .. }
-                ) {
-                    requests.insert(event.request());
-                }
-            }
-        }
-        Ok(requests)
+                )
+            })
+            .map(|event| event.request())
+            .collect())
     }
 
     // ------------------------------------------------------------- privacy
