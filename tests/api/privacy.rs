@@ -30,6 +30,27 @@ fn find_any(haystack: &[u8], needles: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Connects the story's Instagram account to workspace `ws` as `id`.
+async fn connect_instagram(app: &TestApp, ws: &str, id: &str) {
+    let body = json!({
+        "integration_id": id, "workspace_id": ws, "platform": "instagram",
+        "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
+    });
+    expect(&app.post(Service, "/v1/integrations", body).await, 201);
+}
+
+/// The first page of `subject`'s trail, revealed by `models`, as JSON text.
+async fn trail_of(models: &ReadModels, subject: &str) -> String {
+    let page = models
+        .audit(&adapters::readmodel::AuditQuery {
+            subject: Some(subject.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    serde_json::to_string(&page.entries).unwrap()
+}
+
 /// Every answer an auditor, legal or an admin can get about the story.
 async fn every_read(app: &TestApp, request: &str) -> Vec<Answer> {
     let mut answers = Vec::new();
@@ -59,18 +80,7 @@ async fn every_read(app: &TestApp, request: &str) -> Vec<Answer> {
 /// reference. Answers the request id.
 async fn story(app: &TestApp) -> String {
     seed_workspace(app, "ws-p1").await;
-    expect(
-        &app.post(
-            Service,
-            "/v1/integrations",
-            json!({
-                "integration_id": "ig-p1", "workspace_id": "ws-p1", "platform": "instagram",
-                "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
-            }),
-        )
-        .await,
-        201,
-    );
+    connect_instagram(app, "ws-p1", "ig-p1").await;
     expect(
         &app.post(Legal, "/v1/holds", json!({
             "scope": "project:ws-p1-p", "kind": "legal", "matter": MATTER, "reason": "preservation order",
@@ -399,25 +409,10 @@ pub async fn master_key_rotation_and_wrong_key(app: &TestApp) {
         .expect("read models")
         .with_vault(vault);
     models.catch_up(app.store.as_ref()).await.expect("catch up");
-    let page = models
-        .audit(&adapters::readmodel::AuditQuery {
-            subject: Some(format!("request:{request}")),
-            ..Default::default()
-        })
-        .await
-        .expect("audit");
-    let text = serde_json::to_string(&page.entries).unwrap();
+    let text = trail_of(&models, &format!("request:{request}")).await;
     assert!(text.contains(EMAIL) && text.contains(NOTE), "{text}");
-    let page = models
-        .audit(&adapters::readmodel::AuditQuery {
-            subject: Some(format!("instagram:{INSTAGRAM}")),
-            ..Default::default()
-        })
-        .await
-        .expect("audit");
-    assert!(serde_json::to_string(&page.entries)
-        .unwrap()
-        .contains(INSTAGRAM));
+    let text = trail_of(&models, &format!("instagram:{INSTAGRAM}")).await;
+    assert!(text.contains(INSTAGRAM), "{text}");
     models.close().await;
 }
 
@@ -443,18 +438,7 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
     assert_eq!(refused.json["state"], "refused", "{}", refused.text);
     let refused = refused.json["request_id"].as_str().unwrap().to_owned();
 
-    expect(
-        &app.post(
-            Service,
-            "/v1/integrations",
-            json!({
-                "integration_id": "ig-p3", "workspace_id": "ws-p3", "platform": "instagram",
-                "external_account_id": INSTAGRAM, "connected_by": "account:acct-admin",
-            }),
-        )
-        .await,
-        201,
-    );
+    connect_instagram(app, "ws-p3", "ig-p3").await;
     let meta = app
         .meta(
             "/callbacks/meta/data-deletion",
@@ -580,16 +564,11 @@ pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
     );
     let models = ReadModels::open(&app.url).await.unwrap().with_vault(vault);
     models.catch_up(app.store.as_ref()).await.unwrap();
-    let page = models
-        .audit(&adapters::readmodel::AuditQuery {
-            subject: Some(format!("request:{request}")),
-            ..Default::default()
-        })
-        .await
-        .expect("every key opens under the new master key");
-    assert!(serde_json::to_string(&page.entries)
-        .unwrap()
-        .contains(EMAIL));
+    let trail = trail_of(&models, &format!("request:{request}")).await;
+    assert!(
+        trail.contains(EMAIL),
+        "every key opens under the new master key"
+    );
     models.close().await;
 
     // A rotation read the request's key, then the request was forgotten:

@@ -42,6 +42,45 @@ async fn request(app: &TestApp, body: Value) -> Value {
     answer.json
 }
 
+/// Seeds workspace `ws`, places a legal hold on it, then requests the
+/// deletion of its file, which the hold blocks. Answers the hold's and
+/// the request's ids.
+async fn blocked_by_a_workspace_hold(
+    app: &TestApp,
+    ws: &str,
+    policy: Option<&str>,
+) -> (String, String) {
+    seed_workspace(app, ws).await;
+    let hold = app
+        .post(
+            Legal,
+            "/v1/holds",
+            json!({ "scope": format!("workspace:{ws}"), "kind": "legal", "matter": "MATTER-7", "reason": "litigation" }),
+        )
+        .await;
+    expect(&hold, 201);
+    let mut body = json!({ "scope": format!("file:{ws}-f"), "channel": "in-product", "requested_by": "account:acct-owner" });
+    if let Some(policy) = policy {
+        body["policy"] = json!(policy);
+    }
+    let answer = request(app, body).await;
+    assert_eq!(answer["state"], "blocked");
+    (
+        hold.json["hold_id"].as_str().unwrap().to_owned(),
+        answer["request_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Requests a deletion and has the workers carry it through; answers the
+/// completed request's detail.
+async fn carried_out(app: &TestApp, body: Value) -> Value {
+    let answer = request(app, body).await;
+    work_all(app).await;
+    let done = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    done
+}
+
 async fn connect(app: &TestApp, ws: &str, id: &str, platform: &str, external: &str) {
     expect(
         &app.post(
@@ -320,19 +359,8 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
     use domain::ids::HoldId;
     use domain::personal::Personal;
 
-    seed_workspace(app, "ws-r7l").await;
-    let hold = app
-        .post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-r7l", "kind": "legal", "matter": "M-7", "reason": "litigation" }))
-        .await;
-    expect(&hold, 201);
-    let hold_id = HoldId::parse(hold.json["hold_id"].as_str().unwrap()).unwrap();
-    let answer = request(
-        app,
-        json!({ "scope": "file:ws-r7l-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
-    )
-    .await;
-    assert_eq!(answer["state"], "blocked");
-    let id = answer["request_id"].as_str().unwrap().to_owned();
+    let (hold_id, id) = blocked_by_a_workspace_hold(app, "ws-r7l", None).await;
+    let hold_id = HoldId::parse(&hold_id).unwrap();
 
     let lifted = LedgerEvent::Hold(HoldEvent::HoldLifted {
         hold: hold_id,
@@ -439,14 +467,11 @@ pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
 /// hold on it is refused (409), not confirmed as active.
 pub async fn r12_no_hold_on_an_erased_file(app: &TestApp) {
     seed_workspace(app, "ws-r12h").await;
-    let answer = request(
+    carried_out(
         app,
         json!({ "scope": "file:ws-r12h-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
     )
     .await;
-    work_all(app).await;
-    let done = detail(app, answer["request_id"].as_str().unwrap()).await;
-    assert_eq!(done["state"], "completed");
     let head = app.head().await;
     let hold = app
         .post(Legal, "/v1/holds", json!({ "scope": "file:ws-r12h-f", "kind": "legal", "matter": "M-12", "reason": "preserve" }))
@@ -531,19 +556,7 @@ pub async fn r8_references_are_limited_on_their_field(app: &TestApp) {
 /// R7 in full: a hold on the workspace blocks the deletion of a file in
 /// it; lifting the hold resumes it; the audit trail tells the story.
 pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
-    seed_workspace(app, "ws-r7").await;
-    let hold = app
-        .post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-r7", "kind": "legal", "matter": "MATTER-7", "reason": "litigation" }))
-        .await;
-    expect(&hold, 201);
-    let hold_id = hold.json["hold_id"].as_str().unwrap().to_owned();
-    let answer = request(
-        app,
-        json!({ "scope": "file:ws-r7-f", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" }),
-    )
-    .await;
-    assert_eq!(answer["state"], "blocked");
-    let id = answer["request_id"].as_str().unwrap().to_owned();
+    let (hold_id, id) = blocked_by_a_workspace_hold(app, "ws-r7", Some("gdpr")).await;
     let blocked = detail(app, &id).await;
     assert_eq!(blocked["state"], "blocked");
     assert_eq!(blocked["blocked_by"], json!([hold_id]));
@@ -836,14 +849,11 @@ pub async fn r12_no_revival(app: &TestApp) {
 /// R13: every completed erasure states when residual copies are purged.
 pub async fn r13_purge_date(app: &TestApp) {
     seed_workspace(app, "ws-r13").await;
-    let answer = request(
+    let done = carried_out(
         app,
         json!({ "scope": "thumbnail:ws-r13-f-th", "channel": "in-product", "requested_by": "account:acct-owner" }),
     )
     .await;
-    work_all(app).await;
-    let done = detail(app, answer["request_id"].as_str().unwrap()).await;
-    assert_eq!(done["state"], "completed");
     assert!(done["residual_copies_purged_by"].is_string());
 }
 
