@@ -90,7 +90,9 @@ pub struct SummaryRow {
     pub completed_on_time: u64,
     /// Refusals by reason code (the CCPA "denied" count is their sum).
     pub refused: BTreeMap<String, u64>,
-    /// Completed on time / completed; `None` before any completion.
+    /// Completed on time over the requests whose deadline is decided:
+    /// completed, or open past due and not held (a request already late
+    /// counts as late before it completes). `None` before any is decided.
     pub on_time_rate: Option<f64>,
     pub median_days: Option<f64>,
     pub p95_days: Option<f64>,
@@ -170,16 +172,22 @@ impl SummaryBuilder {
             .into_values()
             .map(|(mut summary, mut days)| {
                 days.sort_by(f64::total_cmp);
-                if summary.completed > 0 {
-                    summary.on_time_rate =
-                        Some(summary.completed_on_time as f64 / summary.completed as f64);
-                }
+                summary.on_time_rate = on_time_rate(
+                    summary.completed_on_time,
+                    summary.completed + summary.overdue,
+                );
                 summary.median_days = median(&days);
                 summary.p95_days = nearest_rank(&days, 95);
                 summary
             })
             .collect()
     }
+}
+
+/// Completed on time over `decided` (completed, or open past due);
+/// `None` when nothing is decided yet.
+pub fn on_time_rate(on_time: u64, decided: u64) -> Option<f64> {
+    (decided > 0).then(|| on_time as f64 / decided as f64)
 }
 
 /// The median of sorted values: the middle one, or the mean of the two.

@@ -319,12 +319,14 @@ pub fn report_range(
 /// The report as JSON: the read model's report with its totals over
 /// every policy and month on top.
 pub fn report_json(report: &DeadlineReport, log_position: Position) -> Value {
-    let (mut received, mut completed, mut on_time, mut refused) = (0_u64, 0_u64, 0_u64, 0_u64);
+    let (mut received, mut completed, mut on_time, mut refused, mut overdue) =
+        (0_u64, 0_u64, 0_u64, 0_u64, 0_u64);
     for row in &report.summary {
         received += row.received;
         completed += row.completed;
         on_time += row.completed_on_time;
         refused += row.refused.values().sum::<u64>();
+        overdue += row.overdue;
     }
     let mut value = serde_json::to_value(report).unwrap_or_default();
     if let Value::Object(map) = &mut value {
@@ -335,7 +337,10 @@ pub fn report_json(report: &DeadlineReport, log_position: Position) -> Value {
         map.insert("refused".into(), json!(refused));
         map.insert(
             "on_time_rate".into(),
-            json!((completed > 0).then(|| on_time as f64 / completed as f64)),
+            json!(projections::report::on_time_rate(
+                on_time,
+                completed + overdue
+            )),
         );
     }
     value
@@ -372,10 +377,14 @@ pub async fn deadline_report(
         .deadline_report(&range, state.ledger.policies(), state.ledger.clock().now())
         .await?;
     if csv {
+        // Not JSON, so the reveal middleware passes it by: revealed here,
+        // as the CLI does.
+        let mut csv = report_csv(&report);
+        state.read_models.reveal(&mut [&mut csv]).await?;
         return Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report_csv(&report),
+            csv,
         )
             .into_response());
     }
