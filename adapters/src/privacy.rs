@@ -62,11 +62,13 @@ pub async fn forget_completed_requests(
                 tracing::error!(%request, "a request id in the read model does not parse");
                 continue;
             };
-            // A deletion asked for an external account (a Meta callback)
-            // leaves Lethe's own copy of that account's id, which only
-            // its proof needed: it goes with the request's data, first,
-            // so that a failure here is retried by the next sweep.
-            if let Ok(external @ Subject::External(_)) = Subject::parse(scope) {
+            // A deletion carried out for an external account (a Meta
+            // callback) leaves Lethe's own copy of that account's id,
+            // which only its proof needed: it goes with the request's
+            // data, first, so that a failure here is retried by the next
+            // sweep. A refused request deleted nothing, and the account
+            // may still be connected: its id stays.
+            if let (Ok(external @ Subject::External(_)), false) = (Subject::parse(scope), refused) {
                 ledger.forget(&ctx, &external, cause).await?;
             }
             ledger.forget(&ctx, &Subject::Request(id), cause).await?;

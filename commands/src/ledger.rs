@@ -655,6 +655,23 @@ impl Ledger {
         else {
             return Replay::None;
         };
+        // A claim's answer is a lease, which runs out: a repeated claim by
+        // its worker renews the lease rather than being told of one that
+        // may have ended.
+        let claimed = view
+            .keyed
+            .range(first..)
+            .filter(|(_, caller)| ours(caller))
+            .filter_map(|(position, _)| view.events.get(position))
+            .any(|(_, event)| {
+                matches!(
+                    event,
+                    LedgerEvent::Request(RequestEvent::TaskClaimed { .. })
+                )
+            });
+        if claimed {
+            return Replay::None;
+        }
         let Ok(decision) = decide(&view.before(first), now) else {
             return Replay::Other;
         };
@@ -877,7 +894,7 @@ impl Ledger {
             idempotency_key: ctx
                 .idempotency_key
                 .as_ref()
-                .map(|key| format!("{key}/cleanup")),
+                .map(|key| format!("{key}/cleanup/{integration}")),
             ..ctx.clone()
         };
         let disconnected = self
@@ -975,9 +992,12 @@ impl Ledger {
                 .await
             {
                 Ok(summary) => summaries.push(summary),
-                // A concurrent disconnect got there first: that is the goal.
-                Err(CommandError::Rejected(domain::error::DomainError::AlreadyDisconnected(_))) => {
-                }
+                // Disconnected already (by a concurrent disconnect, say),
+                // its clean-up under way or done, or erased by it: the
+                // goal is reached for this one; the others go on.
+                Err(CommandError::Rejected(
+                    DomainError::AlreadyDisconnected(_) | DomainError::Erased(_),
+                )) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -1067,7 +1087,7 @@ impl Ledger {
 
     /// The policy a request is held to. R3: a request that covers YouTube
     /// API user data (a YouTube connection, its external account, or a
-    /// workspace holding a YouTube connection not yet erased) is due within
+    /// workspace with a YouTube connection in use) is due within
     /// 7 days whatever policy the caller names, since that is the stricter
     /// commitment; otherwise the caller's policy, or the internal one.
     fn policy_for(scope: &Subject, inventory: &Inventory, asked: Option<PolicyName>) -> PolicyName {
@@ -1077,10 +1097,11 @@ impl Ledger {
                 .get(id)
                 .is_some_and(|i| i.platform == Platform::Youtube),
             Subject::External(e) => e.platform == Platform::Youtube,
-            Subject::Workspace(w) => inventory
-                .integrations
-                .values()
-                .any(|i| &i.workspace == w && i.platform == Platform::Youtube && !i.erased),
+            // A connection still in use; a disconnected one has its own
+            // clean-up request, held to 7 days already.
+            Subject::Workspace(w) => inventory.integrations.values().any(|i| {
+                &i.workspace == w && i.platform == Platform::Youtube && !i.disconnected && !i.erased
+            }),
             _ => false,
         };
         if youtube {

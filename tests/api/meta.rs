@@ -190,7 +190,50 @@ pub async fn refusals_past_the_limit_are_counted_not_recorded(app: &TestApp) {
     );
 }
 
+/// R4: a deauthorization meets every connection of the person: one long
+/// disconnected and erased by its clean-up is passed over, the others are
+/// disconnected, and a repeat answers 200 with nothing more to do.
+pub async fn deauthorize_passes_over_erased_connections(app: &TestApp) {
+    const PERSON: &str = "17841400000000777";
+    for (ws, id) in [("ws-d1", "ig-d1"), ("ws-d2", "ig-d2")] {
+        seed_workspace(app, ws).await;
+        expect(
+            &app.post(
+                Service,
+                "/v1/integrations",
+                json!({
+                    "integration_id": id, "workspace_id": ws, "platform": "instagram",
+                    "external_account_id": PERSON, "connected_by": "account:acct-admin",
+                }),
+            )
+            .await,
+            201,
+        );
+    }
+    expect(
+        &app.post(
+            Service,
+            "/v1/integrations/ig-d1/disconnect",
+            json!({ "disconnected_by": "platform" }),
+        )
+        .await,
+        202,
+    );
+    assert!(work_all(app).await > 0, "the clean-up erases ig-d1");
+    let first = app
+        .meta("/callbacks/meta/deauthorize", &app.signed_request(PERSON))
+        .await;
+    expect(&first, 200);
+    assert_eq!(first.json["disconnected"], 1, "{}", first.text);
+    let again = app
+        .meta("/callbacks/meta/deauthorize", &app.signed_request(PERSON))
+        .await;
+    expect(&again, 200);
+    assert_eq!(again.json["disconnected"], 0, "{}", again.text);
+}
+
 crate::on_every_backend!(
+    deauthorize_passes_over_erased_connections,
     data_deletion_callback,
     refused_callbacks_are_recorded,
     refusals_past_the_limit_are_counted_not_recorded,

@@ -219,6 +219,26 @@ pub async fn r3_youtube_seven_days(app: &TestApp) {
         let shown = detail(app, answer["request_id"].as_str().unwrap()).await;
         assert_eq!(shown["policy"], "youtube-api-user-data", "{body}");
     }
+    // A workspace whose YouTube connection is disconnected (its clean-up,
+    // a request of its own, is held to 7 days) keeps the policy asked for.
+    seed_workspace(app, "ws-r3e").await;
+    connect(app, "ws-r3e", "yt-r3e", "youtube", "UCr3e").await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/integrations/yt-r3e/disconnect",
+            json!({ "disconnected_by": "platform" }),
+        )
+        .await,
+        202,
+    );
+    let answer = request(
+        app,
+        json!({ "scope": "workspace:ws-r3e", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "gdpr" }),
+    )
+    .await;
+    let shown = detail(app, answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(shown["policy"], "gdpr");
     // A workspace without one keeps the policy asked for.
     seed_workspace(app, "ws-r3d").await;
     let answer = request(
@@ -1059,6 +1079,26 @@ pub async fn idempotent_requests(app: &TestApp) {
         .await;
     expect(&first, 200);
     let task = first.json["task_id"].as_str().unwrap().to_owned();
+    // A named claim repeated under its key after its lease ran out is a
+    // renewed lease, not an answer about the one that ended.
+    let claim_named = || {
+        send_as(
+            Service,
+            "/v1/tasks/claim".into(),
+            json!({ "worker": "w-1", "task_id": task, "lease_seconds": 60 }),
+            "claim-1",
+        )
+    };
+    let leased = claim_named().await;
+    expect(&leased, 200);
+    app.clock.advance(Duration::seconds(120));
+    let renewed = claim_named().await;
+    expect(&renewed, 200);
+    assert!(
+        time(&renewed.json["lease_until"]) > app.clock_now(),
+        "{}",
+        renewed.text
+    );
     let second = app
         .post(Service, "/v1/tasks/claim", json!({ "worker": "w-1" }))
         .await;
@@ -1126,6 +1166,17 @@ pub async fn reports_and_exports(app: &TestApp) {
     expect(&csv, 200);
     assert!(csv.text.starts_with("request,"));
     assert_eq!(csv.text.lines().count(), 3);
+    // Two days on, the CCPA request is late while still open: it counts
+    // against the on-time rate before it completes.
+    app.clock.advance(Duration::days(2));
+    let later = app.get(Auditor, "/v1/reports/deadlines").await;
+    assert_eq!(
+        later.json["overdue"].as_array().unwrap().len(),
+        1,
+        "{}",
+        later.text
+    );
+    assert_eq!(later.json["on_time_rate"], 0.5, "{}", later.text);
     let jsonl = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
     expect(&jsonl, 200);
     assert_eq!(jsonl.text.lines().count() as u64, app.head().await);
@@ -1201,6 +1252,15 @@ pub async fn extension_and_retention(app: &TestApp) {
         .post(Service, &extend, json!({ "reason": "still busy" }))
         .await;
     assert!(again.status.is_client_error(), "{}", again.text);
+    // The report shows the extension's reason in plain text, as CSV too.
+    let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
+    expect(&csv, 200);
+    assert!(
+        csv.text.contains("backups span two regions"),
+        "{}",
+        csv.text
+    );
+    assert!(!csv.text.contains("sealed1:"), "{}", csv.text);
 
     let retentions = format!("/v1/deletion-requests/{id}/retentions");
     let past = app

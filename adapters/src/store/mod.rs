@@ -77,6 +77,22 @@ impl fmt::Debug for Store {
 /// messages and logs (`postgres://lethe:secret@db/x` →
 /// `postgres://lethe:***@db/x`).
 pub fn redacted(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url.to_owned(),
+    };
+    let url = url.as_str();
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -379,4 +395,26 @@ fn conflict(condition: &[Tag], stored: &str, position: Position) -> Result<Store
             ))
         })?;
     Ok(StoreError::ConditionFailed { tag, position })
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_masked_in_the_authority_and_the_query() {
+        assert_eq!(
+            redacted("postgres://lethe:secret@db:5432/x"),
+            "postgres://lethe:***@db:5432/x"
+        );
+        assert_eq!(
+            redacted("postgres://lethe@db/x?sslmode=require&password=secret"),
+            "postgres://lethe@db/x?sslmode=require&password=***"
+        );
+        assert_eq!(redacted("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redacted("sqlite://./data/lethe.db"),
+            "sqlite://./data/lethe.db"
+        );
+    }
 }
