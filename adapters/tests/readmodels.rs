@@ -283,12 +283,16 @@ async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
         m.claimable_tasks(now, 0, None, 10).await.unwrap().len()
     ));
     let code = commands::ledger::confirmation_code(testkit::request_id(2));
-    let status = m.meta_status(&code).await.unwrap().unwrap();
+    let status = m.meta_status(&code, now).await.unwrap().unwrap();
     out.push_str(&format!(
         "meta {code}: {} — {}\n",
         status.state, status.explanation
     ));
-    assert!(m.meta_status("LTH000000000000").await.unwrap().is_none());
+    assert!(m
+        .meta_status("LTH000000000000", now)
+        .await
+        .unwrap()
+        .is_none());
     let report = m
         .deadline_report(
             &DeadlineQuery {
@@ -369,7 +373,7 @@ async fn the_story_gives_the_reference_rows_and_answers_queries(kind: Kind) {
         summary ccpa 2026-03: received=1 completed=0 refused={"sole-owner-of-shared-workspace": 1} on_time=None median=None open=0 overdue=0 at_risk=0 blocked=0
         summary gdpr 2026-03: received=1 completed=1 refused={} on_time=Some(1.0) median=Some(2.01) open=0 overdue=0 at_risk=0 blocked=0
         summary internal 2026-03: received=2 completed=1 refused={} on_time=Some(1.0) median=Some(0.0) open=1 overdue=0 at_risk=0 blocked=1
-        summary youtube-api-user-data 2026-03: received=1 completed=0 refused={} on_time=None median=None open=1 overdue=1 at_risk=0 blocked=0
+        summary youtube-api-user-data 2026-03: received=1 completed=0 refused={} on_time=Some(0.0) median=None open=1 overdue=1 at_risk=0 blocked=0
         overdue=1 at_risk=0 blocked=1
         detail: 2 tasks, completed on time
         csv: 16 rows, 17 lines, header position,occurred_at,recorded_at,actor,event_type,summary,reason,subjects,event_id,stream,source_channel,correlation_id,causation_id

@@ -148,7 +148,7 @@ pub fn blocked_seconds_at(row: &RequestRow, now: DateTime<Utc>) -> i64 {
 /// R5: the status a person sees behind the Meta status link, in words.
 /// It names no hold, matter or worker: those are not the requester's to
 /// know; a refusal gives its reason.
-pub fn explain(row: &RequestRow) -> String {
+pub fn explain(row: &RequestRow, now: DateTime<Utc>) -> String {
     let day = |at: DateTime<Utc>| at.format("%Y-%m-%d").to_string();
     match row.state.as_str() {
         "refused" => format!(
@@ -169,7 +169,7 @@ pub fn explain(row: &RequestRow) -> String {
             }
             if row.retained > 0 {
                 text.push_str(&format!(
-                    " {} record(s) are kept where the law requires it, and deleted when that period ends.",
+                    " {} record(s) are kept for a recorded reason (such as tax, security or a legal duty), and deleted when that period ends.",
                     row.retained
                 ));
             }
@@ -182,6 +182,13 @@ pub fn explain(row: &RequestRow) -> String {
         "blocked" => format!(
             "We received your deletion request on {}. Deletion is paused while the data is under a legal or moderation review; it resumes by itself when the review ends.",
             day(row.received_at)
+        ),
+        _ if now > row.due_at => format!(
+            "We received your deletion request on {} and are deleting your data: {} of {} steps done. It was due by {}; it is late, and we are completing it.",
+            day(row.received_at),
+            row.tasks_done,
+            row.tasks_total,
+            day(row.due_at)
         ),
         _ => format!(
             "We received your deletion request on {} and are deleting your data: {} of {} steps done. It will be completed by {}.",

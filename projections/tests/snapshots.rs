@@ -289,7 +289,7 @@ async fn meta_status_explains_itself() {
                 "{} {}: {}",
                 row.scope,
                 row.state,
-                projections::requests::explain(row)
+                projections::requests::explain(row, projections::testkit::start())
             )
         })
         .collect();
@@ -297,8 +297,18 @@ async fn meta_status_explains_itself() {
         file:f-1 completed: Your data was deleted on 2026-03-03. Copies in backups and logs are purged by 2026-04-07.
         instagram:17841400000000001 blocked: We received your deletion request on 2026-03-03. Deletion is paused while the data is under a legal or moderation review; it resumes by itself when the review ends.
         account:alice refused: Your deletion request of 2026-03-03 was refused: the account is the sole owner of a workspace that other members use (ws-1); transfer ownership or remove the other members first.
-        billing-record:b-1 completed: Your data was deleted on 2026-03-03. Copies in backups and logs are purged by 2026-04-07. 1 record(s) are kept where the law requires it, and deleted when that period ends.
+        billing-record:b-1 completed: Your data was deleted on 2026-03-03. Copies in backups and logs are purged by 2026-04-07. 1 record(s) are kept for a recorded reason (such as tax, security or a legal duty), and deleted when that period ends.
         integration:yt-1 in-progress: We received your deletion request on 2026-03-03 and are deleting your data: 0 of 1 steps done. It will be completed by 2026-03-10."#]].assert_eq(&lines.join("\n"));
+    // Past its due date, an open request says it is late, not that it
+    // will be done by a day gone by.
+    let late = projections::testkit::start() + Duration::days(30);
+    let yt = models
+        .requests
+        .values()
+        .find(|row| row.scope == "integration:yt-1")
+        .unwrap();
+    expect![[r#"We received your deletion request on 2026-03-03 and are deleting your data: 0 of 1 steps done. It was due by 2026-03-10; it is late, and we are completing it."#]]
+        .assert_eq(&projections::requests::explain(yt, late));
 }
 
 #[tokio::test]
@@ -333,5 +343,5 @@ async fn deadline_report_at_an_instant() {
         SummaryRow { policy: "ccpa", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {"sole-owner-of-shared-workspace": 1}, on_time_rate: None, median_days: None, p95_days: None, overdue: 0, at_risk: 0, blocked: 0, open: 0 }
         SummaryRow { policy: "gdpr", month: "2026-03", received: 1, completed: 1, completed_on_time: 1, refused: {}, on_time_rate: Some(1.0), median_days: Some(2.0083333333333333), p95_days: Some(2.0083333333333333), overdue: 0, at_risk: 0, blocked: 0, open: 0 }
         SummaryRow { policy: "internal", month: "2026-03", received: 2, completed: 1, completed_on_time: 1, refused: {}, on_time_rate: Some(1.0), median_days: Some(0.001388888888888889), p95_days: Some(0.001388888888888889), overdue: 0, at_risk: 0, blocked: 1, open: 1 }
-        SummaryRow { policy: "youtube-api-user-data", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {}, on_time_rate: None, median_days: None, p95_days: None, overdue: 1, at_risk: 0, blocked: 0, open: 1 }"#]].assert_eq(&lines.join("\n"));
+        SummaryRow { policy: "youtube-api-user-data", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {}, on_time_rate: Some(0.0), median_days: None, p95_days: None, overdue: 1, at_risk: 0, blocked: 0, open: 1 }"#]].assert_eq(&lines.join("\n"));
 }

@@ -230,7 +230,7 @@ pub async fn deletion_status(
     super::queries::caught_up(&state).await?;
     let status = state
         .read_models
-        .meta_status(&code)
+        .meta_status(&code, state.ledger.clock().now())
         .await?
         .ok_or_else(not_found)?;
     let wants_json = headers

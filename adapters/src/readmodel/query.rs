@@ -541,14 +541,18 @@ impl ReadModels {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(RequestDetail {
             deadline: deadline_row(&request, table, now),
-            explanation: projections::requests::explain(&request),
+            explanation: projections::requests::explain(&request, now),
             request,
             tasks,
         }))
     }
 
     /// R5: the status behind a Meta confirmation code.
-    pub async fn meta_status(&self, code: &str) -> Result<Option<MetaStatus>, ReadModelError> {
+    pub async fn meta_status(
+        &self,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MetaStatus>, ReadModelError> {
         let mut conn = self.conn().await?;
         let row = conn
             .exec()
@@ -564,7 +568,7 @@ impl ReadModels {
         Ok(Some(MetaStatus {
             confirmation_code: code.to_owned(),
             state: request.state.clone(),
-            explanation: projections::requests::explain(&request),
+            explanation: projections::requests::explain(&request, now),
             received_at: request.received_at,
             completed_at: request.completed_at,
         }))
