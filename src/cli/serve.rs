@@ -103,23 +103,34 @@ async fn bootstrap(tokens: &Tokens, listen: &str) -> anyhow::Result<()> {
 /// How long `serve` lets open connections finish after a stop signal.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(30);
 
-/// Ctrl-C, or SIGTERM (`kill`, container and service managers).
-async fn stop_signal() {
+/// Ctrl-C, or SIGTERM (`kill`, container and service managers). The
+/// handlers are installed when this is called, not when the future is
+/// first polled: a stop sent right after `serve` says it is listening
+/// must not meet the default action (an exit with no drain).
+fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                return;
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                return Box::pin(async move {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
+                });
             }
-            Err(error) => tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only"),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// How often the service resumes blocked requests whose holds are all
@@ -227,6 +238,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let stop_signal = stop_signal();
     println!(
         "Lethe listening on http://{} (store {}); OpenAPI at /openapi.json",
         listener.local_addr()?,
@@ -234,7 +246,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let (signalled, mut draining) = watch::channel(false);
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        stop_signal().await;
+        stop_signal.await;
         tracing::info!("stopping: no new connections; finishing those open");
         let _ = signalled.send(true);
     });
