@@ -65,7 +65,8 @@ pub fn refuse_card_number(field: &'static str, raw: &str) -> Result<(), InvalidI
 }
 
 /// True when `text` holds 13 to 19 digits, written together or in groups
-/// separated by single spaces or hyphens, that pass the Luhn check.
+/// separated by single spaces, hyphens, dots or slashes, that pass the
+/// Luhn check.
 ///
 /// A run of digit groups is checked group-wise: every sequence of whole
 /// consecutive groups holding 13 to 19 digits is a candidate, so a card
@@ -88,7 +89,9 @@ pub fn contains_card_number(text: &str) -> bool {
                     group.push(c as u8 - b'0');
                 }
                 i += 1;
-            } else if (c == ' ' || c == '-') && i + 1 < chars.len() && chars[i + 1].is_ascii_digit()
+            } else if matches!(c, ' ' | '-' | '.' | '/')
+                && i + 1 < chars.len()
+                && chars[i + 1].is_ascii_digit()
             {
                 groups.push(Vec::new());
                 i += 1;

@@ -30,11 +30,16 @@ fn r14_a_card_number_is_refused_in_every_free_text_type() {
         ("4111 1111 1111 1111 12/28", true),
         ("4111 1111 1111 1111 123", true),
         ("call 555 4111-1111-1111-1111", true),
+        // Other separators people write between groups.
+        ("card 4111.1111.1111.1111", true),
+        ("card 4111/1111/1111/1111", true),
         // Not card numbers.
         ("ticket 12345", false),
         ("4111111111111112", false),
         ("call 555 0100 tomorrow", false),
         ("matter 2026-11-29", false),
+        ("on 29.11.2026 at 10.30", false),
+        ("host 192.168.100.200", false),
         ("instagram 17841400000000001", false),
         ("12 digits 411111111111", false),
         ("20 digits 41111111111111111113", false),
