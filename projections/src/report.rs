@@ -44,9 +44,13 @@ pub struct DeadlineRow {
 
 /// The deadline row of a request at `now`.
 pub fn deadline_row(row: &RequestRow, table: &PolicyTable, now: DateTime<Utc>) -> DeadlineRow {
+    // A hold that came after the request was already late does not excuse
+    // the lateness: the request stays overdue in the report.
+    let late_before_held = row.blocked_since.is_some_and(|since| since > row.due_at);
     let blocking_holds: Vec<HoldId> = row
         .blocked_by
         .iter()
+        .filter(|_| !late_before_held)
         .filter_map(|hold| HoldId::parse(hold).ok())
         .collect();
     let facts = DeadlineFacts {

@@ -1142,6 +1142,38 @@ pub async fn idempotent_requests(app: &TestApp) {
     assert_eq!(app.head().await, head);
 }
 
+/// R3 / R7: time under a hold is no lateness, but a hold placed after a
+/// request was already late does not excuse it: the report keeps it
+/// overdue, not blocked.
+pub async fn a_late_request_stays_overdue_when_a_hold_comes(app: &TestApp) {
+    seed_workspace(app, "ws-late").await;
+    connect(app, "ws-late", "yt-late", "youtube", "UClate").await;
+    let answer = request(
+        app,
+        json!({ "scope": "integration:yt-late", "channel": "google-youtube", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let id = answer["request_id"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::days(10));
+    expect(
+        &app.post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-late", "kind": "legal", "matter": "M-L", "reason": "review" }))
+            .await,
+        201,
+    );
+    assert_eq!(detail(app, &id).await["state"], "blocked");
+    let report = app.get(Auditor, "/v1/reports/deadlines").await;
+    expect(&report, 200);
+    let listed = |list: &str| {
+        report.json[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["request"] == id.as_str())
+    };
+    assert!(listed("overdue"), "{}", report.text);
+    assert!(!listed("blocked"), "{}", report.text);
+}
+
 /// The deadline report and the exports.
 pub async fn reports_and_exports(app: &TestApp) {
     seed_workspace(app, "ws-rep").await;
@@ -1314,5 +1346,6 @@ crate::on_every_backend!(
     r15_email_request,
     idempotent_requests,
     reports_and_exports,
+    a_late_request_stays_overdue_when_a_hold_comes,
     extension_and_retention,
 );
