@@ -309,22 +309,27 @@ pub async fn marker_text_outside_personal_values_is_refused(app: &TestApp) {
     assert_eq!(audit.json["events"][0]["reason"], reason, "{}", audit.text);
 }
 
+/// acct-owner's deletion request of `scope` by e-mail, recorded by
+/// support with the requester's address (202).
+async fn email_request(app: &TestApp, scope: &str, policy: Option<&str>) -> Answer {
+    let mut body = json!({
+        "scope": scope, "channel": "email-to-support",
+        "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+        "verification": "replied from the account's address", "contact": EMAIL,
+    });
+    if let Some(policy) = policy {
+        body["policy"] = json!(policy);
+    }
+    let answer = app.post(Service, "/v1/deletion-requests", body).await;
+    expect(&answer, 202);
+    answer
+}
+
 /// The requester's contact is forgotten 30 days after the request
 /// completes, not before; the proof of deletion stays.
 pub async fn contact_is_forgotten_after_completion(app: &TestApp) {
     seed_workspace(app, "ws-p2").await;
-    let answer = app
-        .post(
-            Service,
-            "/v1/deletion-requests",
-            json!({
-                "scope": "file:ws-p2-f", "channel": "email-to-support", "policy": "ccpa",
-                "requested_by": "account:acct-owner", "recorded_by": "support:maria",
-                "verification": "replied from the account's address", "contact": EMAIL,
-            }),
-        )
-        .await;
-    expect(&answer, 202);
+    let answer = email_request(app, "file:ws-p2-f", Some("ccpa")).await;
     let request = answer.json["request_id"].as_str().unwrap().to_owned();
     assert!(work_all(app).await > 0);
     let detail = app
@@ -423,18 +428,7 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
     // acct-owner is the sole owner of a workspace with other members: an
     // account deletion is refused (R11).
     seed_workspace(app, "ws-p3").await;
-    let refused = app
-        .post(
-            Service,
-            "/v1/deletion-requests",
-            json!({
-                "scope": "account:acct-owner", "channel": "email-to-support",
-                "requested_by": "account:acct-owner", "recorded_by": "support:maria",
-                "verification": "replied from the account's address", "contact": EMAIL,
-            }),
-        )
-        .await;
-    expect(&refused, 202);
+    let refused = email_request(app, "account:acct-owner", None).await;
     assert_eq!(refused.json["state"], "refused", "{}", refused.text);
     let refused = refused.json["request_id"].as_str().unwrap().to_owned();
 

@@ -4,7 +4,7 @@ use adapters::auth::ApiRole::{Admin, Auditor, Legal, Service};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{expect, seed_workspace, work_all, TestApp};
+use crate::helpers::{expect, seed_workspace, work_all, Answer, TestApp};
 
 async fn detail(app: &TestApp, request_id: &str) -> Value {
     let answer = app
@@ -81,6 +81,12 @@ async fn carried_out(app: &TestApp, body: Value) -> Value {
     done
 }
 
+/// POST /v1/integrations/{id}/disconnect with `body`, as a service.
+async fn disconnect(app: &TestApp, id: &str, body: Value) -> Answer {
+    let uri = format!("/v1/integrations/{id}/disconnect");
+    app.post(Service, &uri, body).await
+}
+
 async fn connect(app: &TestApp, ws: &str, id: &str, platform: &str, external: &str) {
     expect(
         &app.post(
@@ -101,21 +107,19 @@ async fn connect(app: &TestApp, ws: &str, id: &str, platform: &str, external: &s
 pub async fn r1_r2_disconnect(app: &TestApp) {
     seed_workspace(app, "ws-r1").await;
     connect(app, "ws-r1", "yt-r1", "youtube", "UCr1").await;
-    let by_member = app
-        .post(
-            Service,
-            "/v1/integrations/yt-r1/disconnect",
-            json!({ "disconnected_by": "account:acct-member" }),
-        )
-        .await;
+    let by_member = disconnect(
+        app,
+        "yt-r1",
+        json!({ "disconnected_by": "account:acct-member" }),
+    )
+    .await;
     expect(&by_member, 403);
-    let cleanup = app
-        .post(
-            Service,
-            "/v1/integrations/yt-r1/disconnect",
-            json!({ "disconnected_by": "account:acct-admin", "reason": "agency change" }),
-        )
-        .await;
+    let cleanup = disconnect(
+        app,
+        "yt-r1",
+        json!({ "disconnected_by": "account:acct-admin", "reason": "agency change" }),
+    )
+    .await;
     expect(&cleanup, 202);
     let request_id = cleanup.json["request_id"].as_str().unwrap().to_owned();
     let detail = detail(app, &request_id).await;
@@ -133,12 +137,7 @@ pub async fn r1_r2_disconnect(app: &TestApp) {
     }
     // Unusable from now on: a second disconnect conflicts.
     expect(
-        &app.post(
-            Service,
-            "/v1/integrations/yt-r1/disconnect",
-            json!({ "disconnected_by": "platform" }),
-        )
-        .await,
+        &disconnect(app, "yt-r1", json!({ "disconnected_by": "platform" })).await,
         409,
     );
     let audit = app
@@ -224,12 +223,7 @@ pub async fn r3_youtube_seven_days(app: &TestApp) {
     seed_workspace(app, "ws-r3e").await;
     connect(app, "ws-r3e", "yt-r3e", "youtube", "UCr3e").await;
     expect(
-        &app.post(
-            Service,
-            "/v1/integrations/yt-r3e/disconnect",
-            json!({ "disconnected_by": "platform" }),
-        )
-        .await,
+        &disconnect(app, "yt-r3e", json!({ "disconnected_by": "platform" })).await,
         202,
     );
     let answer = request(
