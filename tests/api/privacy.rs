@@ -568,13 +568,11 @@ pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
     // A rotation read the request's key, then the request was forgotten:
     // the re-wrapped copy does not bring the key back.
     let owner = format!("request:{request}");
-    let stale = table()
-        .await
-        .keys(std::slice::from_ref(&owner))
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let key_of = |owner: String| async move {
+        let mut keys = table().await.keys(&[owner]).await.unwrap();
+        keys.pop().unwrap()
+    };
+    let stale = key_of(owner.clone()).await;
     assert!(stale.wrapped.is_some());
     assert!(table().await.destroy_key(&owner, new.id()).await.unwrap());
     let newer = MasterKey::generate();
@@ -584,19 +582,13 @@ pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
             new.id(),
             &[commands::vault::StoredKey {
                 owner: owner.clone(),
-                wrapped: stale.wrapped.clone(),
+                wrapped: stale.wrapped,
                 master_id: newer.id().to_owned(),
             }],
         )
         .await
         .unwrap();
-    let after = table()
-        .await
-        .keys(std::slice::from_ref(&owner))
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let after = key_of(owner).await;
     assert_eq!(after.wrapped, None, "the forgotten key stays destroyed");
 }
 

@@ -81,6 +81,12 @@ async fn carried_out(app: &TestApp, body: Value) -> Value {
     done
 }
 
+/// A storage worker's claim of the next storage-object deletion.
+async fn claim_storage(app: &TestApp) -> Answer {
+    let body = json!({ "worker": "storage-1", "step": "delete-storage-object" });
+    app.post(Service, "/v1/tasks/claim", body).await
+}
+
 /// POST /v1/integrations/{id}/disconnect with `body`, as a service.
 async fn disconnect(app: &TestApp, id: &str, body: Value) -> Answer {
     let uri = format!("/v1/integrations/{id}/disconnect");
@@ -323,13 +329,7 @@ pub async fn r6_r8_file_deletion(app: &TestApp) {
         "{steps:?}"
     );
     // A failed storage deletion is recorded and retried later.
-    let claimed = app
-        .post(
-            Service,
-            "/v1/tasks/claim",
-            json!({ "worker": "storage-1", "step": "delete-storage-object" }),
-        )
-        .await;
+    let claimed = claim_storage(app).await;
     expect(&claimed, 200);
     let task = claimed.json["task_id"].as_str().unwrap().to_owned();
     let failed = app
@@ -340,13 +340,7 @@ pub async fn r6_r8_file_deletion(app: &TestApp) {
         )
         .await;
     expect(&failed, 200);
-    let again = app
-        .post(
-            Service,
-            "/v1/tasks/claim",
-            json!({ "worker": "storage-1", "step": "delete-storage-object" }),
-        )
-        .await;
+    let again = claim_storage(app).await;
     expect(&again, 204);
     let detail_after = detail(app, &id).await;
     let failed_task = detail_after["tasks"]
@@ -525,13 +519,7 @@ pub async fn r6_a_worker_claims_tasks_of_its_step(app: &TestApp) {
     assert_eq!(storage.len(), 1);
     assert_eq!(storage[0].step, "delete-storage-object");
     models.close().await;
-    let claimed = app
-        .post(
-            Service,
-            "/v1/tasks/claim",
-            json!({ "worker": "storage-1", "step": "delete-storage-object" }),
-        )
-        .await;
+    let claimed = claim_storage(app).await;
     expect(&claimed, 200);
     assert_eq!(
         claimed.json["step"], "delete-storage-object",
