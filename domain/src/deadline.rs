@@ -62,7 +62,75 @@ pub const GDPR_DUE_MONTHS: u32 = 1;
 /// How many further months a GDPR extension may add (Art. 12(3)).
 pub const GDPR_EXTENSION_MONTHS: u32 = 2;
 
+/// What one policy of the table promises, in words: what `lethe
+/// policies` prints and `GET /v1/policies` answers, so that auditors read
+/// the terms the ledger decides by rather than a copy of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyTerms {
+    pub policy: PolicyName,
+    /// When a request is due, counted from its receipt.
+    pub due: String,
+    /// What extension it allows.
+    pub extension: String,
+    /// Another obligation of the policy, if it has one.
+    pub also: Option<String>,
+    /// Whether the operator sets the figures (the others come from law or
+    /// a platform's policy).
+    pub configurable: bool,
+}
+
 impl PolicyTable {
+    /// The terms of every policy under this table, in the table's order.
+    pub fn terms(&self) -> Vec<PolicyTerms> {
+        let internal_extension = match self.internal_extension_days {
+            0 => "none".to_owned(),
+            days => {
+                format!("one, of {days} days past the due time, with a reason, decided before it")
+            }
+        };
+        vec![
+            PolicyTerms {
+                policy: PolicyName::YoutubeApiUserData,
+                due: format!("{YOUTUBE_DUE_DAYS} calendar days from receipt"),
+                extension: "none".to_owned(),
+                also: Some(
+                    "a request that covers YouTube API data is held to it, whatever policy it names (R3)"
+                        .to_owned(),
+                ),
+                configurable: false,
+            },
+            PolicyTerms {
+                policy: PolicyName::Gdpr,
+                due: format!(
+                    "{GDPR_DUE_MONTHS} month from receipt, day of receipt excluded, to the end of that UTC day"
+                ),
+                extension: format!(
+                    "up to {GDPR_EXTENSION_MONTHS} more months, announced with reasons within the first month"
+                ),
+                also: None,
+                configurable: false,
+            },
+            PolicyTerms {
+                policy: PolicyName::Ccpa,
+                due: format!("{CCPA_DUE_DAYS} calendar days from receipt"),
+                extension: format!(
+                    "one, of {CCPA_EXTENSION_DAYS} days, with a notice of the reason within the first {CCPA_DUE_DAYS} days"
+                ),
+                also: Some(format!(
+                    "confirm receipt within {CCPA_CONFIRM_BUSINESS_DAYS} business days"
+                )),
+                configurable: false,
+            },
+            PolicyTerms {
+                policy: PolicyName::Internal,
+                due: format!("{} calendar days from receipt", self.internal_due_days),
+                extension: internal_extension,
+                also: None,
+                configurable: true,
+            },
+        ]
+    }
+
     /// When a request received at `received_at` must be completed under
     /// `policy`. The returned instant is the last one that still counts as
     /// on time: completing at exactly `due_at` is on time, one instant later
@@ -444,6 +512,29 @@ mod tests {
             assert_eq!(due.date_naive(), day(due_date), "received {received}");
             assert_eq!(due, end_of_day(day(due_date)), "ends at the end of the day");
         }
+    }
+
+    #[test]
+    fn the_terms_name_every_policy_and_the_tables_figures() {
+        let table = PolicyTable {
+            internal_due_days: 14,
+            internal_extension_days: 0,
+            ..PolicyTable::default()
+        };
+        let terms = table.terms();
+        let named: Vec<PolicyName> = terms.iter().map(|terms| terms.policy).collect();
+        assert_eq!(named, PolicyName::ALL.to_vec());
+        let internal = &terms[3];
+        assert_eq!(internal.due, "14 calendar days from receipt");
+        assert_eq!(internal.extension, "none");
+        assert!(internal.configurable);
+        assert!(terms[..3].iter().all(|terms| !terms.configurable));
+        let extended = PolicyTable::default().terms();
+        assert_eq!(
+            extended[3].extension,
+            "one, of 30 days past the due time, with a reason, decided before it"
+        );
+        assert_eq!(extended[0].due, "7 calendar days from receipt");
     }
 
     #[test]

@@ -36,6 +36,68 @@ pub struct StoreArg {
     /// created on the store's first start.
     #[arg(long, env = "LETHE_MASTER_KEY_FILE")]
     pub master_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+}
+
+/// The most days a configured period may last (ten years): a longer one
+/// is a typo, not a deletion policy.
+const POLICY_DAYS_MAX: i64 = 3_650;
+/// The most hours ahead a request may count as at risk (one year).
+const AT_RISK_HOURS_MAX: i64 = 8_760;
+
+/// The configurable part of the deadline policy table (DESIGN.md,
+/// Deadlines). The statutory policies (youtube-api-user-data, gdpr,
+/// ccpa) are fixed by law and not configurable. A changed table applies
+/// to requests received after the change: a request keeps the due time
+/// recorded when it was received.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Calendar days from receipt within which an `internal` request is due.
+    #[arg(
+        long,
+        env = "LETHE_INTERNAL_DUE_DAYS",
+        default_value_t = PolicyTable::default().internal_due_days,
+        value_parser = clap::value_parser!(u32).range(1..=POLICY_DAYS_MAX),
+    )]
+    pub internal_due_days: u32,
+    /// Days the one extension of an `internal` request adds (0: no extension).
+    #[arg(
+        long,
+        env = "LETHE_INTERNAL_EXTENSION_DAYS",
+        default_value_t = PolicyTable::default().internal_extension_days,
+        value_parser = clap::value_parser!(u32).range(0..=POLICY_DAYS_MAX),
+    )]
+    pub internal_extension_days: u32,
+    /// Days after a request completes by which backups and logs must have
+    /// dropped residual copies (R13).
+    #[arg(
+        long,
+        env = "LETHE_RESIDUAL_COPIES_DAYS",
+        default_value_t = PolicyTable::default().residual_copies_days,
+        value_parser = clap::value_parser!(u32).range(0..=POLICY_DAYS_MAX),
+    )]
+    pub residual_copies_days: u32,
+    /// A request due within this many hours counts as at risk.
+    #[arg(
+        long,
+        env = "LETHE_AT_RISK_HOURS",
+        default_value_t = PolicyTable::default().at_risk_hours,
+        value_parser = clap::value_parser!(u32).range(0..=AT_RISK_HOURS_MAX),
+    )]
+    pub at_risk_hours: u32,
+}
+
+impl PolicyArgs {
+    /// The policy table these arguments configure.
+    pub fn table(&self) -> PolicyTable {
+        PolicyTable {
+            internal_due_days: self.internal_due_days,
+            internal_extension_days: self.internal_extension_days,
+            residual_copies_days: self.residual_copies_days,
+            at_risk_hours: self.at_risk_hours,
+        }
+    }
 }
 
 /// How a read prints.
@@ -70,6 +132,9 @@ pub enum Command {
     /// Read models.
     #[command(subcommand)]
     Projections(reads::ProjectionsCommand),
+    /// The deadline policy table in effect: when requests are due and
+    /// what extensions each policy allows.
+    Policies(reads::PoliciesArgs),
     /// Load a realistic story into the store, so that every view has data.
     Demo(demo::DemoArgs),
     /// Forget a subject's personal data (destroy its data key).
@@ -90,6 +155,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(command) => reads::run_report(command).await,
         Command::Resources(args) => reads::run_resources(args).await,
         Command::Projections(command) => reads::run_projections(command).await,
+        Command::Policies(args) => reads::run_policies(&args),
         Command::Demo(args) => demo::run(args).await,
         Command::Forget(args) => privacy::run_forget(args).await,
         Command::Keys(command) => privacy::run_keys(command).await,
@@ -118,7 +184,7 @@ pub async fn open_ledger(arg: &StoreArg) -> anyhow::Result<(Arc<Store>, Ledger)>
     let ledger = Ledger::new(
         store.clone(),
         Arc::new(SystemClock),
-        PolicyTable::default(),
+        arg.policies.table(),
         vault,
     );
     Ok((store, ledger))

@@ -1,5 +1,5 @@
 //! The read commands: `request show`, `audit`, `report deadlines`,
-//! `resources`, `projections rebuild`.
+//! `resources`, `projections rebuild`, `policies`.
 
 use std::process::ExitCode;
 
@@ -13,7 +13,7 @@ use domain::subject::Subject;
 use projections::ProjectionName;
 use serde_json::Value;
 
-use super::{caught_up_read_models, open_ledger, Format, StoreArg};
+use super::{caught_up_read_models, open_ledger, Format, PolicyArgs, StoreArg};
 
 fn text(value: &Value) -> String {
     match value {
@@ -211,6 +211,52 @@ pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
                     text(&row["status"]["status"])
                 );
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct PoliciesArgs {
+    /// `table` or `json` (the body of `GET /v1/policies`).
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    #[command(flatten)]
+    policies: PolicyArgs,
+}
+
+/// Prints the policy table that the same flags and environment give
+/// every other command, so that an operator sees what `serve` decides by.
+pub fn run_policies(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
+    let table = args.policies.table();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&queries::policies_json(&table))?
+        ),
+        Format::Csv => anyhow::bail!("policies print as table or json"),
+        Format::Table => {
+            for terms in table.terms() {
+                let fixed = if terms.configurable {
+                    "configurable"
+                } else {
+                    "fixed"
+                };
+                println!("{} ({fixed})", terms.policy);
+                println!("  due        {}", terms.due);
+                println!("  extension  {}", terms.extension);
+                if let Some(also) = &terms.also {
+                    println!("  also       {also}");
+                }
+            }
+            println!(
+                "\nresidual copies in backups and logs dropped within {} days of completion (R13)",
+                table.residual_copies_days
+            );
+            println!(
+                "a request due within {} hours counts as at risk",
+                table.at_risk_hours
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

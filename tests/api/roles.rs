@@ -149,7 +149,9 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
                 body(json!({ "reason": "done" })),
             )
         }
-        "/v1/audit/export" | "/v1/reports/deadlines" => (Method::GET, path.into(), None),
+        "/v1/audit/export" | "/v1/reports/deadlines" | "/v1/policies" => {
+            (Method::GET, path.into(), None)
+        }
         "/v1/audit" => (
             Method::GET,
             "/v1/audit?subject=workspace:ws-roles".into(),

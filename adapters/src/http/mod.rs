@@ -121,6 +121,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/audit", get(queries::audit))
         .route("/v1/audit/export", get(queries::export))
         .route("/v1/reports/deadlines", get(queries::deadline_report))
+        .route("/v1/policies", get(queries::policies))
         // Administrators.
         .route(
             "/v1/subjects/{subject}/forget",

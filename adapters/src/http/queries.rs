@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, TimeZone, Utc};
 use commands::log::Position;
+use domain::deadline::PolicyTable;
 use domain::ids::{RequestId, WorkspaceId};
 use projections::csv::record;
 use projections::report::{deadline_csv_cells, DeadlineReport, DEADLINE_CSV_HEADER};
@@ -314,6 +315,21 @@ pub fn report_range(
         }),
         policy,
     }
+}
+
+/// The policy table as JSON: each policy's terms, then the periods that
+/// apply to every policy.
+pub fn policies_json(table: &PolicyTable) -> Value {
+    json!({
+        "policies": table.terms(),
+        "residual_copies_days": table.residual_copies_days,
+        "at_risk_hours": table.at_risk_hours,
+    })
+}
+
+/// `GET /v1/policies`: the table the ledger decides deadlines by.
+pub async fn policies(State(state): State<AppState>, _caller: Caller<Reads>) -> Response {
+    Json(policies_json(state.ledger.policies())).into_response()
 }
 
 /// The report as JSON: the read model's report with its totals over
