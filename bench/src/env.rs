@@ -121,3 +121,29 @@ mod tests {
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 }
+
+/// Lets the database finish the work a bulk load leaves behind before
+/// the log is read: on PostgreSQL, `VACUUM (ANALYZE)` (visibility, hint
+/// bits and statistics, as autovacuum gives a log in service, and which
+/// autovacuum would otherwise do during the next measurement) and a
+/// checkpoint; on SQLite, a checkpoint that empties the write-ahead log.
+pub async fn settle(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("sqlite:") {
+        let mut connection = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut connection)
+            .await
+            .context("checkpointing the SQLite log")?;
+        connection.close().await.ok();
+    } else {
+        let mut connection = PgConnection::connect(url).await?;
+        for statement in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
+            sqlx::raw_sql(statement)
+                .execute(&mut connection)
+                .await
+                .with_context(|| format!("{statement} after the load"))?;
+        }
+        connection.close().await.ok();
+    }
+    Ok(())
+}

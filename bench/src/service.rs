@@ -221,7 +221,7 @@ impl ReadSide {
         let vault = read::vault(&url).await?;
         let models = ReadModels::open(&url).await?.with_vault(vault.clone());
         let result = self
-            .run_on(&store, &models, vault, plan, peaks, figures)
+            .run_on(&url, &store, &models, vault, plan, peaks, figures)
             .await;
         models.close().await;
         store.close().await;
@@ -230,6 +230,7 @@ impl ReadSide {
 
     async fn run_on(
         &self,
+        url: &str,
         store: &Arc<Store>,
         models: &ReadModels,
         vault: Arc<commands::Vault>,
@@ -261,10 +262,13 @@ impl ReadSide {
             .await?;
 
         let took = loader.fill_to(store, self.events).await?;
+        let settling = Instant::now();
+        crate::env::settle(url).await?;
         eprintln!(
-            "  {backend:<9} appended up to {} events in {:.1} s more",
+            "  {backend:<9} appended up to {} events in {:.1} s more; settled in {:.1} s",
             loader.events,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            settling.elapsed().as_secs_f64()
         );
 
         if wanted(&specs[READ_LOG].key()) || wanted(&specs[REBUILD].key()) {
