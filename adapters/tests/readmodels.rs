@@ -93,7 +93,7 @@ async fn postgres_a_schema_change_gives_way_to_a_query_holding_a_live_table() {
     })
     .await;
     let reopened = opened.expect("the new version opens once the query is done");
-    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 40);
     assert_eq!(reopened.dump().await.unwrap().render(true), before);
     reopened.close().await;
     h.finish().await;
@@ -159,13 +159,13 @@ async fn waits_for_resource_scopes(url: &str, finished: impl Fn() -> bool) {
     }
 }
 
-/// A harness whose log holds the story (39 events) and whose read
+/// A harness whose log holds the story (40 events) and whose read
 /// models have caught up with it; `None` when the PostgreSQL suite is
 /// skipped.
 async fn story_caught_up(kind: Kind) -> Option<Harness> {
     let h = Harness::new(kind).await?;
     append_story(&h).await;
-    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(h.models.catch_up(h.store.as_ref()).await.unwrap(), 40);
     Some(h)
 }
 
@@ -666,14 +666,14 @@ async fn a_changed_table_schema_is_refilled_from_the_log(kind: Kind) {
         reopened.checkpoints().await.unwrap().into_iter().collect();
     assert_eq!(checkpoints.len(), 5, "{checkpoints:?}");
     for (projection, at) in &checkpoints {
-        let expected = if projection == "tasks" { 0 } else { 39 };
+        let expected = if projection == "tasks" { 0 } else { 40 };
         assert_eq!(*at, expected, "{projection}: {checkpoints:?}");
     }
     assert!(
         reopened.dump().await.unwrap().render(true) != before,
         "the tasks tables were not recreated"
     );
-    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 40);
     assert!(
         reopened.dump().await.unwrap().render(true) == before,
         "the refilled read models differ from those before the upgrade"
@@ -717,7 +717,7 @@ async fn an_upgrade_drops_the_tables_a_schema_retired(kind: Kind) {
             .await;
         h.execute(&format!("DROP TABLE {table}")).await;
     }
-    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 39);
+    assert_eq!(reopened.catch_up(h.store.as_ref()).await.unwrap(), 40);
     assert_eq!(reopened.audit(&subject).await.unwrap(), found);
     assert_eq!(reopened.dump().await.unwrap().render(true), before);
     reopened.close().await;

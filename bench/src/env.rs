@@ -104,24 +104,6 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn replaces_the_database_and_keeps_the_query() {
-        assert_eq!(
-            with_database("postgres://u:p@localhost:5432/postgres", "x"),
-            "postgres://u:p@localhost:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
-    }
-}
-
 /// Lets the database finish the work a bulk load leaves behind before
 /// the log is read: on PostgreSQL, `VACUUM (ANALYZE)` (visibility, hint
 /// bits and statistics, as autovacuum gives a log in service, and which
@@ -146,4 +128,22 @@ pub async fn settle(url: &str) -> anyhow::Result<()> {
         connection.close().await.ok();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_and_keeps_the_query() {
+        assert_eq!(
+            with_database("postgres://u:p@localhost:5432/postgres", "x"),
+            "postgres://u:p@localhost:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
 }

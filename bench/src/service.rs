@@ -220,9 +220,12 @@ impl ReadSide {
         let store = Arc::new(adapters::store::open(&url).await?);
         let vault = read::vault(&url).await?;
         let models = ReadModels::open(&url).await?.with_vault(vault.clone());
-        let result = self
-            .run_on(&url, &store, &models, vault, plan, peaks, figures)
-            .await;
+        let opened = Opened {
+            url: &url,
+            store: &store,
+            models: &models,
+        };
+        let result = self.run_on(&opened, vault, plan, peaks, figures).await;
         models.close().await;
         store.close().await;
         result
@@ -230,14 +233,13 @@ impl ReadSide {
 
     async fn run_on(
         &self,
-        url: &str,
-        store: &Arc<Store>,
-        models: &ReadModels,
+        opened: &Opened<'_>,
         vault: Arc<commands::Vault>,
         plan: Plan,
         peaks: &mut Peaks,
         figures: &mut Vec<Figure>,
     ) -> anyhow::Result<()> {
+        let Opened { url, store, models } = *opened;
         let specs = self.specs();
         let backend = self.backend.name();
         let mut loader = read::Loader::new(vault)?;
@@ -329,4 +331,12 @@ impl ReadSide {
         push(figures, figure);
         Ok(())
     }
+}
+
+/// The read side's database, opened.
+#[derive(Debug, Clone, Copy)]
+struct Opened<'a> {
+    url: &'a str,
+    store: &'a Arc<Store>,
+    models: &'a ReadModels,
 }

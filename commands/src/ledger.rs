@@ -1292,6 +1292,22 @@ impl Ledger {
         .await
     }
 
+    /// Records that the requester was told their request was received
+    /// (CCPA § 7021(a)); returns when that was. A repeat stores nothing
+    /// and answers with the first confirmation's time.
+    pub async fn confirm_receipt(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+    ) -> Result<DateTime<Utc>, CommandError> {
+        self.on_request(ctx, id, false, |request, _, now| {
+            let events = domain::request::confirm_receipt(request, now);
+            let confirmed_at = request.receipt_confirmed_at.unwrap_or(now);
+            Ok((events, confirmed_at))
+        })
+        .await
+    }
+
     pub async fn record_retention(
         &self,
         ctx: &Context,

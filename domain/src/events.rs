@@ -409,6 +409,13 @@ pub enum RequestEvent {
         due_at: DateTime<Utc>,
         reason: Personal,
     },
+    /// The requester was told that their request was received (CCPA
+    /// § 7021(a) asks for it within 10 business days; any policy may
+    /// record it).
+    ReceiptConfirmed {
+        request: RequestId,
+        confirmed_at: DateTime<Utc>,
+    },
     /// One erasure step released to workers.
     TaskReleased {
         request: RequestId,
@@ -465,6 +472,7 @@ event_types!(RequestEvent {
     DeletionBlocked,
     DeletionResumed,
     DeadlineExtended,
+    ReceiptConfirmed,
     TaskReleased,
     TaskClaimed,
     TaskFailed,
@@ -482,6 +490,7 @@ impl RequestEvent {
             | RequestEvent::DeletionBlocked { request, .. }
             | RequestEvent::DeletionResumed { request }
             | RequestEvent::DeadlineExtended { request, .. }
+            | RequestEvent::ReceiptConfirmed { request, .. }
             | RequestEvent::TaskReleased { request, .. }
             | RequestEvent::TaskClaimed { request, .. }
             | RequestEvent::TaskFailed { request, .. }
@@ -542,6 +551,7 @@ impl DomainEvent for RequestEvent {
             | RequestEvent::DeletionRefused { .. }
             | RequestEvent::DeletionResumed { .. }
             | RequestEvent::DeadlineExtended { .. }
+            | RequestEvent::ReceiptConfirmed { .. }
             | RequestEvent::DeletionCompleted { .. } => {}
         }
         dedup(tags)
@@ -580,6 +590,7 @@ impl DomainEvent for RequestEvent {
             RequestEvent::DeletionRefused { .. }
             | RequestEvent::DeletionBlocked { .. }
             | RequestEvent::DeletionResumed { .. }
+            | RequestEvent::ReceiptConfirmed { .. }
             | RequestEvent::TaskReleased { .. }
             | RequestEvent::TaskClaimed { .. }
             | RequestEvent::TaskCompleted { .. }

@@ -80,6 +80,8 @@ pub struct Request {
     pub completed_at: Option<DateTime<Utc>>,
     pub residual_copies_purged_by: Option<DateTime<Utc>>,
     pub confirmation_code: Option<String>,
+    /// When the requester was told that the request was received.
+    pub receipt_confirmed_at: Option<DateTime<Utc>>,
 }
 
 impl Request {
@@ -120,6 +122,7 @@ impl Request {
                         completed_at: None,
                         residual_copies_purged_by: None,
                         confirmation_code: confirmation_code.clone(),
+                        receipt_confirmed_at: None,
                     });
                 }
                 (Some(state), event) => state.apply(event),
@@ -140,6 +143,9 @@ impl Request {
             RequestEvent::DeadlineExtended { due_at, .. } => {
                 self.due_at = *due_at;
                 self.extended = true;
+            }
+            RequestEvent::ReceiptConfirmed { confirmed_at, .. } => {
+                self.receipt_confirmed_at.get_or_insert(*confirmed_at);
             }
             RequestEvent::TaskReleased {
                 task,
@@ -747,6 +753,20 @@ pub fn extend(
         due_at,
         reason: reason.into(),
     }])
+}
+
+/// Records that the requester was told the request was received, at
+/// `now`. A request is confirmed once: a second confirmation stores
+/// nothing, and the caller answers with the first time. Any state
+/// accepts it, since a refused or completed request was received too.
+pub fn confirm_receipt(request: &Request, now: DateTime<Utc>) -> Vec<RequestEvent> {
+    if request.receipt_confirmed_at.is_some() {
+        return Vec::new();
+    }
+    vec![RequestEvent::ReceiptConfirmed {
+        request: request.id,
+        confirmed_at: now,
+    }]
 }
 
 /// A worker claims a task under a lease. Refused while a hold covers the

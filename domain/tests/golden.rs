@@ -267,6 +267,14 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
             vec!["request:0190a0b0-0000-7000-8000-000000000001"],
         ),
         (
+            RequestEvent::ReceiptConfirmed {
+                request: request(),
+                confirmed_at: at("2026-05-04T09:00:00Z"),
+            }
+            .into(),
+            vec!["request:0190a0b0-0000-7000-8000-000000000001"],
+        ),
+        (
             RequestEvent::TaskReleased {
                 request: request(),
                 task: task(),

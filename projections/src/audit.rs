@@ -295,6 +295,16 @@ fn describe_request(event: &RequestEvent) -> (String, Option<String>) {
             ),
             Some(reason.to_string()),
         ),
+        RequestEvent::ReceiptConfirmed {
+            request,
+            confirmed_at,
+        } => (
+            format!(
+                "receipt of request {request} confirmed to the requester at {}",
+                commands::log::rfc3339_micros(*confirmed_at)
+            ),
+            None,
+        ),
         RequestEvent::TaskReleased {
             request,
             task,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use domain::deadline::{DeadlineFacts, DeadlineStatus, PolicyTable};
+use domain::deadline::{DeadlineFacts, DeadlineStatus, PolicyName, PolicyTable};
 use domain::ids::HoldId;
 use serde::Serialize;
 
@@ -40,6 +40,59 @@ pub struct DeadlineRow {
     pub blocked_seconds: i64,
     pub blocked_by: Vec<String>,
     pub refusal_code: Option<String>,
+    /// When the requester must be told the request was received, for the
+    /// policies that ask for it (CCPA: 10 business days).
+    pub confirm_receipt_by: Option<DateTime<Utc>>,
+    pub receipt_confirmed_at: Option<DateTime<Utc>>,
+    /// Where that confirmation stands at `now`; `None` when the policy
+    /// asks for none.
+    pub receipt: Option<ReceiptStatus>,
+}
+
+/// Where the confirmation of receipt of a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReceiptStatus {
+    /// Not confirmed yet, and its date has not passed.
+    Due,
+    /// Not confirmed, and its date has passed.
+    Overdue,
+    ConfirmedOnTime,
+    ConfirmedLate,
+}
+
+impl ReceiptStatus {
+    /// Whether the confirmation missed its date (made late, or not made).
+    pub fn is_late(self) -> bool {
+        matches!(self, ReceiptStatus::Overdue | ReceiptStatus::ConfirmedLate)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Due => "due",
+            ReceiptStatus::Overdue => "overdue",
+            ReceiptStatus::ConfirmedOnTime => "confirmed-on-time",
+            ReceiptStatus::ConfirmedLate => "confirmed-late",
+        }
+    }
+}
+
+/// The confirmation date of `row` under `table` and where it stands at
+/// `now`.
+fn receipt(
+    row: &RequestRow,
+    table: &PolicyTable,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<ReceiptStatus>) {
+    let by = PolicyName::from_name(&row.policy)
+        .and_then(|policy| table.confirm_receipt_by(policy, row.received_at));
+    let status = by.map(|by| match row.receipt_confirmed_at {
+        Some(at) if at <= by => ReceiptStatus::ConfirmedOnTime,
+        Some(_) => ReceiptStatus::ConfirmedLate,
+        None if now > by => ReceiptStatus::Overdue,
+        None => ReceiptStatus::Due,
+    });
+    (by, status)
 }
 
 /// The deadline row of a request at `now`.
@@ -60,6 +113,7 @@ pub fn deadline_row(row: &RequestRow, table: &PolicyTable, now: DateTime<Utc>) -
         blocking_holds,
     };
     let status = table.status(&facts, now);
+    let (confirm_receipt_by, receipt) = receipt(row, table, now);
     DeadlineRow {
         request: row.request.clone(),
         scope: row.scope.clone(),
@@ -81,6 +135,9 @@ pub fn deadline_row(row: &RequestRow, table: &PolicyTable, now: DateTime<Utc>) -
         blocked_seconds: blocked_seconds_at(row, now),
         blocked_by: row.blocked_by.clone(),
         refusal_code: row.refusal_code.clone(),
+        confirm_receipt_by,
+        receipt_confirmed_at: row.receipt_confirmed_at,
+        receipt,
     }
 }
 
@@ -108,6 +165,9 @@ pub struct SummaryRow {
     pub blocked: u64,
     /// Open in any way.
     pub open: u64,
+    /// Confirmations of receipt that missed their date: made late, or not
+    /// made and past it (CCPA).
+    pub receipts_late: u64,
 }
 
 /// Folds deadline rows into per-policy, per-month summaries. Keeps one
@@ -138,11 +198,15 @@ impl SummaryBuilder {
                         at_risk: 0,
                         blocked: 0,
                         open: 0,
+                        receipts_late: 0,
                     },
                     Vec::new(),
                 )
             });
         summary.received += 1;
+        if row.receipt.is_some_and(ReceiptStatus::is_late) {
+            summary.receipts_late += 1;
+        }
         match &row.status {
             DeadlineStatus::CompletedOnTime | DeadlineStatus::CompletedLate => {
                 summary.completed += 1;
@@ -227,6 +291,9 @@ pub struct DeadlineReport {
     pub at_risk: Vec<DeadlineRow>,
     /// Open requests blocked by holds, with the holds.
     pub blocked: Vec<DeadlineRow>,
+    /// Requests whose receipt was not confirmed by its date (from all
+    /// time), oldest first.
+    pub receipts_overdue: Vec<DeadlineRow>,
 }
 
 /// Column names of the report rows as CSV.
@@ -248,6 +315,9 @@ pub const DEADLINE_CSV_HEADER: &[&str] = &[
     "blocked_seconds",
     "blocked_by",
     "refusal_code",
+    "confirm_receipt_by",
+    "receipt_confirmed_at",
+    "receipt",
 ];
 
 /// One report row as CSV cells, in [`DEADLINE_CSV_HEADER`] order.
@@ -273,6 +343,12 @@ pub fn deadline_csv_cells(row: &DeadlineRow) -> Vec<String> {
         row.blocked_seconds.to_string(),
         row.blocked_by.join(" "),
         row.refusal_code.clone().unwrap_or_default(),
+        row.confirm_receipt_by.map(time).unwrap_or_default(),
+        row.receipt_confirmed_at.map(time).unwrap_or_default(),
+        row.receipt
+            .map(ReceiptStatus::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     ]
 }
 

@@ -60,6 +60,7 @@ pub async fn apply(
             completed_at: None,
             residual_copies_purged_by: None,
             confirmation_code: confirmation_code.clone(),
+            receipt_confirmed_at: None,
             updated_at: at,
             position: recorded.position,
         },
@@ -96,6 +97,9 @@ fn edit(row: &mut RequestRow, event: &RequestEvent, at: DateTime<Utc>) {
         RequestEvent::DeadlineExtended { due_at, reason, .. } => {
             row.due_at = *due_at;
             row.extension_reason = Some(reason.to_string());
+        }
+        RequestEvent::ReceiptConfirmed { confirmed_at, .. } => {
+            row.receipt_confirmed_at.get_or_insert(*confirmed_at);
         }
         RequestEvent::TaskReleased { .. } => row.tasks_total += 1,
         RequestEvent::TaskCompleted { .. } => row.tasks_done += 1,

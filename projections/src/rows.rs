@@ -167,6 +167,8 @@ pub struct RequestRow {
     pub residual_copies_purged_by: Option<DateTime<Utc>>,
     /// R5: the code a Meta data-deletion callback answered with.
     pub confirmation_code: Option<String>,
+    /// When the requester was told the request was received (CCPA).
+    pub receipt_confirmed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub position: Position,
 }

@@ -592,5 +592,14 @@ pub fn story() -> Vec<StoryEvent> {
             forgotten_at: forgotten,
         },
     );
+    // CCPA: the e-mail requester is told their request was received.
+    let confirmed = st.now();
+    st.by("operator:dana").request(
+        r3,
+        RequestEvent::ReceiptConfirmed {
+            request: r3,
+            confirmed_at: confirmed,
+        },
+    );
     st.events
 }

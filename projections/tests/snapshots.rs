@@ -154,6 +154,9 @@ async fn audit_trail() {
         39 2026-03-03T10:39:00.000000Z SubjectForgotten by admin:dpo
             personal data of request:01900000-0000-7000-8000-000000000205 forgotten (on request): its data key is destroyed, its values read [erased]
             subjects: request:01900000-0000-7000-8000-000000000205
+        40 2026-03-03T10:40:00.000000Z ReceiptConfirmed by operator:dana
+            receipt of request 01900000-0000-7000-8000-000000000203 confirmed to the requester at 2026-03-03T10:39:00.000000Z
+            subjects: request:01900000-0000-7000-8000-000000000203
     "#]]).await;
 }
 
@@ -184,27 +187,27 @@ async fn requests_and_deadlines() {
             received=2026-03-01T10:09:00.000000Z due=2026-04-01T23:59:59.999999Z original_due=2026-04-01T23:59:59.999999Z extension=-
             blocked_by=[] blocked_since=- blocked_s=172920 tasks=2/2 retained=0
             refusal=- -
-            completed=2026-03-03T10:21:00.000000Z purge_by=2026-04-07T10:21:00.000000Z code=- updated=2026-03-03T10:21:00.000000Z pos=21
+            completed=2026-03-03T10:21:00.000000Z purge_by=2026-04-07T10:21:00.000000Z code=- receipt_confirmed=- updated=2026-03-03T10:21:00.000000Z pos=21
         01900000-0000-7000-8000-000000000202 blocked scope=instagram:17841400000000001 policy=internal channel=meta-callback by=platform recorded_by=- verified=true
             received=2026-03-03T10:22:00.000000Z due=2026-05-02T10:22:00.000000Z original_due=2026-04-02T10:22:00.000000Z extension=moderation review pending
             blocked_by=[01900000-0000-7000-8000-000000000102] blocked_since=2026-03-03T10:26:00.000000Z blocked_s=0 tasks=0/2 retained=0
             refusal=- -
-            completed=- purge_by=- code=LTH000000000202 updated=2026-03-03T10:27:00.000000Z pos=27
+            completed=- purge_by=- code=LTH000000000202 receipt_confirmed=- updated=2026-03-03T10:27:00.000000Z pos=27
         01900000-0000-7000-8000-000000000203 refused scope=account:alice policy=ccpa channel=email-to-support by=member:alice recorded_by=operator:dana verified=true
             received=2026-03-03T10:28:00.000000Z due=2026-04-17T10:28:00.000000Z original_due=2026-04-17T10:28:00.000000Z extension=-
             blocked_by=[] blocked_since=- blocked_s=0 tasks=0/0 retained=0
             refusal=sole-owner-of-shared-workspace the account is the sole owner of a workspace that other members use (ws-1); transfer ownership or remove the other members first
-            completed=- purge_by=- code=- updated=2026-03-03T10:30:00.000000Z pos=30
+            completed=- purge_by=- code=- receipt_confirmed=2026-03-03T10:39:00.000000Z updated=2026-03-03T10:40:00.000000Z pos=40
         01900000-0000-7000-8000-000000000204 completed scope=billing-record:b-1 policy=internal channel=retention-policy by=platform recorded_by=- verified=true
             received=2026-03-03T10:31:00.000000Z due=2026-04-02T10:31:00.000000Z original_due=2026-04-02T10:31:00.000000Z extension=-
             blocked_by=[] blocked_since=- blocked_s=0 tasks=0/0 retained=1
             refusal=- -
-            completed=2026-03-03T10:33:00.000000Z purge_by=2026-04-07T10:33:00.000000Z code=- updated=2026-03-03T10:33:00.000000Z pos=33
+            completed=2026-03-03T10:33:00.000000Z purge_by=2026-04-07T10:33:00.000000Z code=- receipt_confirmed=- updated=2026-03-03T10:33:00.000000Z pos=33
         01900000-0000-7000-8000-000000000205 in-progress scope=integration:yt-1 policy=youtube-api-user-data channel=in-product by=member:alice recorded_by=- verified=true
             received=2026-03-03T10:35:00.000000Z due=2026-03-10T10:35:00.000000Z original_due=2026-03-10T10:35:00.000000Z extension=-
             blocked_by=[] blocked_since=- blocked_s=0 tasks=0/1 retained=0
             refusal=- -
-            completed=- purge_by=- code=- updated=2026-03-03T10:36:00.000000Z pos=36
+            completed=- purge_by=- code=- receipt_confirmed=- updated=2026-03-03T10:36:00.000000Z pos=36
     "#]]).await;
 }
 
@@ -340,8 +343,8 @@ async fn deadline_report_at_an_instant() {
         ccpa account:alice status=refused days=None on_time=None blocked_s=0
         internal billing-record:b-1 status=completed on time days=Some(0.0) on_time=Some(true) blocked_s=0
         youtube-api-user-data integration:yt-1 status=overdue days=None on_time=None blocked_s=0
-        SummaryRow { policy: "ccpa", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {"sole-owner-of-shared-workspace": 1}, on_time_rate: None, median_days: None, p95_days: None, overdue: 0, at_risk: 0, blocked: 0, open: 0 }
-        SummaryRow { policy: "gdpr", month: "2026-03", received: 1, completed: 1, completed_on_time: 1, refused: {}, on_time_rate: Some(1.0), median_days: Some(2.0083333333333333), p95_days: Some(2.0083333333333333), overdue: 0, at_risk: 0, blocked: 0, open: 0 }
-        SummaryRow { policy: "internal", month: "2026-03", received: 2, completed: 1, completed_on_time: 1, refused: {}, on_time_rate: Some(1.0), median_days: Some(0.001388888888888889), p95_days: Some(0.001388888888888889), overdue: 0, at_risk: 0, blocked: 1, open: 1 }
-        SummaryRow { policy: "youtube-api-user-data", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {}, on_time_rate: Some(0.0), median_days: None, p95_days: None, overdue: 1, at_risk: 0, blocked: 0, open: 1 }"#]].assert_eq(&lines.join("\n"));
+        SummaryRow { policy: "ccpa", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {"sole-owner-of-shared-workspace": 1}, on_time_rate: None, median_days: None, p95_days: None, overdue: 0, at_risk: 0, blocked: 0, open: 0, receipts_late: 0 }
+        SummaryRow { policy: "gdpr", month: "2026-03", received: 1, completed: 1, completed_on_time: 1, refused: {}, on_time_rate: Some(1.0), median_days: Some(2.0083333333333333), p95_days: Some(2.0083333333333333), overdue: 0, at_risk: 0, blocked: 0, open: 0, receipts_late: 0 }
+        SummaryRow { policy: "internal", month: "2026-03", received: 2, completed: 1, completed_on_time: 1, refused: {}, on_time_rate: Some(1.0), median_days: Some(0.001388888888888889), p95_days: Some(0.001388888888888889), overdue: 0, at_risk: 0, blocked: 1, open: 1, receipts_late: 0 }
+        SummaryRow { policy: "youtube-api-user-data", month: "2026-03", received: 1, completed: 0, completed_on_time: 0, refused: {}, on_time_rate: Some(0.0), median_days: None, p95_days: None, overdue: 1, at_risk: 0, blocked: 0, open: 1, receipts_late: 0 }"#]].assert_eq(&lines.join("\n"));
 }

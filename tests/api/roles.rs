@@ -178,6 +178,14 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
                 body(json!({ "reason": "backups span two regions" })),
             )
         }
+        "/v1/deletion-requests/{id}/confirm-receipt" => {
+            let id = request_id(app, n).await;
+            (
+                Method::POST,
+                format!("/v1/deletion-requests/{id}/confirm-receipt"),
+                None,
+            )
+        }
         "/v1/deletion-requests/{id}/retentions" => {
             let id = request_id(app, n).await;
             (

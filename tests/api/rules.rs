@@ -1307,6 +1307,122 @@ pub async fn extension_and_retention(app: &TestApp) {
     }
 }
 
+/// CCPA: receipt is confirmed within 10 business days. The request shows
+/// its date, the report lists a confirmation past it, and recording one
+/// is answered the same way when repeated.
+pub async fn ccpa_receipt_confirmation(app: &TestApp) {
+    seed_workspace(app, "ws-ccpa").await;
+    let mut ids = Vec::new();
+    for file in ["f-late", "f-prompt"] {
+        expect(
+            &app.post(
+                Service,
+                "/v1/resources",
+                json!({ "resource": format!("file:{file}"), "workspace_id": "ws-ccpa" }),
+            )
+            .await,
+            201,
+        );
+        let answer = request(
+            app,
+            json!({ "scope": format!("file:{file}"), "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" }),
+        )
+        .await;
+        ids.push(answer["request_id"].as_str().unwrap().to_owned());
+    }
+    let (late, prompt) = (&ids[0], &ids[1]);
+    let shown = detail(app, late).await;
+    // Received Monday 2 March: ten business days later is Monday 16 March.
+    assert_eq!(
+        time(&shown["confirm_receipt_by"]),
+        app.clock_now() + Duration::days(14)
+    );
+    assert_eq!(shown["receipt"], "due");
+    assert_eq!(shown["receipt_confirmed_at"], Value::Null);
+
+    app.clock.advance(Duration::days(1));
+    let confirmed = app
+        .post(
+            Service,
+            &format!("/v1/deletion-requests/{prompt}/confirm-receipt"),
+            json!({}),
+        )
+        .await;
+    expect(&confirmed, 200);
+    assert_eq!(
+        time(&confirmed.json["receipt_confirmed_at"]),
+        app.clock_now()
+    );
+
+    app.clock.advance(Duration::days(14));
+    let report = app.get(Auditor, "/v1/reports/deadlines").await;
+    expect(&report, 200);
+    let overdue: Vec<&str> = report.json["receipts_overdue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(overdue, vec![late.as_str()], "{}", report.text);
+    let summary = &report.json["summary"][0];
+    assert_eq!(summary["policy"], "ccpa");
+    assert_eq!(summary["receipts_late"], 1);
+    assert_eq!(detail(app, late).await["receipt"], "overdue");
+    assert_eq!(detail(app, prompt).await["receipt"], "confirmed-on-time");
+
+    // Confirmed late; a repeat answers with the first time, stores nothing.
+    let first = app
+        .post(
+            Service,
+            &format!("/v1/deletion-requests/{late}/confirm-receipt"),
+            json!({}),
+        )
+        .await;
+    expect(&first, 200);
+    let head = app.head().await;
+    app.clock.advance(Duration::hours(1));
+    let again = app
+        .post(
+            Service,
+            &format!("/v1/deletion-requests/{late}/confirm-receipt"),
+            json!({}),
+        )
+        .await;
+    expect(&again, 200);
+    assert_eq!(again.json, first.json);
+    assert_eq!(
+        app.head().await,
+        head,
+        "a repeated confirmation stored events"
+    );
+    assert_eq!(detail(app, late).await["receipt"], "confirmed-late");
+    let report = app.get(Auditor, "/v1/reports/deadlines").await;
+    assert_eq!(
+        report.json["receipts_overdue"],
+        json!([]),
+        "{}",
+        report.text
+    );
+    assert_eq!(report.json["summary"][0]["receipts_late"], 1);
+    let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
+    for status in [",confirmed-late", ",confirmed-on-time"] {
+        assert!(
+            csv.text.lines().any(|line| line.ends_with(status)),
+            "{status}: {}",
+            csv.text
+        );
+    }
+
+    let missing = app
+        .post(
+            Service,
+            "/v1/deletion-requests/01900000-0000-7000-8000-00000000dead/confirm-receipt",
+            json!({}),
+        )
+        .await;
+    expect(&missing, 404);
+}
+
 crate::on_every_backend!(
     r1_r2_disconnect,
     r1_a_lost_clean_up_is_opened_by_the_retry,
@@ -1330,4 +1446,5 @@ crate::on_every_backend!(
     reports_and_exports,
     a_late_request_stays_overdue_when_a_hold_comes,
     extension_and_retention,
+    ccpa_receipt_confirmation,
 );

@@ -239,6 +239,27 @@ pub async fn extend_deadline(
     Ok(Json(dto::RequestAnswer::from(summary)).into_response())
 }
 
+/// Records that the requester was told their request was received (CCPA
+/// asks for it within 10 business days). A repeat answers with the first
+/// confirmation's time and stores nothing.
+pub async fn confirm_receipt(
+    State(state): State<AppState>,
+    caller: Caller<ServiceCommands>,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id("request", &id, RequestId::parse)?;
+    let confirmed_at = state
+        .ledger
+        .confirm_receipt(&context(&caller, key), id)
+        .await?;
+    Ok(Json(json!({
+        "request_id": id,
+        "receipt_confirmed_at": confirmed_at,
+    }))
+    .into_response())
+}
+
 /// Records a retention exception: a record of the request's scope that
 /// is kept on purpose, on a basis, until a date (R1, R14).
 pub async fn record_retention(

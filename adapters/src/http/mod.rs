@@ -108,6 +108,10 @@ pub fn app(state: AppState) -> Router {
             post(commands::extend_deadline),
         )
         .route(
+            "/v1/deletion-requests/{id}/confirm-receipt",
+            post(commands::confirm_receipt),
+        )
+        .route(
             "/v1/deletion-requests/{id}/retentions",
             post(commands::record_retention),
         )

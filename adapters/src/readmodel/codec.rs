@@ -148,6 +148,7 @@ pub(crate) fn request_vals(x: &RequestRow) -> Vec<Val> {
         x.completed_at.into(),
         x.residual_copies_purged_by.into(),
         x.confirmation_code.clone().into(),
+        x.receipt_confirmed_at.into(),
         x.updated_at.into(),
         x.position.into(),
     ]
@@ -178,6 +179,7 @@ pub(crate) fn request_from(r: &Row) -> Result<RequestRow, ReadModelError> {
         completed_at: r.opt_time("completed_at")?,
         residual_copies_purged_by: r.opt_time("residual_copies_purged_by")?,
         confirmation_code: r.opt_text("confirmation_code")?,
+        receipt_confirmed_at: r.opt_time("receipt_confirmed_at")?,
         updated_at: r.time("updated_at")?,
         position: r.pos("position")?,
     })

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use commands::log::Position;
-use domain::deadline::{DeadlineStatus, PolicyTable};
+use domain::deadline::{DeadlineStatus, PolicyName, PolicyTable};
 use domain::subject::Subject;
-use projections::report::{deadline_row, DeadlineReport, DeadlineRow, SummaryBuilder};
+use projections::report::{
+    deadline_row, DeadlineReport, DeadlineRow, ReceiptStatus, SummaryBuilder,
+};
 use projections::rows::{AuditEntry, HoldRow, RequestRow, ResourceRow, TaskRow};
 use projections::ReadModelError;
 use serde::Serialize;
@@ -717,6 +719,8 @@ impl ReadModels {
                 list.push(line);
             }
         }
+        let receipts_overdue =
+            receipts_overdue(&mut exec, query.policy.as_deref(), table, now).await?;
         Ok(DeadlineReport {
             now,
             rows,
@@ -724,6 +728,7 @@ impl ReadModels {
             overdue,
             at_risk,
             blocked,
+            receipts_overdue,
         })
     }
 
@@ -866,4 +871,48 @@ async fn blocks(
         .transpose()?
         .unwrap_or(0);
     Ok((requests, tasks, resources))
+}
+
+/// The requests of every policy that asks for a confirmation of receipt
+/// (of `only`, when given) whose confirmation is missing past its date,
+/// oldest first, at most [`REPORT_LIST_ROWS_MAX`].
+async fn receipts_overdue(
+    exec: &mut Exec<'_>,
+    only: Option<&str>,
+    table: &PolicyTable,
+    now: DateTime<Utc>,
+) -> Result<Vec<DeadlineRow>, ReadModelError> {
+    let mut overdue = Vec::new();
+    for policy in PolicyName::ALL.iter().copied() {
+        if only.is_some_and(|only| only != policy.as_str()) {
+            continue;
+        }
+        // Only the policies that ask for a confirmation.
+        if table.confirm_receipt_by(policy, now).is_none() {
+            continue;
+        }
+        // The confirmation date grows with the receipt, so the oldest
+        // unconfirmed receipts come first and the limit keeps them.
+        let rows = exec
+            .fetch_all(
+                "SELECT * FROM rm_requests WHERE policy = $1 AND receipt_confirmed_at IS NULL \
+                 AND received_at < $2 ORDER BY received_at, request LIMIT $3",
+                vec![
+                    policy.as_str().into(),
+                    Val::from(now),
+                    i64::try_from(REPORT_LIST_ROWS_MAX)
+                        .unwrap_or(i64::MAX)
+                        .into(),
+                ],
+            )
+            .await?;
+        for row in &rows {
+            let line = deadline_row(&codec::request_from(row)?, table, now);
+            if line.receipt == Some(ReceiptStatus::Overdue) {
+                overdue.push(line);
+            }
+        }
+    }
+    overdue.truncate(REPORT_LIST_ROWS_MAX);
+    Ok(overdue)
 }

@@ -16,7 +16,7 @@ use super::db::Backend;
 /// Bump when a table below changes; stored per projection, and a stored
 /// version that differs makes `open` recreate that projection's tables
 /// empty (the runner then fills them from the log).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Tables that earlier schema versions had and this one does not: opening
 /// the read models drops them (and a rebuild's copy of them).
@@ -182,6 +182,7 @@ pub(crate) const REQUESTS: Table = Table {
         ("completed_at", OptInt),
         ("residual_copies_purged_by", OptInt),
         ("confirmation_code", OptText),
+        ("receipt_confirmed_at", OptInt),
         ("updated_at", Int),
         ("position", Int),
     ],

@@ -230,6 +230,9 @@ pub async fn tenant(l: &Ledger, clock: &ManualClock, i: usize) {
     )
     .await
     .unwrap();
+    l.confirm_receipt(&ctx("operator:dana"), second.request_id)
+        .await
+        .unwrap();
     clock.advance(Duration::hours(2));
     l.lift_hold(&ctx("trust:sam"), review, reason("cleared"))
         .await

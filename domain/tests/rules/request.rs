@@ -9,8 +9,8 @@ use domain::integration::connect;
 use domain::inventory::Inventory;
 use domain::membership::{add_member, create_workspace, register_resource};
 use domain::request::{
-    claim, complete_task, fail_task, progress, receive, record_retention, verify, NewRequest,
-    Request, RequestState, BILLING_RETENTION_YEARS,
+    claim, complete_task, confirm_receipt, fail_task, progress, receive, record_retention, verify,
+    NewRequest, Request, RequestState, BILLING_RETENTION_YEARS,
 };
 use domain::subject::{Platform, Subject};
 use domain::text::Contact;
@@ -576,6 +576,29 @@ fn r3_youtube_api_user_data_is_due_seven_days_after_receipt() {
     assert_eq!(*received_at, now());
     assert_eq!(*due_at, now() + Duration::days(7));
     assert_eq!(due_at.to_rfc3339(), "2026-03-08T10:00:00+00:00");
+}
+
+#[test]
+fn ccpa_receipt_is_confirmed_once_and_a_repeat_stores_nothing() {
+    let new = NewRequest {
+        policy: PolicyName::Ccpa,
+        ..new_request(1, "integration:yt-1", Initiator::Platform)
+    };
+    let received = requested_as(&new, Verification::Pending);
+    let request = Request::from_events([&received]).unwrap();
+    assert_eq!(request.receipt_confirmed_at, None);
+    let later = now() + Duration::days(2);
+    let confirmed = confirm_receipt(&request, later);
+    assert_eq!(
+        confirmed,
+        vec![RequestEvent::ReceiptConfirmed {
+            request: new.request,
+            confirmed_at: later,
+        }]
+    );
+    let request = Request::from_events([&received, &confirmed[0]]).unwrap();
+    assert_eq!(request.receipt_confirmed_at, Some(later));
+    assert_eq!(confirm_receipt(&request, later + Duration::days(1)), vec![]);
 }
 
 #[test]
