@@ -78,6 +78,11 @@ pub enum DomainError {
     /// The request still waits for verification; verify it first (HTTP 409).
     #[error("the request has not been verified")]
     NotVerified,
+    /// The requester was verified already, so the request cannot be
+    /// refused for a failed verification: its erasure is decided (HTTP
+    /// 409). Place a hold to stop it.
+    #[error("the request was verified already; it cannot be refused for a failed verification")]
+    AlreadyVerified,
     /// The deadline cannot be extended: the policy allows no extension, the
     /// extension was used, it comes too late, or it lacks a reason (HTTP 422).
     #[error("extension refused: {0}")]

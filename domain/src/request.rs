@@ -385,12 +385,17 @@ pub fn verify(
     Ok(events)
 }
 
-/// Refuses a request whose requester could not be verified.
+/// Refuses a request whose requester could not be verified (R11, R15).
+/// Only a request still awaiting verification: once verified, its erasure
+/// is decided, and a refusal would leave it half done.
 pub fn refuse_unverified(
     request: &Request,
     detail: Note,
 ) -> Result<Vec<RequestEvent>, DomainError> {
     request.require_open()?;
+    if request.verified {
+        return Err(DomainError::AlreadyVerified);
+    }
     Ok(vec![RequestEvent::DeletionRefused {
         request: request.id,
         reason: RefusalReason::VerificationFailed {

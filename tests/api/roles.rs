@@ -178,6 +178,17 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
                 body(json!({ "reason": "backups span two regions" })),
             )
         }
+        "/v1/deletion-requests/{id}/refuse" => {
+            expect(&app.post(Admin, &format!("/v1/workspaces/{ws}/members"), json!({ "account_id": format!("acct-r{n}"), "role": "member", "added_by": "platform" })).await, 201);
+            let answer = app.post(Admin, "/v1/deletion-requests", json!({ "scope": format!("account:acct-r{n}"), "channel": "in-product", "requested_by": format!("account:acct-r{n}") })).await;
+            expect(&answer, 202);
+            let id = answer.json["request_id"].as_str().unwrap().to_owned();
+            (
+                Method::POST,
+                format!("/v1/deletion-requests/{id}/refuse"),
+                body(json!({ "reason": "no reply" })),
+            )
+        }
         "/v1/deletion-requests/{id}/confirm-receipt" => {
             let id = request_id(app, n).await;
             (

@@ -938,9 +938,9 @@ pub async fn r15_email_request(app: &TestApp) {
         app.clock_now() + Duration::days(45)
     );
     let id = answer["request_id"].as_str().unwrap();
-    let detail = detail(app, id).await;
-    assert_eq!(detail["channel"], "email-to-support");
-    assert_eq!(detail["verified"], true);
+    let shown = detail(app, id).await;
+    assert_eq!(shown["channel"], "email-to-support");
+    assert_eq!(shown["verified"], true);
     let audit = app
         .get(Admin, &format!("/v1/audit?subject=request:{id}"))
         .await;
@@ -955,6 +955,48 @@ pub async fn r15_email_request(app: &TestApp) {
     assert!(
         !stored.windows(18).any(|w| w == b"member@example.com"),
         "the contact is stored sealed"
+    );
+
+    // A requester who could not be verified (R11: an account deletion
+    // waits for verification): the request is refused, nothing is
+    // deleted. A verified one cannot be refused that way.
+    let verified = app
+        .post(
+            Service,
+            &format!("/v1/deletion-requests/{id}/refuse"),
+            json!({ "reason": "no reply" }),
+        )
+        .await;
+    expect(&verified, 409);
+    assert!(
+        verified.text.contains("verified already"),
+        "{}",
+        verified.text
+    );
+    let unverified = request(
+        app,
+        json!({ "scope": "account:acct-admin", "channel": "in-product", "requested_by": "account:acct-admin" }),
+    )
+    .await;
+    let other = unverified["request_id"].as_str().unwrap();
+    assert_eq!(unverified["state"], "awaiting-verification");
+    let uri = format!("/v1/deletion-requests/{other}/refuse");
+    expect(&app.post(Service, &uri, json!({})).await, 422);
+    let refused = app
+        .post(
+            Service,
+            &uri,
+            json!({ "reason": "no reply to the code sent to the account's address" }),
+        )
+        .await;
+    expect(&refused, 200);
+    assert_eq!(refused.json["state"], "refused");
+    let shown = detail(app, other).await;
+    assert_eq!(shown["refusal"]["code"], "verification-failed");
+    assert_eq!(shown["tasks_total"], 0);
+    expect(
+        &app.post(Service, &uri, json!({ "reason": "again" })).await,
+        409,
     );
 }
 

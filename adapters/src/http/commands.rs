@@ -221,6 +221,24 @@ pub async fn verify_request(
     Ok(Json(dto::RequestAnswer::from(summary)).into_response())
 }
 
+/// Refuses a request whose requester could not be verified (R11, R15):
+/// nothing is deleted, and the request is closed.
+pub async fn refuse_request(
+    State(state): State<AppState>,
+    caller: Caller<ServiceCommands>,
+    key: IdempotencyKey,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<dto::RefuseRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id("request", &id, RequestId::parse)?;
+    let reason = field("reason", Note::parse(&body.reason))?;
+    let summary = state
+        .ledger
+        .refuse_unverified(&context(&caller, key), id, reason)
+        .await?;
+    Ok(Json(dto::RequestAnswer::from(summary)).into_response())
+}
+
 /// Extends a request's deadline once, as its policy allows (CCPA: by 45
 /// days, with a reason).
 pub async fn extend_deadline(

@@ -277,6 +277,14 @@ pub struct VerifyRequest {
     pub method: String,
 }
 
+/// `POST /v1/deletion-requests/{id}/refuse`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseRequest {
+    /// Why the requester could not be verified.
+    pub reason: String,
+}
+
 /// `POST /v1/deletion-requests/{id}/extend`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -218,6 +218,7 @@ impl From<DomainError> for ApiError {
             | DomainError::HoldNotActive(_)
             | DomainError::RequestClosed { .. }
             | DomainError::NotVerified
+            | DomainError::AlreadyVerified
             | DomainError::TaskAlreadyCompleted(_)
             | DomainError::TaskNotClaimable { .. }
             | DomainError::NotLeaseHolder { .. } => ApiError::conflict(detail),

@@ -104,6 +104,10 @@ pub fn app(state: AppState) -> Router {
             post(commands::verify_request),
         )
         .route(
+            "/v1/deletion-requests/{id}/refuse",
+            post(commands::refuse_request),
+        )
+        .route(
             "/v1/deletion-requests/{id}/extend",
             post(commands::extend_deadline),
         )
