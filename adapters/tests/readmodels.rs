@@ -898,6 +898,7 @@ async fn holds_schedule(h: &Harness, seed: u64) {
                                     recorded_by: None,
                                     verification: None,
                                     contact: None,
+                                    received_at: None,
                                 },
                             )
                             .await;

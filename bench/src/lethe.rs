@@ -182,6 +182,7 @@ impl Op for DeletionWriter {
                     recorded_by: None,
                     verification: None,
                     contact: None,
+                    received_at: None,
                 },
             )
             .await?;

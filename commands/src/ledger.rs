@@ -160,6 +160,9 @@ pub struct DeletionRequestInput {
     pub recorded_by: Option<String>,
     pub verification: Option<Note>,
     pub contact: Option<Contact>,
+    /// R15: when the e-mail arrived, for a request recorded by support
+    /// after it came in; `None`: now.
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 /// The stream names of the ledger's aggregates.
@@ -952,6 +955,7 @@ impl Ledger {
                 recorded_by: None,
                 verification: None,
                 contact: None,
+                received_at: None,
             },
         )
         .await
@@ -1030,6 +1034,7 @@ impl Ledger {
                 recorded_by: None,
                 verification: None,
                 contact: None,
+                received_at: None,
             },
         )
         .await
@@ -1165,6 +1170,7 @@ impl Ledger {
                             recorded_by: input.recorded_by.clone(),
                             verification: input.verification.clone(),
                             contact: input.contact.clone(),
+                            received_at: input.received_at,
                             confirmation_code,
                         },
                         &self.policies,

@@ -107,6 +107,7 @@ fn delete(scope: &str, by: Initiator) -> DeletionRequestInput {
         recorded_by: None,
         verification: None,
         contact: None,
+        received_at: None,
     }
 }
 

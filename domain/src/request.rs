@@ -257,7 +257,15 @@ pub struct NewRequest {
     pub verification: Option<Note>,
     pub contact: Option<Contact>,
     pub confirmation_code: Option<String>,
+    /// R15: when the e-mail arrived, for a request that support records
+    /// after it came in; `None`: at the decision's `now`. Only e-mail
+    /// requests give it, within [`EMAIL_RECEIPT_DAYS_MAX`] before `now`.
+    pub received_at: Option<DateTime<Utc>>,
 }
+
+/// How far before its recording an e-mail request may say it arrived: a
+/// year; an older date is a typing error, not a mailbox.
+pub const EMAIL_RECEIPT_DAYS_MAX: i64 = 365;
 
 /// Receives a deletion request: checks who may ask for what, records the
 /// request with its deadline, and takes it as far as it can go now.
@@ -326,6 +334,29 @@ pub fn receive(
             .into());
         }
     }
+    // R15: the deadline counts from the e-mail's arrival, which support
+    // may record later; no other channel dates its own receipt.
+    let received_at = match new.received_at {
+        None => now,
+        Some(_) if new.channel != Channel::EmailToSupport => {
+            return Err(InvalidInput::new(
+                "received_at",
+                "only an e-mail request recorded by support gives its own receipt time",
+            )
+            .into())
+        }
+        Some(at) if at > now => {
+            return Err(InvalidInput::new("received_at", "is in the future").into())
+        }
+        Some(at) if now - at > Duration::days(EMAIL_RECEIPT_DAYS_MAX) => {
+            return Err(InvalidInput::new(
+                "received_at",
+                format!("is more than {EMAIL_RECEIPT_DAYS_MAX} days ago"),
+            )
+            .into())
+        }
+        Some(at) => at,
+    };
     // R11: account deletion needs verification.
     let verification = match (&new.verification, &new.scope) {
         (Some(method), _) => Verification::Verified {
@@ -343,8 +374,8 @@ pub fn receive(
         scope: new.scope,
         channel: new.channel,
         policy: new.policy,
-        received_at: now,
-        due_at: table.due_at(new.policy, now),
+        received_at,
+        due_at: table.due_at(new.policy, received_at),
         requested_by: new.requested_by,
         recorded_by: new.recorded_by,
         verification,

@@ -210,6 +210,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 recorded_by: None,
                 verification: None,
                 contact: None,
+                received_at: None,
             },
         )
         .await?;
@@ -230,6 +231,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 recorded_by: None,
                 verification: None,
                 contact: None,
+                received_at: None,
             },
         )
         .await?;
@@ -287,6 +289,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                     "requester replied from the registered address and confirmed the last invoice date",
                 )?),
                 contact: Some(Contact::parse("ravi@example.com")?),
+                received_at: None,
             },
         )
         .await?;
@@ -307,6 +310,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                     "requester proved control of the Instagram account by a direct message",
                 )?),
                 contact: Some(Contact::parse("june.park@example.org")?),
+                received_at: None,
             },
         )
         .await?;

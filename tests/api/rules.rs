@@ -957,6 +957,45 @@ pub async fn r15_email_request(app: &TestApp) {
         "the contact is stored sealed"
     );
 
+    // Recorded three days after the e-mail came: the deadline counts
+    // from the e-mail. Only e-mail requests date their own receipt.
+    let arrived = app.clock_now() - Duration::days(3);
+    let late = request(
+        app,
+        json!({
+            "scope": "file:ws-r15-f", "channel": "email-to-support", "policy": "ccpa",
+            "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+            "verification": "replied from the registered address",
+            "received_at": arrived.to_rfc3339(),
+        }),
+    )
+    .await;
+    assert_eq!(time(&late["due_at"]), arrived + Duration::days(45));
+    let shown = detail(app, late["request_id"].as_str().unwrap()).await;
+    assert_eq!(time(&shown["received_at"]), arrived);
+    for (channel, at) in [
+        ("in-product", arrived.to_rfc3339()),
+        (
+            "email-to-support",
+            (app.clock_now() + Duration::hours(1)).to_rfc3339(),
+        ),
+        ("email-to-support", "yesterday".to_owned()),
+    ] {
+        let refused = app
+            .post(
+                Service,
+                "/v1/deletion-requests",
+                json!({
+                    "scope": "file:ws-r15-f", "channel": channel,
+                    "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+                    "verification": "replied from the registered address", "received_at": at,
+                }),
+            )
+            .await;
+        expect(&refused, 422);
+        assert_eq!(refused.json["field"], "received_at", "{channel} {at}");
+    }
+
     // A requester who could not be verified (R11: an account deletion
     // waits for verification): the request is refused, nothing is
     // deleted. A verified one cannot be refused that way.

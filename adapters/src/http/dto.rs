@@ -243,6 +243,9 @@ pub struct RequestDeletion {
     pub verification: Option<String>,
     /// The requester's contact (an e-mail address), personal data.
     pub contact: Option<String>,
+    /// R15: when the e-mail arrived (RFC 3339), for an e-mail request
+    /// recorded after it came in; the deadline counts from it.
+    pub received_at: Option<String>,
 }
 
 impl TryFrom<RequestDeletion> for DeletionRequestInput {
@@ -265,6 +268,13 @@ impl TryFrom<RequestDeletion> for DeletionRequestInput {
             })?,
             verification: opt("verification", dto.verification.as_deref(), Note::parse)?,
             contact: opt("contact", dto.contact.as_deref(), Contact::parse)?,
+            received_at: opt("received_at", dto.received_at.as_deref(), |raw| {
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|at| at.with_timezone(&Utc))
+                    .map_err(|e| {
+                        InvalidInput::new("received_at", format!("must be an RFC 3339 time: {e}"))
+                    })
+            })?,
         })
     }
 }

@@ -68,6 +68,7 @@ fn delete(
         recorded_by: None,
         verification: None,
         contact: None,
+        received_at: None,
     }
 }
 

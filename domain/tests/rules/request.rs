@@ -1296,6 +1296,7 @@ fn r15_an_email_request_is_recorded_with_the_operator_and_the_verification() {
         recorded_by: recorded_by.map(str::to_owned),
         verification: verification.map(note),
         contact: Some(Contact::parse("alice@example.com").unwrap()),
+        received_at: None,
         ..new_request(1, "file:f-1", member("alice"))
     };
     let complete = email(
@@ -1327,6 +1328,60 @@ fn r15_an_email_request_is_recorded_with_the_operator_and_the_verification() {
     ];
     for (case, new, expect) in cases {
         check(case, file_with_artifacts(), new, &expect);
+    }
+}
+
+#[test]
+fn r15_an_email_request_counts_its_deadline_from_the_emails_arrival() {
+    let arrived = now() - Duration::days(3);
+    let email = |channel: Channel, received_at| NewRequest {
+        channel,
+        policy: PolicyName::Ccpa,
+        recorded_by: Some("support:olga".into()),
+        verification: Some(note("replied from the account's address")),
+        received_at: Some(received_at),
+        ..new_request(1, "file:f-1", member("alice"))
+    };
+    let events = given(file_with_artifacts())
+        .when(|inv| {
+            receive(
+                inv,
+                email(Channel::EmailToSupport, arrived),
+                &table(),
+                now(),
+                &mut new_task_ids(),
+            )
+        })
+        .events();
+    let RequestEvent::DeletionRequested {
+        received_at,
+        due_at,
+        ..
+    } = &events[0]
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(*received_at, arrived);
+    assert_eq!(*due_at, arrived + Duration::days(45));
+
+    let cases = [
+        ("another channel", email(Channel::InProduct, arrived)),
+        (
+            "in the future",
+            email(Channel::EmailToSupport, now() + Duration::minutes(1)),
+        ),
+        (
+            "over a year ago",
+            email(Channel::EmailToSupport, now() - Duration::days(366)),
+        ),
+    ];
+    for (case, new) in cases {
+        check(
+            case,
+            file_with_artifacts(),
+            new,
+            &Expect::Invalid("received_at"),
+        );
     }
 }
 

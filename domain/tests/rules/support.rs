@@ -403,6 +403,7 @@ pub fn new_request(n: u128, scope: &str, by: Initiator) -> NewRequest {
         verification: None,
         contact: None,
         confirmation_code: None,
+        received_at: None,
     }
 }
 
