@@ -1299,17 +1299,22 @@ impl Ledger {
     }
 
     /// Records that the requester was told their request was received
-    /// (CCPA § 7021(a)); returns when that was. A repeat stores nothing
-    /// and answers with the first confirmation's time.
+    /// (CCPA § 7021(a)), at `confirmed_at` or now; returns when that was.
+    /// A repeat stores nothing and answers with the first confirmation's
+    /// time.
     pub async fn confirm_receipt(
         &self,
         ctx: &Context,
         id: RequestId,
+        confirmed_at: Option<DateTime<Utc>>,
     ) -> Result<DateTime<Utc>, CommandError> {
         self.on_request(ctx, id, false, |request, _, now| {
-            let events = domain::request::confirm_receipt(request, now);
-            let confirmed_at = request.receipt_confirmed_at.unwrap_or(now);
-            Ok((events, confirmed_at))
+            let events = domain::request::confirm_receipt(request, confirmed_at, now)?;
+            let confirmed = match events.first() {
+                Some(RequestEvent::ReceiptConfirmed { confirmed_at, .. }) => *confirmed_at,
+                _ => request.receipt_confirmed_at.unwrap_or(now),
+            };
+            Ok((events, confirmed))
         })
         .await
     }

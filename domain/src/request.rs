@@ -792,17 +792,30 @@ pub fn extend(
 }
 
 /// Records that the requester was told the request was received, at
-/// `now`. A request is confirmed once: a second confirmation stores
-/// nothing, and the caller answers with the first time. Any state
-/// accepts it, since a refused or completed request was received too.
-pub fn confirm_receipt(request: &Request, now: DateTime<Utc>) -> Vec<RequestEvent> {
+/// `confirmed_at` (a confirmation sent before it was recorded) or `now`.
+/// The time lies between the receipt and `now`. A request is confirmed
+/// once: a second confirmation stores nothing, and the caller answers
+/// with the first time. Any state accepts it, since a refused or
+/// completed request was received too.
+pub fn confirm_receipt(
+    request: &Request,
+    confirmed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<RequestEvent>, DomainError> {
     if request.receipt_confirmed_at.is_some() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    vec![RequestEvent::ReceiptConfirmed {
+    let confirmed_at = confirmed_at.unwrap_or(now);
+    if confirmed_at > now {
+        return Err(InvalidInput::new("confirmed_at", "is in the future").into());
+    }
+    if confirmed_at < request.received_at {
+        return Err(InvalidInput::new("confirmed_at", "is before the request was received").into());
+    }
+    Ok(vec![RequestEvent::ReceiptConfirmed {
         request: request.id,
-        confirmed_at: now,
-    }]
+        confirmed_at,
+    }])
 }
 
 /// A worker claims a task under a lease. Refused while a hold covers the

@@ -113,7 +113,7 @@ impl ReadModelDump {
                 for q in &self.requests {
                     let _ = writeln!(
                         out,
-                        "{} {} scope={} policy={} channel={} by={} recorded_by={} verified={}\n    received={} due={} original_due={} extension={}\n    blocked_by=[{}] blocked_since={} blocked_s={} tasks={}/{} retained={}\n    refusal={} {}\n    completed={} purge_by={} code={} receipt_confirmed={} updated={} pos={}",
+                        "{} {} scope={} policy={} channel={} by={} recorded_by={} verified={}\n    received={} due={} original_due={} extension={}\n    blocked_by=[{}] blocked_since={} blocked_s={} tasks={}/{} retained={}\n    refusal={} {} at {}\n    completed={} purge_by={} code={} receipt_confirmed={} updated={} pos={}",
                         q.request,
                         q.state,
                         q.scope,
@@ -134,6 +134,7 @@ impl ReadModelDump {
                         q.retained,
                         os(q.refusal_code.as_ref()),
                         os(q.refusal_reason.as_ref()),
+                        ot(q.refused_at),
                         ot(q.completed_at),
                         ot(q.residual_copies_purged_by),
                         os(q.confirmation_code.as_ref()),

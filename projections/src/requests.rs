@@ -57,6 +57,7 @@ pub async fn apply(
             retained: 0,
             refusal_code: None,
             refusal_reason: None,
+            refused_at: None,
             completed_at: None,
             residual_copies_purged_by: None,
             confirmation_code: confirmation_code.clone(),
@@ -88,6 +89,7 @@ fn edit(row: &mut RequestRow, event: &RequestEvent, at: DateTime<Utc>) {
             end_block(row, at);
             row.refusal_code = Some(reason.code().to_owned());
             row.refusal_reason = Some(reason.explain());
+            row.refused_at = Some(at);
         }
         RequestEvent::DeletionBlocked { holds, .. } => {
             row.blocked_by = holds.iter().map(ToString::to_string).collect();

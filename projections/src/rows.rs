@@ -163,6 +163,8 @@ pub struct RequestRow {
     pub retained: i64,
     pub refusal_code: Option<String>,
     pub refusal_reason: Option<String>,
+    /// When the refusal was recorded.
+    pub refused_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub residual_copies_purged_by: Option<DateTime<Utc>>,
     /// R5: the code a Meta data-deletion callback answered with.

@@ -186,27 +186,27 @@ async fn requests_and_deadlines() {
         01900000-0000-7000-8000-000000000201 completed scope=file:f-1 policy=gdpr channel=in-product by=member:alice recorded_by=- verified=true
             received=2026-03-01T10:09:00.000000Z due=2026-04-01T23:59:59.999999Z original_due=2026-04-01T23:59:59.999999Z extension=-
             blocked_by=[] blocked_since=- blocked_s=172920 tasks=2/2 retained=0
-            refusal=- -
+            refusal=- - at -
             completed=2026-03-03T10:21:00.000000Z purge_by=2026-04-07T10:21:00.000000Z code=- receipt_confirmed=- updated=2026-03-03T10:21:00.000000Z pos=21
         01900000-0000-7000-8000-000000000202 blocked scope=instagram:17841400000000001 policy=internal channel=meta-callback by=platform recorded_by=- verified=true
             received=2026-03-03T10:22:00.000000Z due=2026-05-02T10:22:00.000000Z original_due=2026-04-02T10:22:00.000000Z extension=moderation review pending
             blocked_by=[01900000-0000-7000-8000-000000000102] blocked_since=2026-03-03T10:26:00.000000Z blocked_s=0 tasks=0/2 retained=0
-            refusal=- -
+            refusal=- - at -
             completed=- purge_by=- code=LTH000000000202 receipt_confirmed=- updated=2026-03-03T10:27:00.000000Z pos=27
         01900000-0000-7000-8000-000000000203 refused scope=account:alice policy=ccpa channel=email-to-support by=member:alice recorded_by=operator:dana verified=true
             received=2026-03-03T10:28:00.000000Z due=2026-04-17T10:28:00.000000Z original_due=2026-04-17T10:28:00.000000Z extension=-
             blocked_by=[] blocked_since=- blocked_s=0 tasks=0/0 retained=0
-            refusal=sole-owner-of-shared-workspace the account is the sole owner of a workspace that other members use (ws-1); transfer ownership or remove the other members first
+            refusal=sole-owner-of-shared-workspace the account is the sole owner of a workspace that other members use (ws-1); transfer ownership or remove the other members first at 2026-03-03T10:30:00.000000Z
             completed=- purge_by=- code=- receipt_confirmed=2026-03-03T10:39:00.000000Z updated=2026-03-03T10:40:00.000000Z pos=40
         01900000-0000-7000-8000-000000000204 completed scope=billing-record:b-1 policy=internal channel=retention-policy by=platform recorded_by=- verified=true
             received=2026-03-03T10:31:00.000000Z due=2026-04-02T10:31:00.000000Z original_due=2026-04-02T10:31:00.000000Z extension=-
             blocked_by=[] blocked_since=- blocked_s=0 tasks=0/0 retained=1
-            refusal=- -
+            refusal=- - at -
             completed=2026-03-03T10:33:00.000000Z purge_by=2026-04-07T10:33:00.000000Z code=- receipt_confirmed=- updated=2026-03-03T10:33:00.000000Z pos=33
         01900000-0000-7000-8000-000000000205 in-progress scope=integration:yt-1 policy=youtube-api-user-data channel=in-product by=member:alice recorded_by=- verified=true
             received=2026-03-03T10:35:00.000000Z due=2026-03-10T10:35:00.000000Z original_due=2026-03-10T10:35:00.000000Z extension=-
             blocked_by=[] blocked_since=- blocked_s=0 tasks=0/1 retained=0
-            refusal=- -
+            refusal=- - at -
             completed=- purge_by=- code=- receipt_confirmed=- updated=2026-03-03T10:36:00.000000Z pos=36
     "#]]).await;
 }

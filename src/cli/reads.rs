@@ -67,6 +67,9 @@ pub async fn run_request(command: RequestCommand) -> anyhow::Result<ExitCode> {
         "completed_at",
         "residual_copies_purged_by",
         "confirmation_code",
+        "confirm_receipt_by",
+        "receipt_confirmed_at",
+        "receipt",
     ] {
         println!("{key:<26} {}", text(&detail[key]));
     }
@@ -194,7 +197,13 @@ pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
         Format::Table => {
             let mut report = queries::report_json(&report, position);
             models.reveal_json(&mut report).await?;
-            for key in ["received", "completed", "refused", "on_time_rate"] {
+            for key in [
+                "received",
+                "completed",
+                "refused",
+                "on_time_rate",
+                "receipts_late",
+            ] {
                 println!("{key:<26} {}", text(&report[key]));
             }
             println!(

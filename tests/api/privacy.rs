@@ -442,6 +442,20 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
     expect(&meta, 200);
     assert!(work_all(app).await > 0);
 
+    // Receipt confirmed 20 days after the refusal: the 30 days still
+    // count from the refusal.
+    let closed = app.clock_now();
+    app.clock.advance(Duration::days(20));
+    expect(
+        &app.post(
+            Service,
+            &format!("/v1/deletion-requests/{refused}/confirm-receipt"),
+            json!({}),
+        )
+        .await,
+        200,
+    );
+
     let models = ReadModels::open(&app.url)
         .await
         .expect("read models")
@@ -452,7 +466,7 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
             &app.ledger,
             &models,
             30,
-            app.clock_now() + Duration::days(days),
+            closed + Duration::days(days),
         )
     };
     assert_eq!(sweep(29).await.expect("sweep"), 0);

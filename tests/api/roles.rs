@@ -194,7 +194,7 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
             (
                 Method::POST,
                 format!("/v1/deletion-requests/{id}/confirm-receipt"),
-                None,
+                body(json!({})),
             )
         }
         "/v1/deletion-requests/{id}/retentions" => {

@@ -1421,21 +1421,27 @@ pub async fn ccpa_receipt_confirmation(app: &TestApp) {
     assert_eq!(shown["receipt"], "due");
     assert_eq!(shown["receipt_confirmed_at"], Value::Null);
 
-    app.clock.advance(Duration::days(1));
+    // Told the day after receipt, recorded two weeks later: on time. A
+    // time before the receipt or after now is refused.
+    let told = app.clock_now() + Duration::days(1);
+    app.clock.advance(Duration::days(15));
+    let uri = format!("/v1/deletion-requests/{prompt}/confirm-receipt");
+    for wrong in [
+        told - Duration::days(2),
+        app.clock_now() + Duration::minutes(1),
+    ] {
+        let refused = app
+            .post(Service, &uri, json!({ "confirmed_at": wrong.to_rfc3339() }))
+            .await;
+        expect(&refused, 422);
+        assert_eq!(refused.json["field"], "confirmed_at");
+    }
     let confirmed = app
-        .post(
-            Service,
-            &format!("/v1/deletion-requests/{prompt}/confirm-receipt"),
-            json!({}),
-        )
+        .post(Service, &uri, json!({ "confirmed_at": told.to_rfc3339() }))
         .await;
     expect(&confirmed, 200);
-    assert_eq!(
-        time(&confirmed.json["receipt_confirmed_at"]),
-        app.clock_now()
-    );
+    assert_eq!(time(&confirmed.json["receipt_confirmed_at"]), told);
 
-    app.clock.advance(Duration::days(14));
     let report = app.get(Auditor, "/v1/reports/deadlines").await;
     expect(&report, 200);
     let overdue: Vec<&str> = report.json["receipts_overdue"]

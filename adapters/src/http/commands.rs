@@ -265,11 +265,12 @@ pub async fn confirm_receipt(
     caller: Caller<ServiceCommands>,
     key: IdempotencyKey,
     Path(id): Path<String>,
+    ApiJson(body): ApiJson<dto::ConfirmReceipt>,
 ) -> Result<Response, ApiError> {
     let id = path_id("request", &id, RequestId::parse)?;
     let confirmed_at = state
         .ledger
-        .confirm_receipt(&context(&caller, key), id)
+        .confirm_receipt(&context(&caller, key), id, body.confirmed_at()?)
         .await?;
     Ok(Json(json!({
         "request_id": id,

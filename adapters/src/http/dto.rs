@@ -268,13 +268,7 @@ impl TryFrom<RequestDeletion> for DeletionRequestInput {
             })?,
             verification: opt("verification", dto.verification.as_deref(), Note::parse)?,
             contact: opt("contact", dto.contact.as_deref(), Contact::parse)?,
-            received_at: opt("received_at", dto.received_at.as_deref(), |raw| {
-                DateTime::parse_from_rfc3339(raw)
-                    .map(|at| at.with_timezone(&Utc))
-                    .map_err(|e| {
-                        InvalidInput::new("received_at", format!("must be an RFC 3339 time: {e}"))
-                    })
-            })?,
+            received_at: opt("received_at", dto.received_at.as_deref(), rfc3339)?,
         })
     }
 }
@@ -285,6 +279,27 @@ impl TryFrom<RequestDeletion> for DeletionRequestInput {
 pub struct VerifyRequest {
     /// How the requester was verified.
     pub method: String,
+}
+
+/// `POST /v1/deletion-requests/{id}/confirm-receipt`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmReceipt {
+    /// When the requester was told (RFC 3339), if before this call.
+    pub confirmed_at: Option<String>,
+}
+
+impl ConfirmReceipt {
+    pub fn confirmed_at(&self) -> Result<Option<DateTime<Utc>>, ApiError> {
+        opt("confirmed_at", self.confirmed_at.as_deref(), rfc3339)
+    }
+}
+
+/// An RFC 3339 time, in UTC.
+fn rfc3339(raw: &str) -> Result<DateTime<Utc>, InvalidInput> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| InvalidInput::new("time", format!("must be an RFC 3339 time: {e}")))
 }
 
 /// `POST /v1/deletion-requests/{id}/refuse`.

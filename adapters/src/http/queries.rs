@@ -340,12 +340,14 @@ pub async fn policies(State(state): State<AppState>, _caller: Caller<Reads>) -> 
 pub fn report_json(report: &DeadlineReport, log_position: Position) -> Value {
     let (mut received, mut completed, mut on_time, mut refused, mut overdue) =
         (0_u64, 0_u64, 0_u64, 0_u64, 0_u64);
+    let mut receipts_late = 0_u64;
     for row in &report.summary {
         received += row.received;
         completed += row.completed;
         on_time += row.completed_on_time;
         refused += row.refused.values().sum::<u64>();
         overdue += row.overdue;
+        receipts_late += row.receipts_late;
     }
     let mut value = serde_json::to_value(report).unwrap_or_default();
     if let Value::Object(map) = &mut value {
@@ -354,6 +356,7 @@ pub fn report_json(report: &DeadlineReport, log_position: Position) -> Value {
         map.insert("completed".into(), json!(completed));
         map.insert("completed_on_time".into(), json!(on_time));
         map.insert("refused".into(), json!(refused));
+        map.insert("receipts_late".into(), json!(receipts_late));
         map.insert(
             "on_time_rate".into(),
             json!(projections::report::on_time_rate(

@@ -576,11 +576,13 @@ impl ReadModels {
         }))
     }
 
-    /// Requests closed at or before `cutoff` (completed, or refused, when
-    /// nothing follows the refusal) whose personal data is not forgotten
+    /// Requests closed at or before `cutoff` (completed, or refused:
+    /// counted from the refusal, whatever was recorded after it, such as
+    /// a confirmation of receipt) whose personal data is not forgotten
     /// yet (their data key is live, or that of the external account they
-    /// were asked for), oldest first, at most `limit`, with their scopes: what automatic forgetting must do next. Joins the
-    /// requests read model with the key table of the same database.
+    /// were asked for), oldest first, at most `limit`, with their scopes:
+    /// what automatic forgetting must do next. Joins the requests read
+    /// model with the key table of the same database.
     pub async fn requests_to_forget(
         &self,
         cutoff: DateTime<Utc>,
@@ -592,12 +594,11 @@ impl ReadModels {
             .exec()
             .fetch_all(
                 "SELECT r.request, r.scope, r.state FROM rm_requests r \
-                 WHERE COALESCE(r.completed_at, \
-                     CASE WHEN r.state = 'refused' THEN r.updated_at END) <= $1 \
+                 WHERE COALESCE(r.completed_at, r.refused_at) <= $1 \
                  AND EXISTS (SELECT 1 FROM data_keys k \
                      WHERE k.owner IN ('request:' || r.request, r.scope) \
                      AND k.wrapped IS NOT NULL) \
-                 ORDER BY COALESCE(r.completed_at, r.updated_at), r.request LIMIT $2",
+                 ORDER BY COALESCE(r.completed_at, r.refused_at), r.request LIMIT $2",
                 vec![
                     cutoff.into(),
                     i64::try_from(limit).unwrap_or(i64::MAX).into(),
@@ -873,6 +874,10 @@ async fn blocks(
     Ok((requests, tasks, resources))
 }
 
+/// No confirmation of receipt is overdue sooner than this many calendar
+/// days after receipt (CCPA: 10 business days are 12 to 14 days).
+const RECEIPT_OVERDUE_DAYS_MIN: i64 = 12;
+
 /// The requests of every policy that asks for a confirmation of receipt
 /// (of `only`, when given) whose confirmation is missing past its date,
 /// oldest first, at most [`REPORT_LIST_ROWS_MAX`].
@@ -891,15 +896,18 @@ async fn receipts_overdue(
         if table.confirm_receipt_by(policy, now).is_none() {
             continue;
         }
-        // The confirmation date grows with the receipt, so the oldest
-        // unconfirmed receipts come first and the limit keeps them.
+        // Ten business days span 12 to 14 calendar days, so a receipt of
+        // the last 12 days is never overdue; the oldest come first, and
+        // those the limit cuts off are the newest (a receipt on a weekend
+        // can fall due before one of the Friday before it, but only
+        // within those two days).
         let rows = exec
             .fetch_all(
                 "SELECT * FROM rm_requests WHERE policy = $1 AND receipt_confirmed_at IS NULL \
                  AND received_at < $2 ORDER BY received_at, request LIMIT $3",
                 vec![
                     policy.as_str().into(),
-                    Val::from(now),
+                    Val::from(now - chrono::Duration::days(RECEIPT_OVERDUE_DAYS_MIN)),
                     i64::try_from(REPORT_LIST_ROWS_MAX)
                         .unwrap_or(i64::MAX)
                         .into(),

@@ -231,7 +231,7 @@ pub async fn tenant(l: &Ledger, clock: &ManualClock, i: usize) {
     )
     .await
     .unwrap();
-    l.confirm_receipt(&ctx("operator:dana"), second.request_id)
+    l.confirm_receipt(&ctx("operator:dana"), second.request_id, None)
         .await
         .unwrap();
     clock.advance(Duration::hours(2));

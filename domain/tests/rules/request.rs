@@ -587,8 +587,24 @@ fn ccpa_receipt_is_confirmed_once_and_a_repeat_stores_nothing() {
     let received = requested_as(&new, Verification::Pending);
     let request = Request::from_events([&received]).unwrap();
     assert_eq!(request.receipt_confirmed_at, None);
+    // Told before it was recorded: the time given, between receipt and now.
+    let earlier = now() + Duration::hours(1);
+    assert_eq!(
+        confirm_receipt(&request, Some(earlier), now() + Duration::days(3)),
+        Ok(vec![RequestEvent::ReceiptConfirmed {
+            request: new.request,
+            confirmed_at: earlier,
+        }])
+    );
+    for wrong in [now() - Duration::seconds(1), now() + Duration::days(4)] {
+        let refused = confirm_receipt(&request, Some(wrong), now() + Duration::days(3));
+        assert!(
+            matches!(&refused, Err(DomainError::InvalidInput(e)) if e.field == "confirmed_at"),
+            "{wrong}: {refused:?}"
+        );
+    }
     let later = now() + Duration::days(2);
-    let confirmed = confirm_receipt(&request, later);
+    let confirmed = confirm_receipt(&request, None, later).unwrap();
     assert_eq!(
         confirmed,
         vec![RequestEvent::ReceiptConfirmed {
@@ -598,7 +614,10 @@ fn ccpa_receipt_is_confirmed_once_and_a_repeat_stores_nothing() {
     );
     let request = Request::from_events([&received, &confirmed[0]]).unwrap();
     assert_eq!(request.receipt_confirmed_at, Some(later));
-    assert_eq!(confirm_receipt(&request, later + Duration::days(1)), vec![]);
+    assert_eq!(
+        confirm_receipt(&request, None, later + Duration::days(1)),
+        Ok(vec![])
+    );
 }
 
 #[test]
