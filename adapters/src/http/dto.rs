@@ -296,7 +296,7 @@ impl ConfirmReceipt {
 }
 
 /// An RFC 3339 time, in UTC.
-fn rfc3339(raw: &str) -> Result<DateTime<Utc>, InvalidInput> {
+pub fn rfc3339(raw: &str) -> Result<DateTime<Utc>, InvalidInput> {
     DateTime::parse_from_rfc3339(raw)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|e| InvalidInput::new("time", format!("must be an RFC 3339 time: {e}")))

@@ -20,7 +20,7 @@ use projections::report::{deadline_csv_cells, DeadlineReport, DEADLINE_CSV_HEADE
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::dto::field;
+use super::dto::{field, rfc3339};
 use super::error::ApiError;
 use super::extract::{Caller, Reads};
 use super::AppState;
@@ -48,12 +48,7 @@ pub async fn caught_up(state: &AppState) -> Result<Position, ApiError> {
 }
 
 fn time_field(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.map(|raw| {
-        DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| ApiError::invalid(name, format!("must be an RFC 3339 time: {e}")))
-    })
-    .transpose()
+    raw.map(|raw| field(name, rfc3339(raw))).transpose()
 }
 
 fn limit_field(raw: Option<usize>) -> Result<usize, ApiError> {
