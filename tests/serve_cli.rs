@@ -155,18 +155,18 @@ async fn serve_decides_deadlines_by_the_configured_policy_table() {
     .unwrap();
     assert_eq!(answer.status().as_u16(), 202);
     let request: Value = answer.json().await.unwrap();
-    let shown: Value = client
-        .get(format!(
-            "{base}/v1/deletion-requests/{}",
-            request["request_id"].as_str().unwrap()
-        ))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = |path: String| {
+        let request = client.get(format!("{base}{path}")).bearer_auth(&auditor);
+        async move {
+            let answer = request.send().await.unwrap();
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    let shown = read(format!(
+        "/v1/deletion-requests/{}",
+        request["request_id"].as_str().unwrap()
+    ))
+    .await;
     assert_eq!(request["due_at"], shown["due_at"], "{shown}");
     assert_eq!(
         time(&shown["due_at"]) - time(&shown["received_at"]),
@@ -175,15 +175,7 @@ async fn serve_decides_deadlines_by_the_configured_policy_table() {
     );
     // Due in 14 days, so at risk when at risk means within 400 hours.
     assert_eq!(shown["deadline"]["status"], "at-risk", "{shown}");
-    let policies: Value = client
-        .get(format!("{base}/v1/policies"))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let policies = read("/v1/policies".to_owned()).await;
     assert_eq!(policies["at_risk_hours"], 400);
     assert_eq!(policies["policies"][3]["policy"], "internal");
     assert_eq!(
