@@ -162,3 +162,63 @@ async fn sqlite_long_read_refuses_an_altered_event() {
 async fn postgres_long_read_refuses_an_altered_event() {
     long_read_refuses_an_altered_event(Kind::Postgres).await;
 }
+
+/// An idempotency key describes one append: its first and last positions
+/// and its stream's version after it. A log with keyed appends verifies
+/// intact; a key row moved to another append, or past the head, breaks
+/// at the key's first position, since a retry would be answered with it.
+async fn idempotency_keys_are_checked_against_their_appends(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for (i, key) in ["k-1", "k-2", "k-3"].into_iter().enumerate() {
+        let mut keyed = request(
+            &format!("s{i}"),
+            ExpectedVersion::NoStream,
+            vec![event("T", &["tag:a"]), event("T", &["tag:b"])],
+        );
+        keyed.idempotency_key = Some(key.to_owned());
+        h.store.append(keyed).await.unwrap();
+    }
+    assert_eq!(h.assert_intact().await, 6);
+    // Each alteration names an earlier position than the one before, so
+    // that verify, which names the first, names the newest.
+    for (sql, position) in [
+        (
+            "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
+             VALUES ('k-forged', 12, 13, 2)",
+            12,
+        ),
+        (
+            "UPDATE idempotency_keys SET last_position = 4 WHERE key = 'k-3'",
+            5,
+        ),
+        (
+            "UPDATE idempotency_keys SET stream_version = 1 WHERE key = 'k-2'",
+            3,
+        ),
+    ] {
+        alter(&h, kind, sql).await;
+        match store::verify(h.db.as_ref().unwrap()).await {
+            Err(VerifyError::Broken(chain_break)) => {
+                assert_eq!(chain_break.position, position, "{sql}: {chain_break}");
+                assert!(
+                    chain_break.reason.contains("idempotency key"),
+                    "{chain_break}"
+                );
+            }
+            other => panic!("{sql}: verify should fail at {position}, got {other:?}"),
+        }
+    }
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_idempotency_keys_are_checked_against_their_appends() {
+    idempotency_keys_are_checked_against_their_appends(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_idempotency_keys_are_checked_against_their_appends() {
+    idempotency_keys_are_checked_against_their_appends(Kind::Postgres).await;
+}

@@ -39,7 +39,10 @@ pub enum VerifyError {
 /// if left alone: an event below position 1 (a stream read would serve
 /// it to decisions), a tag index row with no event (a conditional append
 /// would fail on it for good), events of a stream that has no version
-/// record (every append expecting a version would be refused). Events
+/// record (every append expecting a version would be refused), an
+/// idempotency key that does not describe an append of the log (a
+/// retried append would be answered with positions that are not its
+/// own; named by the key's first position). Events
 /// appended while verify runs lie past the head it walked to, so nothing
 /// an append makes is looked for: an append writes an event, its tag
 /// rows and its stream's version in one transaction.
@@ -49,6 +52,10 @@ async fn strays(backend: &Backend) -> Result<Option<ChainBreak>, StoreError> {
          LEFT JOIN events e ON e.position = t.position WHERE e.position IS NULL";
     const UNRECORDED: &str = "SELECT MIN(e.position) FROM events e \
          LEFT JOIN streams s ON s.stream = e.stream WHERE s.stream IS NULL";
+    const KEY_WITHOUT_APPEND: &str = "SELECT MIN(k.first_position) FROM idempotency_keys k \
+         LEFT JOIN events e ON e.position = k.last_position \
+         WHERE e.position IS NULL OR e.append_first <> k.first_position \
+         OR e.append_last <> k.last_position OR e.stream_version <> k.stream_version";
     macro_rules! first {
         ($pool:expr, $sql:expr) => {{
             sqlx::query_scalar::<_, Option<i64>>($sql)
@@ -64,17 +71,20 @@ async fn strays(backend: &Backend) -> Result<Option<ChainBreak>, StoreError> {
             first!(pool, BELOW_ONE),
             first!(pool, TAG_WITHOUT_EVENT),
             first!(pool, UNRECORDED),
+            first!(pool, KEY_WITHOUT_APPEND),
         ],
         Backend::Postgres(pool) => [
             first!(pool, BELOW_ONE),
             first!(pool, TAG_WITHOUT_EVENT),
             first!(pool, UNRECORDED),
+            first!(pool, KEY_WITHOUT_APPEND),
         ],
     };
     let reasons = [
         "an event is stored at a position below 1",
         "the tag index has a row with no event",
         "the stream of this event has no version record",
+        "an idempotency key names an append the log does not hold",
     ];
     Ok(found
         .into_iter()
