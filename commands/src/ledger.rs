@@ -201,6 +201,10 @@ struct Load {
     expand: bool,
     /// Read the holds on every scope that covers what was read.
     holds: bool,
+    /// Read whether the members of the workspaces read had their
+    /// accounts erased (R11: an account deletion asks who else uses a
+    /// workspace).
+    members_erased: bool,
 }
 
 /// What a decision saw, and where in the log.
@@ -509,6 +513,21 @@ impl Ledger {
             }
             let events = self.read_tag_pages(&new_tags, &mut view).await?;
             Self::absorb(&mut view, events)?;
+        }
+        if load.members_erased {
+            let tags: Vec<String> = view
+                .inventory
+                .workspaces
+                .values()
+                .flat_map(|w| w.members.keys())
+                .map(|member| erased_tag(&Subject::Account(member.clone())))
+                .filter(|t| !view.tags_read.contains(t))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let events = self.read_tag_pages(&tags, &mut view).await?;
+            Self::absorb(&mut view, events)?;
+            view.inventory = Inventory::from_events(view.events.values().map(|(_, e)| e));
         }
         if load.holds {
             let mut scopes: BTreeSet<Subject> = BTreeSet::new();
@@ -1087,6 +1106,7 @@ impl Ledger {
             tags,
             expand: true,
             holds: true,
+            members_erased: matches!(scope, Subject::Account(_)),
         }
     }
 

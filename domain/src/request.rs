@@ -461,10 +461,15 @@ pub fn progress(
             .workspaces
             .iter()
             .filter(|(_, w)| {
+                // Members whose accounts were erased use it no more.
+                let others_in_use = w
+                    .members
+                    .keys()
+                    .any(|member| member != account && !inventory.erased_accounts.contains(member));
                 !w.erased
                     && w.role_of(account) == Some(Role::Owner)
                     && w.owners().count() == 1
-                    && w.members.len() > 1
+                    && others_in_use
             })
             .map(|(id, _)| id.clone())
             .collect();

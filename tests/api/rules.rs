@@ -807,8 +807,8 @@ pub async fn r11_account_deletion(app: &TestApp) {
         .await;
     expect(&verified, 200);
     assert_eq!(verified.json["state"], "refused");
-    let detail = detail(app, &id).await;
-    assert_eq!(detail["refusal"]["code"], "sole-owner-of-shared-workspace");
+    let refused = detail(app, &id).await;
+    assert_eq!(refused["refusal"]["code"], "sole-owner-of-shared-workspace");
 
     let member = request(
         app,
@@ -816,6 +816,23 @@ pub async fn r11_account_deletion(app: &TestApp) {
     )
     .await;
     assert_eq!(member["state"], "in-progress");
+
+    // Once the other members' accounts are erased, nobody else uses the
+    // workspace: the owner's account may go.
+    request(
+        app,
+        json!({ "scope": "account:acct-admin", "channel": "in-product", "requested_by": "account:acct-admin", "verification": "signed in with 2FA" }),
+    )
+    .await;
+    work_all(app).await;
+    let shown = detail(app, member["request_id"].as_str().unwrap()).await;
+    assert_eq!(shown["state"], "completed", "{shown}");
+    let again = request(
+        app,
+        json!({ "scope": "account:acct-owner", "channel": "in-product", "requested_by": "account:acct-owner", "verification": "signed in with 2FA" }),
+    )
+    .await;
+    assert_eq!(again["state"], "in-progress", "{again}");
 }
 
 /// R12: what was erased stays erased.
