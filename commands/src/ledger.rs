@@ -201,10 +201,10 @@ struct Load {
     expand: bool,
     /// Read the holds on every scope that covers what was read.
     holds: bool,
-    /// Read whether the members of the workspaces read had their
-    /// accounts erased (R11: an account deletion asks who else uses a
-    /// workspace).
-    members_erased: bool,
+    /// For an account: read whether the members of the workspaces it owns
+    /// had their accounts erased (R11: an account deletion asks who else
+    /// uses a workspace it owns).
+    members_erased: Option<AccountId>,
 }
 
 /// What a decision saw, and where in the log.
@@ -514,11 +514,12 @@ impl Ledger {
             let events = self.read_tag_pages(&new_tags, &mut view).await?;
             Self::absorb(&mut view, events)?;
         }
-        if load.members_erased {
+        if let Some(account) = &load.members_erased {
             let tags: Vec<String> = view
                 .inventory
                 .workspaces
                 .values()
+                .filter(|w| !w.erased && w.role_of(account) == Some(Role::Owner))
                 .flat_map(|w| w.members.keys())
                 .map(|member| erased_tag(&Subject::Account(member.clone())))
                 .filter(|t| !view.tags_read.contains(t))
@@ -1106,7 +1107,10 @@ impl Ledger {
             tags,
             expand: true,
             holds: true,
-            members_erased: matches!(scope, Subject::Account(_)),
+            members_erased: match scope {
+                Subject::Account(account) => Some(account.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -1162,7 +1166,10 @@ impl Ledger {
                                 // R3 may have held it to the YouTube policy.
                                 p == existing.policy
                                     || existing.policy == PolicyName::YoutubeApiUserData
-                            });
+                            })
+                            && input
+                                .received_at
+                                .is_none_or(|at| at == existing.received_at);
                         if !same {
                             return Err(CommandError::KeyReused {
                                 what: "deletion request",

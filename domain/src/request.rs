@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::deadline::{PolicyName, PolicyTable};
 use crate::error::{DomainError, InvalidInput};
 use crate::events::{RefusalReason, RequestEvent};
-use crate::ids::{HoldId, RequestId, TaskId, WorkspaceId};
+use crate::ids::{AccountId, HoldId, RequestId, TaskId, WorkspaceId};
 use crate::inventory::Inventory;
 use crate::membership::live_workspace;
 use crate::personal::Personal;
@@ -461,14 +461,14 @@ pub fn progress(
             .workspaces
             .iter()
             .filter(|(_, w)| {
-                // Members whose accounts were erased use it no more.
-                let others_in_use = w
-                    .members
-                    .keys()
-                    .any(|member| member != account && !inventory.erased_accounts.contains(member));
+                // Members whose accounts were erased use it no more, and
+                // an erased owner owns it no more.
+                let live = |member: &&AccountId| !inventory.erased_accounts.contains(*member);
+                let other_owners = w.owners().filter(live).any(|owner| owner != account);
+                let others_in_use = w.members.keys().filter(live).any(|m| m != account);
                 !w.erased
                     && w.role_of(account) == Some(Role::Owner)
-                    && w.owners().count() == 1
+                    && !other_owners
                     && others_in_use
             })
             .map(|(id, _)| id.clone())

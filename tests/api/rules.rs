@@ -817,6 +817,31 @@ pub async fn r11_account_deletion(app: &TestApp) {
     .await;
     assert_eq!(member["state"], "in-progress");
 
+    // A co-owner whose account is erased owns the workspace no more: the
+    // owner is its sole owner again while others use it.
+    expect(
+        &app.post(
+            Service,
+            "/v1/workspaces/ws-r11/members",
+            json!({ "account_id": "acct-co", "role": "owner", "added_by": "account:acct-owner" }),
+        )
+        .await,
+        201,
+    );
+    let co = request(
+        app,
+        json!({ "scope": "account:acct-co", "channel": "in-product", "requested_by": "account:acct-co", "verification": "signed in with 2FA" }),
+    )
+    .await;
+    assert_eq!(co["state"], "in-progress", "{co}");
+    work_all(app).await;
+    let alone = request(
+        app,
+        json!({ "scope": "account:acct-owner", "channel": "in-product", "requested_by": "account:acct-owner", "verification": "signed in with 2FA" }),
+    )
+    .await;
+    assert_eq!(alone["state"], "refused", "{alone}");
+
     // Once the other members' accounts are erased, nobody else uses the
     // workspace: the owner's account may go.
     request(
@@ -825,8 +850,10 @@ pub async fn r11_account_deletion(app: &TestApp) {
     )
     .await;
     work_all(app).await;
-    let shown = detail(app, member["request_id"].as_str().unwrap()).await;
-    assert_eq!(shown["state"], "completed", "{shown}");
+    for other in [&member, &co] {
+        let shown = detail(app, other["request_id"].as_str().unwrap()).await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+    }
     let again = request(
         app,
         json!({ "scope": "account:acct-owner", "channel": "in-product", "requested_by": "account:acct-owner", "verification": "signed in with 2FA" }),
@@ -988,6 +1015,28 @@ pub async fn r15_email_request(app: &TestApp) {
     )
     .await;
     assert_eq!(time(&late["due_at"]), arrived + Duration::days(45));
+    // The same key with another arrival is another request, not a replay.
+    let keyed = |at: DateTime<Utc>| {
+        let body = json!({
+            "scope": "file:ws-r15-f", "channel": "email-to-support", "policy": "ccpa",
+            "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+            "verification": "replied from the registered address",
+            "received_at": at.to_rfc3339(),
+        });
+        app.raw(
+            axum::http::Method::POST,
+            "/v1/deletion-requests",
+            Some(app.token(Service)),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+            &[("idempotency-key", "mail-4711")],
+        )
+    };
+    expect(&keyed(arrived).await, 202);
+    expect(&keyed(arrived).await, 202);
+    let other = keyed(arrived - Duration::days(1)).await;
+    expect(&other, 422);
+    assert_eq!(other.json["field"], "Idempotency-Key", "{}", other.text);
     let shown = detail(app, late["request_id"].as_str().unwrap()).await;
     assert_eq!(time(&shown["received_at"]), arrived);
     for (channel, at) in [
