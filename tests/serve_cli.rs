@@ -34,9 +34,22 @@ fn lethe() -> Command {
     command
 }
 
+/// A running `lethe serve`, killed when dropped, so that a failing test
+/// leaves no service behind.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `lethe serve` on a free port of the store at `url` with the
 /// extra `env`, and returns it once it said it listens, with its base URL.
-fn serve(url: &str, env: &[(&str, &str)]) -> (Child, String) {
+fn serve(url: &str, env: &[(&str, &str)]) -> (Service, String) {
     let mut serve = lethe()
         .args(["serve", "--store", url, "--listen", "127.0.0.1:0"])
         .envs(env.iter().copied())
@@ -55,6 +68,7 @@ fn serve(url: &str, env: &[(&str, &str)]) -> (Child, String) {
         std::thread::spawn(move || lines.for_each(drop));
         base
     });
+    let serve = Service(serve);
     let base = listening
         .join()
         .unwrap()
@@ -83,7 +97,8 @@ fn time(value: &Value) -> DateTime<Utc> {
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
-    let (mut serve, _base) = serve(&url, &[]);
+    let (mut service, _base) = serve(&url, &[]);
+    let serve = &mut service.0;
     let killed = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status()
@@ -118,7 +133,7 @@ async fn serve_decides_deadlines_by_the_configured_policy_table() {
         String::from_utf8(created.stdout).unwrap().trim().to_owned()
     };
     let (token, auditor) = (token("service"), token("auditor"));
-    let (mut service, base) = serve(
+    let (service, base) = serve(
         &url,
         &[
             ("LETHE_INTERNAL_DUE_DAYS", "14"),
@@ -182,8 +197,7 @@ async fn serve_decides_deadlines_by_the_configured_policy_table() {
         policies["policies"][3]["due"],
         "14 calendar days from receipt"
     );
-    service.kill().unwrap();
-    service.wait().unwrap();
+    drop(service);
 }
 
 #[test]
