@@ -11,7 +11,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use commands::vault::{KeyTable, StoredKey, VaultError, KEYS_PER_READ_MAX};
@@ -40,10 +42,22 @@ macro_rules! on_pool {
     };
 }
 
+/// How long the WAL checkpoint after a destroyed key waits for readers
+/// of the database before SQLite answers "busy".
+const WAL_CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+/// After a busy checkpoint, how often it is tried again in the
+/// background, and at most how many times (an hour in all); a later
+/// destroyed key starts the attempts again.
+const WAL_RETRY_EVERY: Duration = Duration::from_secs(2);
+const WAL_RETRY_ATTEMPTS_MAX: u32 = 1_800;
+
 /// The key table in the store's database.
 #[derive(Debug, Clone)]
 pub struct SqlKeyTable {
     pool: SidePool,
+    /// SQLite: a destroyed key's old page may still be in the WAL, and a
+    /// background task is trying the checkpoint that removes it.
+    wal_retrying: Arc<AtomicBool>,
 }
 
 impl SqlKeyTable {
@@ -54,7 +68,46 @@ impl SqlKeyTable {
         let pool = side_pool::connect(url, |o| o.pragma("secure_delete", "ON"))
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            wal_retrying: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// SQLite: copies the WAL into the database file and empties it, so
+    /// that no old copy of a destroyed key's page stays in the WAL
+    /// (`secure_delete` zeroed it in the page itself). A reader of an
+    /// older snapshot keeps SQLite from emptying the WAL, which it
+    /// answers as "busy" rather than as an error; the checkpoint is then
+    /// tried again in the background until it completes, for up to an
+    /// hour. Answers whether the WAL was emptied.
+    async fn checkpoint_wal(&self) -> bool {
+        let SidePool::Sqlite(pool) = &self.pool else {
+            return true;
+        };
+        if checkpoint_once(pool).await {
+            return true;
+        }
+        // One retrying task at a time.
+        if self.wal_retrying.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        tracing::warn!(
+            "a reader kept the WAL from being emptied after a key was destroyed; \
+             the checkpoint is tried again every {WAL_RETRY_EVERY:?}"
+        );
+        let (pool, owed) = (pool.clone(), Arc::clone(&self.wal_retrying));
+        tokio::spawn(async move {
+            for _ in 0..WAL_RETRY_ATTEMPTS_MAX {
+                tokio::time::sleep(WAL_RETRY_EVERY).await;
+                if checkpoint_once(&pool).await {
+                    tracing::info!("the WAL was emptied after a destroyed key");
+                    break;
+                }
+            }
+            owed.store(false, Ordering::Release);
+        });
+        false
     }
 
     /// Whether no key was ever stored (a new store).
@@ -71,6 +124,40 @@ impl SqlKeyTable {
     pub async fn close(&self) {
         on_pool!(&self.pool, |pool| pool.close().await);
     }
+}
+
+/// One `wal_checkpoint(TRUNCATE)`, waiting at most
+/// [`WAL_CHECKPOINT_WAIT`] for readers; whether it completed.
+async fn checkpoint_once(pool: &sqlx::SqlitePool) -> bool {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::warn!(%error, "no connection for the WAL checkpoint");
+            return false;
+        }
+    };
+    let wait = format!("PRAGMA busy_timeout = {}", WAL_CHECKPOINT_WAIT.as_millis());
+    let restore = format!(
+        "PRAGMA busy_timeout = {}",
+        side_pool::BUSY_TIMEOUT.as_millis()
+    );
+    let mut completed = false;
+    if sqlx::query(&wait).execute(&mut *conn).await.is_ok() {
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await
+        {
+            // The first value is 1 when the checkpoint was kept from
+            // completing.
+            Ok((busy, _, _)) => completed = busy == 0,
+            Err(error) => tracing::warn!(%error, "the WAL checkpoint failed"),
+        }
+    }
+    if sqlx::query(&restore).execute(&mut *conn).await.is_err() {
+        // Not back in the pool with the short wait.
+        conn.close_on_drop();
+    }
+    completed
 }
 
 fn stored_key<R: Row>(row: &R) -> Result<StoredKey, VaultError>
@@ -169,16 +256,8 @@ impl KeyTable for SqlKeyTable {
         .await
         .map(|_| ())
         .map_err(unavailable)?);
-        if let (SidePool::Sqlite(pool), 1) = (&self.pool, destroyed) {
-            // secure_delete zeroed the key in the page; move that page out
-            // of the WAL too, so no old copy of the wrapped key remains.
-            // (PostgreSQL keeps the dead row until VACUUM reclaims it.)
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(pool)
-                .await
-            {
-                tracing::warn!(%error, "could not checkpoint the WAL after destroying a key");
-            }
+        if destroyed == 1 {
+            self.checkpoint_wal().await;
         }
         Ok(destroyed == 1)
     }
@@ -370,4 +449,97 @@ pub fn write_key_file(path: &Path, master: &MasterKey) -> Result<(), VaultError>
     file.write_all(format!("{}\n", master.to_base64()).as_bytes())
         .map_err(fail)?;
     file.sync_all().map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::*;
+
+    /// Whether `needle` is in the database file or its WAL.
+    fn on_disk(db: &Path, needle: &[u8]) -> bool {
+        let wal = PathBuf::from(format!("{}-wal", db.display()));
+        [db.to_path_buf(), wal].iter().any(|file| {
+            std::fs::read(file).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_destroyed_key_leaves_the_wal_once_its_readers_let_go() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = dir.path().join("lethe.db");
+        let url = format!("sqlite://{}", db.display());
+        let _store = crate::store::open(&url).await.expect("store");
+        let keys = SqlKeyTable::connect(&url).await.expect("key table");
+        let wrapped = "WRAPPED-DATA-KEY-4f1c".repeat(3);
+        keys.insert_key(StoredKey {
+            owner: "request:r-1".into(),
+            wrapped: Some(wrapped.clone()),
+            master_id: "m-1".into(),
+        })
+        .await
+        .expect("key stored");
+
+        // A reader holds a snapshot from before the key is destroyed.
+        let mut reader = SqliteConnection::connect(&url).await.expect("reader");
+        sqlx::query("BEGIN")
+            .execute(&mut reader)
+            .await
+            .expect("begin");
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys")
+            .fetch_one(&mut reader)
+            .await
+            .expect("read");
+        assert!(keys
+            .destroy_key("request:r-1", "m-1")
+            .await
+            .expect("destroyed"));
+        assert!(
+            on_disk(&db, wrapped.as_bytes()),
+            "the reader's snapshot keeps the old page in the WAL"
+        );
+        assert!(keys.wal_retrying.load(Ordering::Acquire));
+
+        sqlx::query("COMMIT")
+            .execute(&mut reader)
+            .await
+            .expect("commit");
+        let deadline = Instant::now() + WAL_RETRY_EVERY * 10;
+        while on_disk(&db, wrapped.as_bytes()) {
+            assert!(
+                Instant::now() < deadline,
+                "the destroyed key is still on disk after its reader let go"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let wal = std::fs::metadata(format!("{}-wal", db.display())).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "the WAL was emptied");
+    }
+
+    #[tokio::test]
+    async fn a_destroyed_key_leaves_the_wal_at_once_without_readers() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = dir.path().join("lethe.db");
+        let url = format!("sqlite://{}", db.display());
+        let _store = crate::store::open(&url).await.expect("store");
+        let keys = SqlKeyTable::connect(&url).await.expect("key table");
+        let wrapped = "WRAPPED-DATA-KEY-9d2e".repeat(3);
+        keys.insert_key(StoredKey {
+            owner: "request:r-2".into(),
+            wrapped: Some(wrapped.clone()),
+            master_id: "m-1".into(),
+        })
+        .await
+        .expect("key stored");
+        assert!(on_disk(&db, wrapped.as_bytes()));
+        assert!(keys
+            .destroy_key("request:r-2", "m-1")
+            .await
+            .expect("destroyed"));
+        assert!(!on_disk(&db, wrapped.as_bytes()));
+        assert!(!keys.wal_retrying.load(Ordering::Acquire));
+    }
 }

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 /// Connections each side pool keeps at most: these tables see little load.
 const POOL_CONNECTIONS_MAX: u32 = 2;
 /// How long a SQLite statement waits for the writer's lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A pool of either backend.
 #[derive(Debug, Clone)]
