@@ -678,6 +678,7 @@ async fn main() -> anyhow::Result<()> {
             "read_events": plan.read_events,
             "read_append_events": read::APPEND_EVENTS,
             "read_page_events": adapters::readmodel::PAGE_EVENTS_MAX,
+            "rebuild_page_events": adapters::readmodel::REBUILD_PAGE_EVENTS,
             "export_page_rows": adapters::readmodel::EXPORT_PAGE_ROWS,
             "peer_aggregates_per_writer": peer::AGGREGATES_PER_WRITER,
             "store_batch_events_max": adapters::store::BATCH_EVENTS_MAX,

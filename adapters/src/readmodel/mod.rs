@@ -45,7 +45,7 @@ pub use query::{
     RequestToForget, ResourcePage, ResourceQuery, ResourceView, TaskQuery, PAGE_ROWS_DEFAULT,
     PAGE_ROWS_MAX, REPORT_LIST_ROWS_MAX, REPORT_REQUESTS_MAX,
 };
-pub use runner::{RebuildReport, FOLLOW_WAIT, PAGE_EVENTS_MAX};
+pub use runner::{RebuildReport, FOLLOW_WAIT, PAGE_EVENTS_MAX, REBUILD_PAGE_EVENTS};
 pub use schema::SCHEMA_VERSION;
 
 /// Connections each read-model pool keeps.
@@ -68,6 +68,9 @@ pub struct ReadModels {
     /// Test-only fault: fail the page after this many more pages, between
     /// the rows and the checkpoint.
     fault: Arc<Mutex<Option<usize>>>,
+    /// Most events in one page of a rebuild's fill
+    /// ([`REBUILD_PAGE_EVENTS`], smaller only in tests).
+    rebuild_page_events: usize,
     /// Opens sealed personal data for display and hashes external ids in
     /// filters; without it, entries show sealed tokens and keyed hashes.
     vault: Option<Arc<Vault>>,
@@ -163,6 +166,7 @@ impl ReadModels {
         let models = Self {
             pool,
             fault: Arc::new(Mutex::new(None)),
+            rebuild_page_events: REBUILD_PAGE_EVENTS,
             vault: None,
         };
         runner::ensure_schema(&models).await?;
@@ -232,6 +236,15 @@ impl ReadModels {
             Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
         }
         .map_err(db::db_error)
+    }
+
+    /// Test-only: a rebuild's fill in pages of at most `events` events
+    /// (1 to [`REBUILD_PAGE_EVENTS`]), so that a small history still
+    /// crosses many pages.
+    #[doc(hidden)]
+    pub fn with_rebuild_page_events(mut self, events: usize) -> Self {
+        self.rebuild_page_events = events.clamp(1, REBUILD_PAGE_EVENTS);
+        self
     }
 
     /// Test-only: the page after `pages_ok` more successful pages fails
