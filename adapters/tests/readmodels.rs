@@ -430,7 +430,7 @@ async fn a_large_history_rebuilds_to_the_same_rows(kind: Kind) {
 
     // A rebuild of everything, with queries answering meanwhile. Its
     // pages are of the live runner's size, so that this history crosses
-    // ten of them (a rebuild's own pages would make three).
+    // ten of them (a rebuild's own pages would make five).
     let paged = h.models.clone().with_rebuild_page_events(1_000);
     let started = std::time::Instant::now();
     let rebuild = {

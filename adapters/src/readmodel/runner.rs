@@ -26,17 +26,21 @@ pub const PAGE_EVENTS_MAX: usize = 1_000;
 /// shadow tables, so no query waits on its transactions, and larger
 /// pages spread each page's fixed costs (a statement per table, the
 /// commit, the checkpoint rows) over more events and write a row that
-/// consecutive pages change once. Measured alone at a million events on
-/// SQLite, in four pairs of runs one after the other: 55,210, 55,458,
-/// 51,227 and 52,523 events/s against 49,758, 45,565, 45,560 and 47,511
-/// with pages of 1,000; on PostgreSQL 53,237 and 54,330 against 50,464.
-/// One more run with pages of 4,000 and timing instruments gave 40,990:
-/// this machine's noise is as large as the gain. Pages of 8,000 gave
-/// 45,049 on SQLite (one run). The cost: on SQLite a page's write holds
-/// the write lock that the log's writer shares, 71 ms on average and
-/// 123 ms at most in that instrumented rebuild, so appends beside a
-/// rebuild can wait that long.
-pub const REBUILD_PAGE_EVENTS: usize = 4_000;
+/// consecutive pages change once; they also hold more in memory, since
+/// three pages are in flight. Measured alone at a million events on
+/// SQLite, one run each, the process's resident memory during the
+/// rebuild rising from before it: pages of 1,000 gave 44,372 events/s
+/// (65 to 77 MB), 2,000 gave 52,289 (84 to 100 MB), 4,000 gave 53,886
+/// (64 to 134 MB). In a full benchmark run, pages of 4,000 took the peak
+/// of the HTTP and read measurements from 119 to 183 MB on PostgreSQL,
+/// close to the 200 MB target. Pairs of runs with 4,000 and 1,000 before
+/// that (SQLite: 55,210, 55,458, 51,227, 52,523 against 49,758, 45,565,
+/// 45,560, 47,511; PostgreSQL: 53,237 and 54,330 against 50,464) show
+/// the gain above this machine's noise. On SQLite a page's write holds
+/// the write lock that the log's writer shares, so appends beside a
+/// rebuild can wait that long: 71 ms on average and 123 ms at most for
+/// pages of 4,000 in an instrumented rebuild.
+pub const REBUILD_PAGE_EVENTS: usize = 2_000;
 /// How long `follow` waits for the log to move before looking again.
 pub const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 /// The PostgreSQL advisory lock that serialises DDL on the read models
