@@ -467,24 +467,46 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_destroyed_key_leaves_the_wal_once_its_readers_let_go() {
+    /// A SQLite store in a temporary directory whose key table holds one
+    /// live key for `owner`, wrapped as `wrapped`.
+    struct OneKey {
+        _dir: tempfile::TempDir,
+        _store: crate::store::Store,
+        db: PathBuf,
+        url: String,
+        keys: SqlKeyTable,
+    }
+
+    async fn one_key(owner: &str, wrapped: &str) -> OneKey {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = dir.path().join("lethe.db");
         let url = format!("sqlite://{}", db.display());
-        let _store = crate::store::open(&url).await.expect("store");
+        let store = crate::store::open(&url).await.expect("store");
         let keys = SqlKeyTable::connect(&url).await.expect("key table");
-        let wrapped = "WRAPPED-DATA-KEY-4f1c".repeat(3);
         keys.insert_key(StoredKey {
-            owner: "request:r-1".into(),
-            wrapped: Some(wrapped.clone()),
+            owner: owner.into(),
+            wrapped: Some(wrapped.into()),
             master_id: "m-1".into(),
         })
         .await
         .expect("key stored");
+        OneKey {
+            _dir: dir,
+            _store: store,
+            db,
+            url,
+            keys,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_destroyed_key_leaves_the_wal_once_its_readers_let_go() {
+        let wrapped = "WRAPPED-DATA-KEY-4f1c".repeat(3);
+        let fixture = one_key("request:r-1", &wrapped).await;
+        let (db, url, keys) = (&fixture.db, &fixture.url, &fixture.keys);
 
         // A reader holds a snapshot from before the key is destroyed.
-        let mut reader = SqliteConnection::connect(&url).await.expect("reader");
+        let mut reader = SqliteConnection::connect(url).await.expect("reader");
         sqlx::query("BEGIN")
             .execute(&mut reader)
             .await
@@ -498,7 +520,7 @@ mod tests {
             .await
             .expect("destroyed"));
         assert!(
-            on_disk(&db, wrapped.as_bytes()),
+            on_disk(db, wrapped.as_bytes()),
             "the reader's snapshot keeps the old page in the WAL"
         );
         assert!(keys.wal_retrying.load(Ordering::Acquire));
@@ -508,7 +530,7 @@ mod tests {
             .await
             .expect("commit");
         let deadline = Instant::now() + WAL_RETRY_EVERY * 10;
-        while on_disk(&db, wrapped.as_bytes()) {
+        while on_disk(db, wrapped.as_bytes()) {
             assert!(
                 Instant::now() < deadline,
                 "the destroyed key is still on disk after its reader let go"
@@ -521,25 +543,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_destroyed_key_leaves_the_wal_at_once_without_readers() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let db = dir.path().join("lethe.db");
-        let url = format!("sqlite://{}", db.display());
-        let _store = crate::store::open(&url).await.expect("store");
-        let keys = SqlKeyTable::connect(&url).await.expect("key table");
         let wrapped = "WRAPPED-DATA-KEY-9d2e".repeat(3);
-        keys.insert_key(StoredKey {
-            owner: "request:r-2".into(),
-            wrapped: Some(wrapped.clone()),
-            master_id: "m-1".into(),
-        })
-        .await
-        .expect("key stored");
-        assert!(on_disk(&db, wrapped.as_bytes()));
+        let fixture = one_key("request:r-2", &wrapped).await;
+        let (db, keys) = (&fixture.db, &fixture.keys);
+        assert!(on_disk(db, wrapped.as_bytes()));
         assert!(keys
             .destroy_key("request:r-2", "m-1")
             .await
             .expect("destroyed"));
-        assert!(!on_disk(&db, wrapped.as_bytes()));
+        assert!(!on_disk(db, wrapped.as_bytes()));
         assert!(!keys.wal_retrying.load(Ordering::Acquire));
     }
 }
