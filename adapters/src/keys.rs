@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,22 +42,35 @@ macro_rules! on_pool {
     };
 }
 
-/// How long the WAL checkpoint after a destroyed key waits for readers
-/// of the database before SQLite answers "busy".
+/// How long the WAL checkpoint right after a destroyed key waits for
+/// readers (and the writer) before SQLite answers "busy". SQLite holds
+/// the write lock while it waits, so appends wait as long.
 const WAL_CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+/// The same wait for the attempts that follow in the background, short
+/// so that they never hold up appends for long.
+const WAL_RETRY_WAIT: Duration = Duration::from_millis(50);
 /// After a busy checkpoint, how often it is tried again in the
-/// background, and at most how many times (an hour in all); a later
-/// destroyed key starts the attempts again.
+/// background, and at most how many times since the last key destroyed
+/// (an hour).
 const WAL_RETRY_EVERY: Duration = Duration::from_secs(2);
 const WAL_RETRY_ATTEMPTS_MAX: u32 = 1_800;
+
+/// SQLite: what the background checkpoint owes. `owed` counts the
+/// destroyed keys whose checkpoint was busy; a checkpoint that completes
+/// settles every one counted when it started. `retrying` is set while a
+/// task tries.
+#[derive(Debug, Default)]
+struct WalDebt {
+    owed: AtomicU64,
+    retrying: AtomicBool,
+}
 
 /// The key table in the store's database.
 #[derive(Debug, Clone)]
 pub struct SqlKeyTable {
     pool: SidePool,
-    /// SQLite: a destroyed key's old page may still be in the WAL, and a
-    /// background task is trying the checkpoint that removes it.
-    wal_retrying: Arc<AtomicBool>,
+    /// SQLite: destroyed keys whose old pages may still be in the WAL.
+    wal_debt: Arc<WalDebt>,
 }
 
 impl SqlKeyTable {
@@ -70,43 +83,36 @@ impl SqlKeyTable {
             .map_err(unavailable)?;
         Ok(Self {
             pool,
-            wal_retrying: Arc::new(AtomicBool::new(false)),
+            wal_debt: Arc::new(WalDebt::default()),
         })
     }
 
     /// SQLite: copies the WAL into the database file and empties it, so
     /// that no old copy of a destroyed key's page stays in the WAL
     /// (`secure_delete` zeroed it in the page itself). A reader of an
-    /// older snapshot keeps SQLite from emptying the WAL, which it
-    /// answers as "busy" rather than as an error; the checkpoint is then
-    /// tried again in the background until it completes, for up to an
-    /// hour. Answers whether the WAL was emptied.
+    /// older snapshot, the writer or another checkpoint keeps SQLite from
+    /// emptying the WAL, which it answers as "busy" rather than as an
+    /// error; the checkpoint is then tried again in the background until
+    /// one that started after this call completes, for up to an hour
+    /// after the last key destroyed. Answers whether the WAL was emptied.
     async fn checkpoint_wal(&self) -> bool {
         let SidePool::Sqlite(pool) = &self.pool else {
             return true;
         };
-        if checkpoint_once(pool).await {
+        if checkpoint_once(pool, WAL_CHECKPOINT_WAIT).await {
             return true;
         }
-        // One retrying task at a time.
-        if self.wal_retrying.swap(true, Ordering::AcqRel) {
+        let debt = &self.wal_debt;
+        debt.owed.fetch_add(1, Ordering::SeqCst);
+        // One retrying task at a time; a running one sees the new debt.
+        if debt.retrying.swap(true, Ordering::SeqCst) {
             return false;
         }
         tracing::warn!(
-            "a reader kept the WAL from being emptied after a key was destroyed; \
+            "the WAL could not be emptied after a key was destroyed; \
              the checkpoint is tried again every {WAL_RETRY_EVERY:?}"
         );
-        let (pool, owed) = (pool.clone(), Arc::clone(&self.wal_retrying));
-        tokio::spawn(async move {
-            for _ in 0..WAL_RETRY_ATTEMPTS_MAX {
-                tokio::time::sleep(WAL_RETRY_EVERY).await;
-                if checkpoint_once(&pool).await {
-                    tracing::info!("the WAL was emptied after a destroyed key");
-                    break;
-                }
-            }
-            owed.store(false, Ordering::Release);
-        });
+        tokio::spawn(retry_checkpoint(pool.clone(), Arc::clone(debt)));
         false
     }
 
@@ -126,38 +132,90 @@ impl SqlKeyTable {
     }
 }
 
-/// One `wal_checkpoint(TRUNCATE)`, waiting at most
-/// [`WAL_CHECKPOINT_WAIT`] for readers; whether it completed.
-async fn checkpoint_once(pool: &sqlx::SqlitePool) -> bool {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(error) => {
-            tracing::warn!(%error, "no connection for the WAL checkpoint");
-            return false;
+/// The background attempts of [`SqlKeyTable::checkpoint_wal`]: until a
+/// checkpoint that started after the last debt completes, or
+/// [`WAL_RETRY_ATTEMPTS_MAX`] attempts after it.
+async fn retry_checkpoint(pool: sqlx::SqlitePool, debt: Arc<WalDebt>) {
+    loop {
+        let mut owed = debt.owed.load(Ordering::SeqCst);
+        let mut attempts = 0;
+        let settled = loop {
+            if attempts >= WAL_RETRY_ATTEMPTS_MAX {
+                break false;
+            }
+            tokio::time::sleep(WAL_RETRY_EVERY).await;
+            attempts += 1;
+            let now = debt.owed.load(Ordering::SeqCst);
+            if now != owed {
+                (owed, attempts) = (now, 1);
+            }
+            if checkpoint_once(&pool, WAL_RETRY_WAIT).await
+                && debt.owed.load(Ordering::SeqCst) == owed
+            {
+                break true;
+            }
+        };
+        if settled {
+            tracing::info!("the WAL was emptied after a destroyed key");
+        } else {
+            tracing::error!(
+                "the WAL still holds old pages of destroyed keys after an hour of attempts; \
+                 the next key destroyed tries again"
+            );
         }
-    };
-    let wait = format!("PRAGMA busy_timeout = {}", WAL_CHECKPOINT_WAIT.as_millis());
-    let restore = format!(
-        "PRAGMA busy_timeout = {}",
-        side_pool::BUSY_TIMEOUT.as_millis()
-    );
-    let mut completed = false;
-    if sqlx::query(&wait).execute(&mut *conn).await.is_ok() {
-        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut *conn)
-            .await
+        debt.retrying.store(false, Ordering::SeqCst);
+        // A key destroyed after the last load above, whose caller saw
+        // this task still running, is not left without attempts.
+        let unsettled = debt.owed.load(Ordering::SeqCst) != owed;
+        if !(unsettled
+            && debt
+                .retrying
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok())
         {
-            // The first value is 1 when the checkpoint was kept from
-            // completing.
-            Ok((busy, _, _)) => completed = busy == 0,
-            Err(error) => tracing::warn!(%error, "the WAL checkpoint failed"),
+            return;
         }
     }
-    if sqlx::query(&restore).execute(&mut *conn).await.is_err() {
-        // Not back in the pool with the short wait.
-        conn.close_on_drop();
-    }
-    completed
+}
+
+/// One `wal_checkpoint(TRUNCATE)`, waiting at most `wait` for readers
+/// and the writer; whether it completed. It runs on a task of its own,
+/// so that a caller that goes away (an HTTP client hanging up) cannot
+/// leave the pooled connection with the short wait.
+async fn checkpoint_once(pool: &sqlx::SqlitePool, wait: Duration) -> bool {
+    let pool = pool.clone();
+    let attempt = tokio::spawn(async move {
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "no connection for the WAL checkpoint");
+                return false;
+            }
+        };
+        let wait = format!("PRAGMA busy_timeout = {}", wait.as_millis());
+        let restore = format!(
+            "PRAGMA busy_timeout = {}",
+            side_pool::BUSY_TIMEOUT.as_millis()
+        );
+        let mut completed = false;
+        if sqlx::query(&wait).execute(&mut *conn).await.is_ok() {
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *conn)
+                .await
+            {
+                // The first value is 1 when the checkpoint was kept from
+                // completing.
+                Ok((busy, _, _)) => completed = busy == 0,
+                Err(error) => tracing::warn!(%error, "the WAL checkpoint failed"),
+            }
+        }
+        if sqlx::query(&restore).execute(&mut *conn).await.is_err() {
+            // Not back in the pool with the short wait.
+            conn.close_on_drop();
+        }
+        completed
+    });
+    attempt.await.unwrap_or(false)
 }
 
 fn stored_key<R: Row>(row: &R) -> Result<StoredKey, VaultError>
@@ -523,7 +581,7 @@ mod tests {
             on_disk(db, wrapped.as_bytes()),
             "the reader's snapshot keeps the old page in the WAL"
         );
-        assert!(keys.wal_retrying.load(Ordering::Acquire));
+        assert!(keys.wal_debt.retrying.load(Ordering::SeqCst));
 
         sqlx::query("COMMIT")
             .execute(&mut reader)
@@ -552,6 +610,6 @@ mod tests {
             .await
             .expect("destroyed"));
         assert!(!on_disk(db, wrapped.as_bytes()));
-        assert!(!keys.wal_retrying.load(Ordering::Acquire));
+        assert!(!keys.wal_debt.retrying.load(Ordering::SeqCst));
     }
 }
