@@ -94,26 +94,25 @@ impl SqlKeyTable {
     /// emptying the WAL, which it answers as "busy" rather than as an
     /// error; the checkpoint is then tried again in the background until
     /// one that started after this call completes, for up to an hour
-    /// after the last key destroyed. Answers whether the WAL was emptied.
-    async fn checkpoint_wal(&self) -> bool {
+    /// after the last key destroyed.
+    async fn checkpoint_wal(&self) {
         let SidePool::Sqlite(pool) = &self.pool else {
-            return true;
+            return;
         };
         if checkpoint_once(pool, WAL_CHECKPOINT_WAIT).await {
-            return true;
+            return;
         }
         let debt = &self.wal_debt;
         debt.owed.fetch_add(1, Ordering::SeqCst);
         // One retrying task at a time; a running one sees the new debt.
         if debt.retrying.swap(true, Ordering::SeqCst) {
-            return false;
+            return;
         }
         tracing::warn!(
             "the WAL could not be emptied after a key was destroyed; \
              the checkpoint is tried again every {WAL_RETRY_EVERY:?}"
         );
         tokio::spawn(retry_checkpoint(pool.clone(), Arc::clone(debt)));
-        false
     }
 
     /// Whether no key was ever stored (a new store).
