@@ -749,3 +749,27 @@ fn appended(first: i64, last: i64, version: i64) -> Result<Appended, StoreError>
         deduplicated: true,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The options `.cargo/config.toml` passes to SQLite's build: dropping
+    /// them costs the rebuild its speed without any other sign.
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_projects_compile_options() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("lethe.db");
+        let (pool, _writer) = super::open(path.to_str().expect("a UTF-8 path"))
+            .await
+            .expect("open the store");
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&pool)
+            .await
+            .expect("compile options");
+        for wanted in ["DEFAULT_MEMSTATUS=0", "DEFAULT_LOOKASIDE=1200,1000"] {
+            assert!(
+                options.iter().any(|option| option == wanted),
+                "SQLite was built without {wanted}: {options:?}"
+            );
+        }
+    }
+}
