@@ -587,15 +587,21 @@ fn targets(has_postgres: bool) -> Vec<Target> {
 }
 
 async fn database_versions(env: &Env) -> serde_json::Value {
+    // The options SQLite was built with (`.cargo/config.toml`) change its
+    // figures, so they go with them.
     let sqlite = async {
         let mut c = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
         let v: String = sqlx::query_scalar("SELECT sqlite_version()")
             .fetch_one(&mut c)
             .await?;
-        anyhow::Ok(v)
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&mut c)
+            .await?;
+        anyhow::Ok((v, options))
     }
     .await
     .ok();
+    let (sqlite, sqlite_options) = sqlite.unzip();
     let postgres = match env.admin_url() {
         None => None,
         Some(url) => async {
@@ -617,7 +623,12 @@ async fn database_versions(env: &Env) -> serde_json::Value {
         .ok(),
     };
     json!({
-        "sqlite": { "version": sqlite, "journal_mode": "wal", "synchronous": "full" },
+        "sqlite": {
+            "version": sqlite,
+            "journal_mode": "wal",
+            "synchronous": "full",
+            "compile_options": sqlite_options,
+        },
         "postgres": postgres,
     })
 }
