@@ -62,6 +62,7 @@ conformance!(
     batches_larger_than_one_statement_store_every_row,
     retries_amid_new_appends_get_their_first_result,
     numbers_read_back_exactly,
+    a_condition_sees_every_earlier_batch,
 );
 
 async fn run<F, Fut>(kind: Kind, body: F)
@@ -429,6 +430,63 @@ async fn conditional_append_on_tags(h: Arc<Harness>) {
 /// Concurrent decisions read at the same position, each writing the tag
 /// the others are conditioned on: exactly one wins, whether or not the
 /// writer puts them in one group-commit batch.
+/// Writers race on one tag, each appending to its own stream (exact
+/// versions, so a writer may decide from memory) on the condition that
+/// no event carries the tag after the head it read. Every event carries
+/// the tag, so an append that succeeds must land right after the head its
+/// writer read: one that lands later was decided without seeing an
+/// earlier batch, e.g. one still being committed when it was decided.
+async fn a_condition_sees_every_earlier_batch(h: Arc<Harness>) {
+    const RACERS: usize = 16;
+    const ATTEMPTS: usize = 60;
+    let mut tasks = Vec::new();
+    for racer in 0..RACERS {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = format!("racer-{racer}");
+            let mut version = 0;
+            let mut won = 0;
+            for _ in 0..ATTEMPTS {
+                let read_at = store.head().await.unwrap();
+                let expected = if version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(version)
+                };
+                let mut request = request(&stream, expected, vec![event("R", &["race"])]);
+                request.condition = Some(AppendCondition {
+                    tags: vec![Tag::new("race")],
+                    after: read_at,
+                });
+                match store.append(request).await {
+                    Ok(appended) => {
+                        assert_eq!(
+                            appended.first_position,
+                            read_at + 1,
+                            "{stream} read the head at {read_at}"
+                        );
+                        version += 1;
+                        won += 1;
+                    }
+                    Err(StoreError::ConditionFailed { tag, position }) => {
+                        assert_eq!(tag.as_str(), "race");
+                        assert!(position > read_at, "{position} is not after {read_at}");
+                    }
+                    Err(other) => panic!("unexpected {other}"),
+                }
+            }
+            won
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert!(total > 0, "some appends must win");
+    assert_contiguous_log(&*h.store, total).await;
+    assert_eq!(h.assert_intact().await, total);
+}
+
 async fn conditional_appends_in_one_batch_have_one_winner(h: Arc<Harness>) {
     let store = &h.store;
     store
