@@ -427,15 +427,13 @@ async fn conditional_append_on_tags(h: Arc<Harness>) {
     assert_eq!(h.assert_intact().await, 5);
 }
 
-/// Concurrent decisions read at the same position, each writing the tag
-/// the others are conditioned on: exactly one wins, whether or not the
-/// writer puts them in one group-commit batch.
 /// Writers race on one tag, each appending to its own stream (exact
 /// versions, so a writer may decide from memory) on the condition that
 /// no event carries the tag after the head it read. Every event carries
 /// the tag, so an append that succeeds must land right after the head its
 /// writer read: one that lands later was decided without seeing an
-/// earlier batch, e.g. one still being committed when it was decided.
+/// earlier batch, e.g. one still being committed when it was decided. A
+/// refusal names the first event after that head, which is the next one.
 async fn a_condition_sees_every_earlier_batch(h: Arc<Harness>) {
     const RACERS: usize = 16;
     const ATTEMPTS: usize = 60;
@@ -470,7 +468,7 @@ async fn a_condition_sees_every_earlier_batch(h: Arc<Harness>) {
                     }
                     Err(StoreError::ConditionFailed { tag, position }) => {
                         assert_eq!(tag.as_str(), "race");
-                        assert!(position > read_at, "{position} is not after {read_at}");
+                        assert_eq!(position, read_at + 1, "{stream} read the head at {read_at}");
                     }
                     Err(other) => panic!("unexpected {other}"),
                 }
@@ -487,6 +485,9 @@ async fn a_condition_sees_every_earlier_batch(h: Arc<Harness>) {
     assert_eq!(h.assert_intact().await, total);
 }
 
+/// Concurrent decisions read at the same position, each writing the tag
+/// the others are conditioned on: exactly one wins, whether or not the
+/// writer puts them in one group-commit batch.
 async fn conditional_appends_in_one_batch_have_one_winner(h: Arc<Harness>) {
     let store = &h.store;
     store
