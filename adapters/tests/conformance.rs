@@ -80,6 +80,15 @@ where
     }
 }
 
+/// What a writer that appended `version` events to its stream expects.
+fn expected_at(version: u64) -> ExpectedVersion {
+    if version == 0 {
+        ExpectedVersion::NoStream
+    } else {
+        ExpectedVersion::Exact(version)
+    }
+}
+
 fn stream(name: &str) -> StreamId {
     StreamId::new(name)
 }
@@ -446,11 +455,7 @@ async fn a_condition_sees_every_earlier_batch(h: Arc<Harness>) {
             let mut won = 0;
             for _ in 0..ATTEMPTS {
                 let read_at = store.head().await.unwrap();
-                let expected = if version == 0 {
-                    ExpectedVersion::NoStream
-                } else {
-                    ExpectedVersion::Exact(version)
-                };
+                let expected = expected_at(version);
                 let mut request = request(&stream, expected, vec![event("R", &["race"])]);
                 request.condition = Some(AppendCondition {
                     tags: vec![Tag::new("race")],
@@ -681,11 +686,7 @@ async fn concurrent_writers_get_gap_free_positions(h: Arc<Harness>) {
                     ("shared".to_owned(), ExpectedVersion::Any)
                 } else {
                     let version = (i - i / 5) as u64;
-                    let expected = if version == 0 {
-                        ExpectedVersion::NoStream
-                    } else {
-                        ExpectedVersion::Exact(version)
-                    };
+                    let expected = expected_at(version);
                     (own.clone(), expected)
                 };
                 store
@@ -1171,11 +1172,7 @@ fn child_writer() {
             tasks.push(tokio::spawn(async move {
                 for i in 0..CHILD_APPENDS_PER_TASK {
                     let version = i as u64;
-                    let expected = if version == 0 {
-                        ExpectedVersion::NoStream
-                    } else {
-                        ExpectedVersion::Exact(version)
-                    };
+                    let expected = expected_at(version);
                     store
                         .append(request(
                             &format!("{name}-{task}"),
