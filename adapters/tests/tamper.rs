@@ -5,39 +5,9 @@ mod support;
 
 use adapters::store::{self, VerifyError};
 use commands::log::{ExpectedVersion, StoreError};
-use sqlx::Connection;
-use support::{event, request, Harness, Kind};
+use support::{alter, event, request, Harness, Kind};
 
 const EVENTS: u64 = 10;
-
-/// Runs `sql` (statements split on `;`) on the harness's database,
-/// outside the store.
-async fn alter(h: &Harness, kind: Kind, sql: &str) {
-    let url = h.url.clone().unwrap();
-    match kind {
-        Kind::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(statement)
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-            connection.close().await.unwrap();
-        }
-        Kind::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(statement)
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-            connection.close().await.unwrap();
-        }
-        Kind::Memory => unreachable!("the memory store has no SQL"),
-    }
-}
 
 /// A log of ten events (each tagged), checked intact, then altered by
 /// `sql`; verify must break at `position`.
@@ -113,12 +83,13 @@ tamper_tests!(
              append_first, append_last) \
          SELECT 0, 'forged', 1, '00000000-0000-4000-8000-000000000000', event_type, \
              schema_version, occurred_at, recorded_at, payload, metadata, tags, hash, 0, 0 \
-         FROM events WHERE position = 1; \
-         INSERT INTO streams (stream, version) VALUES ('forged', 1)" => 0,
+         FROM events WHERE position = 1" => 0,
     tag_index_row_past_the_head:
         "INSERT INTO event_tags (tag, position) VALUES ('tag:a', 99)" => 99,
-    stream_record_removed:
-        "DELETE FROM streams WHERE stream = 's1'" => 2,
+    head_record_removed:
+        "DELETE FROM log_head" => 11,
+    head_record_lowered:
+        "UPDATE log_head SET position = 8" => 9,
 );
 
 /// A page read ahead, long enough to be read and decoded on a task of its

@@ -25,10 +25,14 @@ const APPEND_LOCK_KEY: i64 = 0x4c45_5448_454c_4f47;
 ///   afresh on every execution (a custom plan looks cheaper), which cost
 ///   more than executing them;
 /// - `enable_seqscan`: a generic plan made while the log is small could
-///   otherwise stay a sequential scan of `events` as the log grows.
-const WRITER_SETTINGS: [(&str, &str); 2] = [
+///   otherwise stay a sequential scan of `events` as the log grows;
+/// - `jit`: a plan whose only way is a sequential scan is then costed
+///   so high that PostgreSQL compiles it on every execution (an update of
+///   `log_head` without its key took 139 ms so).
+const WRITER_SETTINGS: [(&str, &str); 3] = [
     ("plan_cache_mode", "force_generic_plan"),
     ("enable_seqscan", "off"),
+    ("jit", "off"),
 ];
 
 const COLUMNS: &str = "position, stream, stream_version, event_id, event_type, schema_version, \
@@ -166,17 +170,14 @@ pub(crate) async fn tag_rows(
     .map_err(from_db)
 }
 
-/// A stream whose recorded version differs from its last stored event.
-pub(crate) async fn stream_mismatch(
-    pool: &PgPool,
-) -> Result<Option<(String, i64, i64)>, StoreError> {
+/// The head the log records (`None`: no record) and the last position
+/// it stores, read in one statement, so that an append committing
+/// meanwhile moves neither or both.
+pub(crate) async fn recorded_head(pool: &PgPool) -> Result<(Option<i64>, i64), StoreError> {
     sqlx::query_as(
-        "SELECT s.stream, s.version, COALESCE(MAX(e.stream_version), 0)::BIGINT AS stored \
-         FROM streams s LEFT JOIN events e ON e.stream = s.stream \
-         GROUP BY s.stream, s.version HAVING s.version <> COALESCE(MAX(e.stream_version), 0) \
-         LIMIT 1",
+        "SELECT (SELECT position FROM log_head), (SELECT COALESCE(MAX(position), 0)::BIGINT FROM events)",
     )
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await
     .map_err(from_db)
 }
@@ -364,7 +365,8 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
          SELECT 2, event_id::TEXT, position, stream_version, append_first, append_last, NULL \
              FROM events WHERE event_id = ANY($2) \
          UNION ALL \
-         SELECT 3, stream, version, 0, 0, 0, NULL FROM streams WHERE stream = ANY($3) \
+         SELECT 3, st, (SELECT max(stream_version) FROM events WHERE stream = st), 0, 0, 0, NULL \
+             FROM unnest($3::TEXT[]) AS st \
          UNION ALL \
          SELECT 4, t, (SELECT max(position) FROM event_tags WHERE tag = t), 0, 0, 0, NULL \
              FROM unnest($4::TEXT[]) AS t",
@@ -415,7 +417,10 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
                     .insert(id, appended(first, last, version + (last - position))?);
             }
             STREAM => {
-                lookups.streams.insert(key()?, from_db_int(a()?)?);
+                // No row: the stream has no event yet.
+                if let Ok(version) = a() {
+                    lookups.streams.insert(key()?, from_db_int(version)?);
+                }
             }
             TAG => {
                 if let Ok(max) = a() {
@@ -475,7 +480,6 @@ async fn insert(
     let plan::Plan {
         rows,
         tag_rows,
-        streams,
         idempotency_keys: keys,
         assumed,
         ..
@@ -516,10 +520,6 @@ async fn insert(
         .iter()
         .map(|(tag, position)| (tag.as_str(), db_int(*position)))
         .unzip();
-    let (stream_names, stream_versions): (Vec<&str>, Vec<i64>) = streams
-        .iter()
-        .map(|(stream, version)| (stream.as_str(), db_int(*version)))
-        .unzip();
     let mut key_names = Vec::with_capacity(keys.len());
     let mut key_firsts = Vec::with_capacity(keys.len());
     let mut key_lasts = Vec::with_capacity(keys.len());
@@ -551,10 +551,10 @@ async fn insert(
         "WITH guard AS ( \
              SELECT 1 WHERE pg_try_advisory_xact_lock({APPEND_LOCK_KEY}) \
                  AND (SELECT COALESCE(max(position), 0) FROM events) = $1 \
-                 AND NOT EXISTS (SELECT 1 FROM UNNEST($24::TEXT[], $25::BIGINT[]) AS a(stream, v) \
-                     WHERE COALESCE((SELECT version FROM streams s WHERE s.stream = a.stream), 0) \
+                 AND NOT EXISTS (SELECT 1 FROM UNNEST($23::TEXT[], $24::BIGINT[]) AS a(stream, v) \
+                     WHERE COALESCE((SELECT max(stream_version) FROM events s WHERE s.stream = a.stream), 0) \
                          <> a.v) \
-                 AND NOT EXISTS (SELECT 1 FROM UNNEST($26::TEXT[], $27::BIGINT[]) AS f(tag, after) \
+                 AND NOT EXISTS (SELECT 1 FROM UNNEST($25::TEXT[], $26::BIGINT[]) AS f(tag, after) \
                      WHERE EXISTS (SELECT 1 FROM event_tags t \
                          WHERE t.tag = f.tag AND t.position > f.after))), \
          e AS ( \
@@ -567,13 +567,11 @@ async fn insert(
          t AS ( \
              INSERT INTO event_tags (tag, position) \
              SELECT * FROM UNNEST($16::TEXT[], $17::BIGINT[]) WHERE EXISTS (SELECT 1 FROM guard)), \
-         s AS ( \
-             INSERT INTO streams (stream, version) \
-             SELECT * FROM UNNEST($18::TEXT[], $19::BIGINT[]) WHERE EXISTS (SELECT 1 FROM guard) \
-             ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version), \
+         h AS ( \
+             UPDATE log_head SET position = $18 WHERE only_row AND EXISTS (SELECT 1 FROM guard)), \
          k AS ( \
              INSERT INTO idempotency_keys (key, first_position, last_position, stream_version) \
-             SELECT * FROM UNNEST($20::TEXT[], $21::BIGINT[], $22::BIGINT[], $23::BIGINT[]) \
+             SELECT * FROM UNNEST($19::TEXT[], $20::BIGINT[], $21::BIGINT[], $22::BIGINT[]) \
              WHERE EXISTS (SELECT 1 FROM guard)) \
          SELECT count(*) FROM e"
     ))
@@ -594,8 +592,7 @@ async fn insert(
     .bind(lasts)
     .bind(tag_names)
     .bind(tag_positions)
-    .bind(stream_names)
-    .bind(stream_versions)
+    .bind(db_int(plan.head))
     .bind(key_names)
     .bind(key_firsts)
     .bind(key_lasts)

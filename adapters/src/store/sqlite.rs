@@ -198,16 +198,14 @@ pub(crate) async fn tag_rows(
     .map_err(from_db)
 }
 
-/// Streams whose recorded version differs from their last stored event.
-pub(crate) async fn stream_mismatch(
-    pool: &SqlitePool,
-) -> Result<Option<(String, i64, i64)>, StoreError> {
+/// The head the log records (`None`: no record) and the last position
+/// it stores, read in one statement, so that an append committing
+/// meanwhile moves neither or both.
+pub(crate) async fn recorded_head(pool: &SqlitePool) -> Result<(Option<i64>, i64), StoreError> {
     sqlx::query_as(
-        "SELECT s.stream, s.version, COALESCE(MAX(e.stream_version), 0) AS stored \
-         FROM streams s LEFT JOIN events e ON e.stream = s.stream \
-         GROUP BY s.stream, s.version HAVING s.version <> stored LIMIT 1",
+        "SELECT (SELECT position FROM log_head), (SELECT COALESCE(MAX(position), 0) FROM events)",
     )
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await
     .map_err(from_db)
 }
@@ -300,8 +298,8 @@ async fn commit(
          SELECT 2, event_id, position, stream_version, append_first, append_last, NULL \
              FROM events WHERE event_id IN (SELECT value FROM json_each(?2)) \
          UNION ALL \
-         SELECT 3, stream, version, 0, 0, 0, NULL \
-             FROM streams WHERE stream IN (SELECT value FROM json_each(?3)) \
+         SELECT 3, value, (SELECT MAX(stream_version) FROM events WHERE stream = value), \
+             0, 0, 0, NULL FROM json_each(?3) \
          UNION ALL \
          SELECT 4, value, (SELECT MAX(position) FROM event_tags WHERE tag = value), 0, 0, 0, NULL \
              FROM json_each(?4)",
@@ -353,7 +351,10 @@ async fn commit(
                     .insert(id, appended(first, last, version + (last - position))?);
             }
             3 => {
-                lookups.streams.insert(key()?, from_db_int(a()?)?);
+                // No row: the stream has no event yet.
+                if let Ok(version) = a() {
+                    lookups.streams.insert(key()?, from_db_int(version)?);
+                }
             }
             4 => {
                 if let Ok(max) = a() {
@@ -590,16 +591,13 @@ async fn push_inserts<'q>(
     }
     .push(calls, pair)
     .await?;
-    let streams_tail =
-        format!("{guard} ON CONFLICT (stream) DO UPDATE SET version = excluded.version");
-    Inserts {
-        insert: "INSERT INTO streams (stream, version)",
-        columns: 2,
-        rows: &plan.streams,
-        tail: &streams_tail,
-    }
-    .push(calls, pair)
-    .await?;
+    calls
+        .statement(&format!(
+            "UPDATE log_head SET position = ? WHERE only_row = 1{guard};"
+        ))
+        .await?
+        .add(db_int(plan.head))
+        .map_err(sqlx::Error::Encode)?;
     Inserts {
         insert: "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version)",
         columns: 4,
@@ -658,7 +656,7 @@ async fn remembered_commit(
          INSERT INTO temp.append_guard \
              SELECT 1 WHERE (SELECT COALESCE(MAX(position), 0) FROM events) = ? \
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS a \
-                     WHERE COALESCE((SELECT version FROM streams WHERE stream = a.value->>0), 0) \
+                     WHERE COALESCE((SELECT MAX(stream_version) FROM events WHERE stream = a.value->>0), 0) \
                          <> a.value->>1) \
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS f \
                      WHERE EXISTS (SELECT 1 FROM event_tags \

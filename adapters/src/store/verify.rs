@@ -38,20 +38,16 @@ pub enum VerifyError {
 /// Rows the walk from position 1 does not meet, and what they would do
 /// if left alone: an event below position 1 (a stream read would serve
 /// it to decisions), a tag index row with no event (a conditional append
-/// would fail on it for good), events of a stream that has no version
-/// record (every append expecting a version would be refused), an
-/// idempotency key that does not describe an append of the log (a
+/// would fail on it for good), an idempotency key that does not describe an append of the log (a
 /// retried append would be answered with positions that are not its
 /// own; named by the key's first position). Events
 /// appended while verify runs lie past the head it walked to, so nothing
 /// an append makes is looked for: an append writes an event, its tag
-/// rows and its stream's version in one transaction.
+/// rows and the log's head in one transaction.
 async fn strays(backend: &Backend) -> Result<Option<ChainBreak>, StoreError> {
     const BELOW_ONE: &str = "SELECT MIN(position) FROM events WHERE position < 1";
     const TAG_WITHOUT_EVENT: &str = "SELECT MIN(t.position) FROM event_tags t \
          LEFT JOIN events e ON e.position = t.position WHERE e.position IS NULL";
-    const UNRECORDED: &str = "SELECT MIN(e.position) FROM events e \
-         LEFT JOIN streams s ON s.stream = e.stream WHERE s.stream IS NULL";
     const KEY_WITHOUT_APPEND: &str = "SELECT MIN(k.first_position) FROM idempotency_keys k \
          LEFT JOIN events e ON e.position = k.last_position \
          WHERE e.position IS NULL OR e.append_first <> k.first_position \
@@ -70,20 +66,17 @@ async fn strays(backend: &Backend) -> Result<Option<ChainBreak>, StoreError> {
         Backend::Sqlite(pool) => [
             first!(pool, BELOW_ONE),
             first!(pool, TAG_WITHOUT_EVENT),
-            first!(pool, UNRECORDED),
             first!(pool, KEY_WITHOUT_APPEND),
         ],
         Backend::Postgres(pool) => [
             first!(pool, BELOW_ONE),
             first!(pool, TAG_WITHOUT_EVENT),
-            first!(pool, UNRECORDED),
             first!(pool, KEY_WITHOUT_APPEND),
         ],
     };
     let reasons = [
         "an event is stored at a position below 1",
         "the tag index has a row with no event",
-        "the stream of this event has no version record",
         "an idempotency key names an append the log does not hold",
     ];
     Ok(found
@@ -100,8 +93,8 @@ async fn strays(backend: &Backend) -> Result<Option<ChainBreak>, StoreError> {
 /// Walks the whole chain in pages of [`VERIFY_PAGE_EVENTS`]. Besides the
 /// hashes, it checks that every stored text column is exactly what was
 /// hashed, that the tag index matches the events (the append condition
-/// relies on it) and that no stream records more events than are stored
-/// (which catches a truncated tail).
+/// relies on it) and that the head the log records is its last stored
+/// event (which catches a truncated tail).
 pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
     let mut previous = GENESIS_HASH;
     let mut next: Position = 1;
@@ -148,19 +141,30 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
     if let Some(chain_break) = strays(&store.backend).await? {
         return Err(chain_break.into());
     }
-    let mismatch = match &store.backend {
-        Backend::Sqlite(pool) => super::sqlite::stream_mismatch(pool).await?,
-        Backend::Postgres(pool) => super::postgres::stream_mismatch(pool).await?,
+    let (recorded, stored) = match &store.backend {
+        Backend::Sqlite(pool) => super::sqlite::recorded_head(pool).await?,
+        Backend::Postgres(pool) => super::postgres::recorded_head(pool).await?,
     };
-    if let Some((stream, recorded, stored)) = mismatch {
-        return Err(ChainBreak {
-            position: next,
-            reason: format!(
-                "stream {stream} records version {recorded} but its last stored event has \
-                 version {stored}: events are missing at the end of the log"
+    if recorded != Some(stored) {
+        let (position, reason) = match recorded {
+            None => (next, "the log's head record is missing".to_owned()),
+            Some(recorded) if recorded > stored => (
+                next,
+                format!(
+                    "the log records its head at {recorded} but its last stored event is at \
+                     {stored}: events are missing at the end of the log"
+                ),
             ),
-        }
-        .into());
+            // The first event past the record.
+            Some(recorded) => (
+                Position::try_from(recorded + 1).unwrap_or(0),
+                format!(
+                    "the log records its head at {recorded} but stores events up to {stored}: \
+                     events were added without an append"
+                ),
+            ),
+        };
+        return Err(ChainBreak { position, reason }.into());
     }
     Ok(VerifyReport {
         events: next - 1,

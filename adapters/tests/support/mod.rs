@@ -15,6 +15,7 @@ use commands::log::{
     GENESIS_HASH,
 };
 use commands::memory::MemoryStore;
+use sqlx::Connection;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,35 @@ impl Harness {
         if let Some(fresh) = postgres {
             fresh.drop_now().await;
         }
+    }
+}
+
+/// Runs `sql` (statements split on `;`) on the harness's database,
+/// outside the store.
+pub async fn alter(h: &Harness, kind: Kind, sql: &str) {
+    let url = h.url.clone().unwrap();
+    match kind {
+        Kind::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        }
+        Kind::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        }
+        Kind::Memory => unreachable!("the memory store has no SQL"),
     }
 }
 

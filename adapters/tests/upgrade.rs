@@ -1,0 +1,84 @@
+//! A log written by an earlier schema opens under the current one and
+//! loses nothing.
+
+mod support;
+
+use adapters::store;
+use commands::log::{EventStore, ExpectedVersion, StoreError, StreamId};
+use support::{alter, event, request, Harness, Kind};
+
+/// The schema before the head record: a version row per stream, moved
+/// by every append, and no `log_head`.
+const BEFORE_HEAD_RECORD: &str = "DROP TABLE log_head; \
+     CREATE TABLE streams (stream TEXT PRIMARY KEY, version BIGINT NOT NULL); \
+     INSERT INTO streams SELECT stream, MAX(stream_version) FROM events GROUP BY stream; \
+     DELETE FROM _sqlx_migrations WHERE version = 400";
+
+/// Streams `s0` (three events) and `s1` (two) are written, the database
+/// is taken back to the schema before the head record, and a second
+/// store opens it: the migration records the head, the log verifies, and
+/// appends are judged against the versions the streams had.
+async fn versions_survive_the_head_record_migration(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for (stream, events) in [("s0", 3), ("s1", 2)] {
+        let events = (0..events).map(|_| event("T", &["tag:a"])).collect();
+        h.store
+            .append(request(stream, ExpectedVersion::NoStream, events))
+            .await
+            .unwrap();
+    }
+    alter(&h, kind, BEFORE_HEAD_RECORD).await;
+
+    let reopened = store::open(h.url.as_deref().unwrap()).await.unwrap();
+    let report = store::verify(&reopened).await.expect("the log verifies");
+    assert_eq!(report.events, 5);
+
+    let appended = reopened
+        .append(request(
+            "s0",
+            ExpectedVersion::Exact(3),
+            vec![event("T", &[])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((appended.first_position, appended.stream_version), (6, 4));
+    match reopened
+        .append(request(
+            "s1",
+            ExpectedVersion::Exact(1),
+            vec![event("T", &[])],
+        ))
+        .await
+    {
+        Err(StoreError::WrongExpectedVersion { stream, actual, .. }) => {
+            assert_eq!((stream, actual), (StreamId::new("s1"), 2));
+        }
+        other => panic!("s1 is at version 2, got {other:?}"),
+    }
+    match reopened
+        .append(request(
+            "s1",
+            ExpectedVersion::NoStream,
+            vec![event("T", &[])],
+        ))
+        .await
+    {
+        Err(StoreError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, 2),
+        other => panic!("s1 exists, got {other:?}"),
+    }
+    assert_eq!(store::verify(&reopened).await.unwrap().events, 6);
+    reopened.close().await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_versions_survive_the_head_record_migration() {
+    versions_survive_the_head_record_migration(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_versions_survive_the_head_record_migration() {
+    versions_survive_the_head_record_migration(Kind::Postgres).await;
+}
