@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use domain::deadline::{PolicyName, PolicyTable};
 use domain::error::{DomainError, InvalidInput};
 use domain::events::{
-    erased_tag, erasing_tag, hold_scope_tag, CallbackEvent, ForgetCause, HoldEvent, LedgerEvent,
-    PrivacyEvent, RequestEvent,
+    erased_tag, erasing_tag, hold_scope_tag, CallbackEvent, ForgetCause, HoldEvent,
+    IntegrationEvent, LedgerEvent, PrivacyEvent, RequestEvent,
 };
 use domain::ids::{
     AccountId, ExternalAccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId,
@@ -192,6 +192,26 @@ pub mod streams {
     }
 }
 
+/// How [`Ledger::open_request`] treats a request already open on an
+/// integration it is asked to clean up.
+#[derive(Debug, Clone, Copy)]
+enum Cleanup {
+    /// The caller disconnected the integration: the request already open
+    /// is its clean-up.
+    AnswerExisting,
+    /// The caller found the integration disconnected by another call:
+    /// with a clean-up open, it is told so.
+    RefuseIfOpened,
+}
+
+/// What [`Ledger::open_request`] decided: a request (new, or the replay
+/// of one), or the clean-up another call opened, to be loaded whole.
+#[derive(Debug)]
+enum Opened {
+    Summary(RequestSummary),
+    Existing(RequestId),
+}
+
 /// What a decision reads before it decides.
 #[derive(Debug, Default)]
 struct Load {
@@ -262,6 +282,27 @@ impl View {
             Some(0) | None => ExpectedVersion::NoStream,
             Some(version) => ExpectedVersion::Exact(*version),
         }
+    }
+
+    /// The first deletion request on `integration` that the view holds
+    /// after the integration's disconnect: its clean-up (R1).
+    fn cleanup_of(&self, integration: &IntegrationId) -> Option<RequestId> {
+        let scope = Subject::Integration(integration.clone());
+        self.events
+            .values()
+            .skip_while(|(_, event)| {
+                !matches!(event, LedgerEvent::Integration(
+                    IntegrationEvent::IntegrationDisconnected { integration: gone, .. }
+                ) if gone == integration)
+            })
+            .find_map(|(_, event)| match event {
+                LedgerEvent::Request(RequestEvent::DeletionRequested {
+                    request,
+                    scope: asked,
+                    ..
+                }) if *asked == scope => Some(*request),
+                _ => None,
+            })
     }
 
     fn request(&self, id: RequestId) -> Option<Request> {
@@ -941,8 +982,12 @@ impl Ledger {
                 },
             )
             .await;
-        match disconnected {
-            Ok(_) => {}
+        // The disconnect and its clean-up request are two appends, so two
+        // calls can both find the integration disconnected and no clean-up
+        // open; the clean-up's append is conditional on what it read, and
+        // whichever call comes second finds the first one's (`Cleanup`).
+        let cleanup = match disconnected {
+            Ok(_) => Cleanup::AnswerExisting,
             Err(CommandError::Rejected(DomainError::AlreadyDisconnected(subject))) => {
                 // The disconnect and its clean-up request are two appends.
                 // When the second was lost (it failed, or the process
@@ -962,10 +1007,11 @@ impl Ledger {
                     };
                 }
                 tracing::warn!(%integration, "a disconnected integration had no clean-up request; opening it");
+                Cleanup::RefuseIfOpened
             }
             Err(error) => return Err(error),
-        }
-        self.request_deletion(
+        };
+        self.open_request(
             &cleanup_ctx,
             DeletionRequestInput {
                 scope: Subject::Integration(integration),
@@ -977,6 +1023,7 @@ impl Ledger {
                 contact: None,
                 received_at: None,
             },
+            Some(cleanup),
         )
         .await
     }
@@ -1145,12 +1192,27 @@ impl Ledger {
     pub async fn request_deletion(
         &self,
         ctx: &Context,
+        input: DeletionRequestInput,
+    ) -> Result<RequestSummary, CommandError> {
+        self.open_request(ctx, input, None).await
+    }
+
+    /// Opens a deletion request. With `cleanup`, it is the one clean-up
+    /// request of a disconnected integration (R1): when the log already
+    /// holds a request on the integration (another call opened it,
+    /// perhaps between this call's reads and its append, which is
+    /// conditional on them), nothing is stored and the answer is what
+    /// `cleanup` says.
+    async fn open_request(
+        &self,
+        ctx: &Context,
         mut input: DeletionRequestInput,
+        cleanup: Option<Cleanup>,
     ) -> Result<RequestSummary, CommandError> {
         input.scope = self.vault.admit_subject(&input.scope).await?;
         let request_id = RequestId::from_uuid(ctx.id_for("deletion-request"));
         let stream = streams::request(request_id);
-        let (summary, _) = self
+        let (opened, _) = self
             .execute(
                 ctx,
                 || Self::scope_load(&input.scope, Some(request_id)),
@@ -1180,8 +1242,29 @@ impl Ledger {
                             expected: ExpectedVersion::Any,
                             condition: None,
                             events: Vec::new(),
-                            output: RequestSummary::of(&existing),
+                            output: Opened::Summary(RequestSummary::of(&existing)),
                         });
+                    }
+                    let existing = match (&input.scope, cleanup) {
+                        (Subject::Integration(integration), Some(cleanup)) => {
+                            view.cleanup_of(integration).map(|id| (cleanup, id))
+                        }
+                        _ => None,
+                    };
+                    match existing {
+                        Some((Cleanup::AnswerExisting, existing)) => {
+                            return Ok(Decision {
+                                stream: stream.clone(),
+                                expected: ExpectedVersion::Any,
+                                condition: None,
+                                events: Vec::new(),
+                                output: Opened::Existing(existing),
+                            })
+                        }
+                        Some((Cleanup::RefuseIfOpened, _)) => {
+                            return Err(DomainError::AlreadyDisconnected(input.scope.clone()).into())
+                        }
+                        None => {}
                     }
                     let policy = Self::policy_for(&input.scope, &view.inventory, input.policy);
                     let confirmation_code = (input.channel == Channel::MetaCallback)
@@ -1210,12 +1293,15 @@ impl Ledger {
                         expected: ExpectedVersion::NoStream,
                         condition: view.condition_on_all_reads(),
                         events: events.into_iter().map(Into::into).collect(),
-                        output: summary,
+                        output: Opened::Summary(summary),
                     })
                 },
             )
             .await?;
-        Ok(summary)
+        match opened {
+            Opened::Summary(summary) => Ok(summary),
+            Opened::Existing(id) => Ok(RequestSummary::of(&self.request(id).await?)),
+        }
     }
 
     /// Loads a request, or `NotFound`.

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use commands::clock::ManualClock;
 use commands::error::CommandError;
 use commands::ledger::{Context, DeletionRequestInput, Ledger};
-use commands::log::EventStore;
+use commands::log::{
+    AppendRequest, Appended, EventStore, Position, RecordedEvent, StoreError, StreamId, Tag,
+};
 use commands::memory::MemoryStore;
 use commands::Vault;
 use domain::deadline::{PolicyName, PolicyTable};
@@ -18,6 +20,7 @@ use domain::membership::Registration;
 use domain::subject::{Platform, Subject};
 use domain::text::{MatterRef, Note, Reason};
 use domain::values::{Channel, HoldKind, Initiator, Role};
+use tokio::sync::oneshot;
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()
@@ -554,4 +557,137 @@ async fn a_large_workspace_is_planned_in_one_request() {
         .await
         .unwrap();
     assert_eq!(summary.tasks_total, 400 * 4 + 2, "{summary:?}");
+}
+
+/// A store that holds back the first append opening a deletion request
+/// once armed, tells when it does, and lets it go when released.
+struct HoldingStore {
+    inner: Arc<MemoryStore>,
+    gate: std::sync::Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for HoldingStore {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        let opens_a_request = request
+            .events
+            .iter()
+            .any(|event| event.event_type == "DeletionRequested");
+        let gate = if opens_a_request {
+            self.gate.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some((arrived, release)) = gate {
+            arrived.send(()).unwrap();
+            release.await.unwrap();
+        }
+        self.inner.append(request).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, after_version, limit).await
+    }
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn read_by_tags(
+        &self,
+        tags: &[Tag],
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_by_tags(tags, after, limit).await
+    }
+    async fn head(&self) -> Result<Position, StoreError> {
+        self.inner.head().await
+    }
+    async fn wait_for(
+        &self,
+        after: Position,
+        timeout: std::time::Duration,
+    ) -> Result<Position, StoreError> {
+        self.inner.wait_for(after, timeout).await
+    }
+}
+
+/// R1 with two disconnects of one integration at once, neither keyed.
+/// The first records the disconnect, and its clean-up request is held
+/// back before it reaches the log. The second finds the integration
+/// disconnected and no clean-up, so it opens one. The first's clean-up
+/// append then fails its condition, and deciding again it finds the
+/// second's. Both answer with that one request; the log holds one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_two_disconnects_at_once_open_one_cleanup() {
+    let memory = Arc::new(MemoryStore::new());
+    let store = Arc::new(HoldingStore {
+        inner: memory.clone(),
+        gate: std::sync::Mutex::new(None),
+    });
+    let ledger = Arc::new(Ledger::new(
+        store.clone(),
+        Arc::new(ManualClock::new(start())),
+        PolicyTable::default(),
+        Arc::new(Vault::ephemeral()),
+    ));
+    let integration = IntegrationId::parse("yt-1").unwrap();
+    ledger
+        .create_workspace(&ctx(), ws("ws-1"), acct("alice"))
+        .await
+        .unwrap();
+    ledger
+        .connect_integration(
+            &ctx(),
+            integration.clone(),
+            ws("ws-1"),
+            Platform::Youtube,
+            ExternalAccountId::parse("UC123").unwrap(),
+            member("alice"),
+        )
+        .await
+        .unwrap();
+    let (arrived_tx, arrived) = oneshot::channel();
+    let (release, release_rx) = oneshot::channel();
+    *store.gate.lock().unwrap() = Some((arrived_tx, release_rx));
+    let disconnect = {
+        let ledger = ledger.clone();
+        let integration = integration.clone();
+        move || async move {
+            ledger
+                .disconnect_integration(
+                    &ctx(),
+                    integration,
+                    member("alice"),
+                    Channel::InProduct,
+                    None,
+                )
+                .await
+        }
+    };
+
+    let first = tokio::spawn(disconnect.clone()());
+    arrived.await.unwrap();
+    let second = disconnect().await.unwrap();
+    release.send(()).unwrap();
+    let first = first.await.unwrap().unwrap();
+
+    assert_eq!(first.request_id, second.request_id);
+    let scope = Subject::Integration(integration).to_string();
+    let opened = memory
+        .all_events()
+        .iter()
+        .filter(|event| {
+            event.event_type == "DeletionRequested"
+                && event.tags.iter().any(|tag| tag.as_str() == scope)
+        })
+        .count();
+    assert_eq!(opened, 1, "one clean-up request for one disconnect");
 }
