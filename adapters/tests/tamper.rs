@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use adapters::store::{self, VerifyError};
-use commands::log::{ExpectedVersion, StoreError};
+use commands::log::{EventStore, ExpectedVersion, StoreError};
 use support::{alter, event, request, Harness, Kind};
 
 const EVENTS: u64 = 10;
@@ -192,4 +194,59 @@ async fn sqlite_idempotency_keys_are_checked_against_their_appends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_idempotency_keys_are_checked_against_their_appends() {
     idempotency_keys_are_checked_against_their_appends(Kind::Postgres).await;
+}
+
+/// A log whose last event was removed is not extended: an append would
+/// record its own head over the evidence. The store refuses as corrupt,
+/// and verify still names the missing position afterwards.
+async fn no_append_hides_a_removed_tail(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for _ in 0..3 {
+        h.store
+            .append(request(
+                "s",
+                ExpectedVersion::Any,
+                vec![event("T", &["tag:a"])],
+            ))
+            .await
+            .unwrap();
+    }
+    alter(
+        &h,
+        kind,
+        "DELETE FROM event_tags WHERE position = 3; DELETE FROM events WHERE position = 3",
+    )
+    .await;
+    // A second store: the first remembers its head and would find out
+    // only through its insert's guard, which the test checks too.
+    let reopened: Arc<dyn EventStore> =
+        Arc::new(store::open(h.url.as_deref().unwrap()).await.unwrap());
+    for store in [h.store.clone(), reopened] {
+        match store
+            .append(request("s", ExpectedVersion::Any, vec![event("T", &[])]))
+            .await
+        {
+            Err(StoreError::Corrupt(why)) => {
+                assert!(why.contains("records its head at 3"), "{why}");
+            }
+            other => panic!("the append should be refused as corrupt, got {other:?}"),
+        }
+    }
+    match store::verify(h.db.as_ref().unwrap()).await {
+        Err(VerifyError::Broken(chain_break)) => assert_eq!(chain_break.position, 3),
+        other => panic!("verify should fail at 3, got {other:?}"),
+    }
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_no_append_hides_a_removed_tail() {
+    no_append_hides_a_removed_tail(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_no_append_hides_a_removed_tail() {
+    no_append_hides_a_removed_tail(Kind::Postgres).await;
 }

@@ -82,3 +82,55 @@ async fn sqlite_versions_survive_the_head_record_migration() {
 async fn postgres_versions_survive_the_head_record_migration() {
     versions_survive_the_head_record_migration(Kind::Postgres).await;
 }
+
+/// A log whose version records show its last event removed (the record
+/// of `s1` says 2, its events stop at 1) keeps that evidence through the
+/// migration: verify names the missing position, and appends are refused.
+async fn a_removed_tail_survives_the_head_record_migration(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for (stream, events) in [("s0", 3), ("s1", 2)] {
+        let events = (0..events).map(|_| event("T", &["tag:a"])).collect();
+        h.store
+            .append(request(stream, ExpectedVersion::NoStream, events))
+            .await
+            .unwrap();
+    }
+    alter(&h, kind, BEFORE_HEAD_RECORD).await;
+    alter(
+        &h,
+        kind,
+        "DELETE FROM event_tags WHERE position = 5; DELETE FROM events WHERE position = 5",
+    )
+    .await;
+
+    let reopened = store::open(h.url.as_deref().unwrap()).await.unwrap();
+    match store::verify(&reopened).await {
+        Err(store::VerifyError::Broken(chain_break)) => assert_eq!(chain_break.position, 5),
+        other => panic!("verify should fail at 5, got {other:?}"),
+    }
+    match reopened
+        .append(request(
+            "s0",
+            ExpectedVersion::Exact(3),
+            vec![event("T", &[])],
+        ))
+        .await
+    {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("records its head at 5"), "{why}"),
+        other => panic!("the append should be refused as corrupt, got {other:?}"),
+    }
+    reopened.close().await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_removed_tail_survives_the_head_record_migration() {
+    a_removed_tail_survives_the_head_record_migration(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_removed_tail_survives_the_head_record_migration() {
+    a_removed_tail_survives_the_head_record_migration(Kind::Postgres).await;
+}

@@ -4,9 +4,27 @@
 -- key), so an append no longer updates a row per stream it writes. What
 -- the version records also gave, `lethe verify` gets from this row: a
 -- log whose last events were removed records a head past its last event.
+
+-- Taken first, as every writer takes it: no append of a process still on
+-- the version records commits between reading them and dropping them.
+SELECT pg_advisory_xact_lock(5495891589652565831);
+
 CREATE TABLE log_head (
     only_row  BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
     position  BIGINT  NOT NULL
 );
-INSERT INTO log_head (position) SELECT COALESCE(MAX(position), 0) FROM events;
+-- The head of an existing log is its last stored event, unless the version
+-- records disagree with the events (a stream's last events removed, or
+-- events without a record): that evidence is kept as a head one past the
+-- last event, which `lethe verify` reports and appends refuse.
+INSERT INTO log_head (position)
+SELECT COALESCE((SELECT MAX(position) FROM events), 0)
+    + CASE WHEN EXISTS (
+        SELECT 1 FROM streams s
+        WHERE s.version <> COALESCE(
+            (SELECT MAX(e.stream_version) FROM events e WHERE e.stream = s.stream), 0))
+      OR EXISTS (
+        SELECT 1 FROM events e WHERE NOT EXISTS (
+            SELECT 1 FROM streams s WHERE s.stream = e.stream))
+    THEN 1 ELSE 0 END;
 DROP TABLE streams;

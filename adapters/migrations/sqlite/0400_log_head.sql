@@ -8,5 +8,18 @@ CREATE TABLE log_head (
     only_row  INTEGER PRIMARY KEY DEFAULT 1 CHECK (only_row = 1),
     position  INTEGER NOT NULL
 );
-INSERT INTO log_head (position) SELECT COALESCE(MAX(position), 0) FROM events;
+-- The head of an existing log is its last stored event, unless the version
+-- records disagree with the events (a stream's last events removed, or
+-- events without a record): that evidence is kept as a head one past the
+-- last event, which `lethe verify` reports and appends refuse.
+INSERT INTO log_head (position)
+SELECT COALESCE((SELECT MAX(position) FROM events), 0)
+    + CASE WHEN EXISTS (
+        SELECT 1 FROM streams s
+        WHERE s.version <> COALESCE(
+            (SELECT MAX(e.stream_version) FROM events e WHERE e.stream = s.stream), 0))
+      OR EXISTS (
+        SELECT 1 FROM events e WHERE NOT EXISTS (
+            SELECT 1 FROM streams s WHERE s.stream = e.stream))
+    THEN 1 ELSE 0 END;
 DROP TABLE streams;

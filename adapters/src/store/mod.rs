@@ -373,6 +373,25 @@ fn corrupt(why: impl Into<String>) -> StoreError {
     StoreError::Corrupt(why.into())
 }
 
+/// Refuses to append to a log whose recorded head (`log_head`) is not
+/// its last stored event: events were removed from its end, or added
+/// without an append. Appending would hide that (the next append would
+/// record its own head), so the store fails closed until an operator has
+/// run `lethe verify` and compared the log with a backup.
+fn check_recorded_head(recorded: Option<Position>, stored: Position) -> Result<(), StoreError> {
+    match recorded {
+        Some(recorded) if recorded == stored => Ok(()),
+        Some(recorded) => Err(corrupt(format!(
+            "the log records its head at {recorded} but its last stored event is at \
+             {stored}; nothing is appended until `lethe verify` has been run"
+        ))),
+        None => Err(corrupt(
+            "the log's head record is missing; nothing is appended until `lethe verify` has \
+             been run",
+        )),
+    }
+}
+
 /// Positions and versions are u64 in the port and BIGINT in the
 /// databases; values beyond i64 never occur, a huge "after" means "none".
 fn db_int(value: u64) -> i64 {

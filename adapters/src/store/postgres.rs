@@ -344,6 +344,7 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
     const EVENT: i32 = 2;
     const STREAM: i32 = 3;
     const TAG: i32 = 4;
+    const RECORDED_HEAD: i32 = 5;
     type LookupRow = (
         i32,
         Option<String>,
@@ -369,7 +370,9 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
              FROM unnest($3::TEXT[]) AS st \
          UNION ALL \
          SELECT 4, t, (SELECT max(position) FROM event_tags WHERE tag = t), 0, 0, 0, NULL \
-             FROM unnest($4::TEXT[]) AS t",
+             FROM unnest($4::TEXT[]) AS t \
+         UNION ALL \
+         SELECT 5, NULL, position, 0, 0, 0, NULL FROM log_head WHERE only_row",
     )
     .bind(&wanted.idempotency_keys)
     .bind(&wanted.event_ids)
@@ -379,6 +382,7 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
     .await
     .map_err(from_db)?;
 
+    let mut recorded_head = None;
     let mut lookups = Lookups {
         complete: true,
         head: 0,
@@ -427,9 +431,11 @@ async fn lookup(connection: &mut PgConnection, wanted: &Wanted) -> Result<Lookup
                     lookups.tag_max.insert(key()?, from_db_int(max)?);
                 }
             }
+            RECORDED_HEAD => recorded_head = Some(from_db_int(a()?)?),
             other => return Err(corrupt(format!("unknown lookup kind {other}"))),
         }
     }
+    super::check_recorded_head(recorded_head, lookups.head)?;
     Ok(lookups)
 }
 
@@ -551,6 +557,7 @@ async fn insert(
         "WITH guard AS ( \
              SELECT 1 WHERE pg_try_advisory_xact_lock({APPEND_LOCK_KEY}) \
                  AND (SELECT COALESCE(max(position), 0) FROM events) = $1 \
+                 AND (SELECT position FROM log_head WHERE only_row) = $1 \
                  AND NOT EXISTS (SELECT 1 FROM UNNEST($23::TEXT[], $24::BIGINT[]) AS a(stream, v) \
                      WHERE COALESCE((SELECT max(stream_version) FROM events s WHERE s.stream = a.stream), 0) \
                          <> a.v) \

@@ -302,7 +302,9 @@ async fn commit(
              0, 0, 0, NULL FROM json_each(?3) \
          UNION ALL \
          SELECT 4, value, (SELECT MAX(position) FROM event_tags WHERE tag = value), 0, 0, 0, NULL \
-             FROM json_each(?4)",
+             FROM json_each(?4) \
+         UNION ALL \
+         SELECT 5, NULL, position, 0, 0, 0, NULL FROM log_head WHERE only_row = 1",
     )
     .bind(json_list(&wanted.idempotency_keys)?)
     .bind(json_list(&ids)?)
@@ -312,6 +314,7 @@ async fn commit(
     .await
     .map_err(from_db)?;
 
+    let mut recorded_head = None;
     let mut lookups = Lookups {
         complete: true,
         head: 0,
@@ -361,9 +364,11 @@ async fn commit(
                     lookups.tag_max.insert(key()?, from_db_int(max)?);
                 }
             }
+            5 => recorded_head = Some(from_db_int(a()?)?),
             other => return Err(corrupt(format!("unknown lookup kind {other}"))),
         }
     }
+    super::check_recorded_head(recorded_head, lookups.head)?;
     let mut plan = plan::plan(batch, lookups, Utc::now());
 
     let mut outcomes = Vec::with_capacity(plan.outcomes.len());
@@ -655,6 +660,8 @@ async fn remembered_commit(
          DELETE FROM temp.append_guard; \
          INSERT INTO temp.append_guard \
              SELECT 1 WHERE (SELECT COALESCE(MAX(position), 0) FROM events) = ? \
+                 AND (SELECT position FROM log_head WHERE only_row = 1) \
+                     = (SELECT COALESCE(MAX(position), 0) FROM events) \
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS a \
                      WHERE COALESCE((SELECT MAX(stream_version) FROM events WHERE stream = a.value->>0), 0) \
                          <> a.value->>1) \
