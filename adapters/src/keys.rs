@@ -76,15 +76,32 @@ pub struct SqlKeyTable {
 impl SqlKeyTable {
     /// Connects to the database of the store at `url` (open the store
     /// first: it creates the file and applies the migrations).
+    ///
+    /// SQLite: when the store holds a destroyed key, the WAL is emptied
+    /// first, as right after a key is destroyed ([`Self::checkpoint_wal`]):
+    /// a process that stopped while that checkpoint was owed (busy, then
+    /// gone before a retry completed) may have left old pages of the key
+    /// in the WAL, which SQLite keeps across restarts.
     pub async fn connect(url: &str) -> Result<Self, VaultError> {
         // A destroyed key is overwritten on disk, not just unlinked.
         let pool = side_pool::connect(url, |o| o.pragma("secure_delete", "ON"))
             .await
             .map_err(unavailable)?;
-        Ok(Self {
+        let table = Self {
             pool,
             wal_debt: Arc::new(WalDebt::default()),
-        })
+        };
+        if let SidePool::Sqlite(pool) = &table.pool {
+            let destroyed: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM data_keys WHERE wrapped IS NULL)")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(unavailable)?;
+            if destroyed {
+                table.checkpoint_wal().await;
+            }
+        }
+        Ok(table)
     }
 
     /// SQLite: copies the WAL into the database file and empties it, so
@@ -596,6 +613,36 @@ mod tests {
         }
         let wal = std::fs::metadata(format!("{}-wal", db.display())).map_or(0, |m| m.len());
         assert_eq!(wal, 0, "the WAL was emptied");
+    }
+
+    /// A key destroyed by a process that stopped before its checkpoint
+    /// completed (here: destroyed with plain SQL, which checkpoints
+    /// nothing) leaves the WAL when the key table is next connected.
+    #[tokio::test]
+    async fn a_key_destroyed_before_a_restart_leaves_the_wal_on_connect() {
+        let wrapped = "WRAPPED-DATA-KEY-71ab".repeat(3);
+        let fixture = one_key("request:r-3", &wrapped).await;
+        let (db, url) = (&fixture.db, &fixture.url);
+        let mut stopped = SqliteConnection::connect(url).await.expect("connection");
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut stopped)
+            .await
+            .expect("secure_delete");
+        sqlx::query(
+            "UPDATE data_keys SET wrapped = NULL, destroyed_at = '2026-03-01T10:00:00Z' \
+             WHERE owner = 'request:r-3'",
+        )
+        .execute(&mut stopped)
+        .await
+        .expect("destroyed");
+        assert!(
+            on_disk(db, wrapped.as_bytes()),
+            "the old page is still in the WAL"
+        );
+
+        let restarted = SqlKeyTable::connect(url).await.expect("key table");
+        assert!(!on_disk(db, wrapped.as_bytes()));
+        restarted.close().await;
     }
 
     #[tokio::test]
