@@ -117,27 +117,22 @@ impl Harness {
 /// outside the store.
 pub async fn alter(h: &Harness, kind: Kind, sql: &str) {
     let url = h.url.clone().unwrap();
+    let statements = sql.split(';').filter(|s| !s.trim().is_empty());
+    macro_rules! run_on {
+        ($connection:ty) => {{
+            let mut connection = <$connection>::connect(&url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            connection.close().await.unwrap();
+        }};
+    }
     match kind {
-        Kind::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(statement)
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-            connection.close().await.unwrap();
-        }
-        Kind::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(statement)
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-            connection.close().await.unwrap();
-        }
+        Kind::Sqlite => run_on!(sqlx::SqliteConnection),
+        Kind::Postgres => run_on!(sqlx::PgConnection),
         Kind::Memory => unreachable!("the memory store has no SQL"),
     }
 }
