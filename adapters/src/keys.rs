@@ -76,32 +76,37 @@ pub struct SqlKeyTable {
 impl SqlKeyTable {
     /// Connects to the database of the store at `url` (open the store
     /// first: it creates the file and applies the migrations).
-    ///
-    /// SQLite: when the store holds a destroyed key, the WAL is emptied
-    /// first, as right after a key is destroyed ([`Self::checkpoint_wal`]):
-    /// a process that stopped while that checkpoint was owed (busy, then
-    /// gone before a retry completed) may have left old pages of the key
-    /// in the WAL, which SQLite keeps across restarts.
     pub async fn connect(url: &str) -> Result<Self, VaultError> {
         // A destroyed key is overwritten on disk, not just unlinked.
         let pool = side_pool::connect(url, |o| o.pragma("secure_delete", "ON"))
             .await
             .map_err(unavailable)?;
-        let table = Self {
+        Ok(Self {
             pool,
             wal_debt: Arc::new(WalDebt::default()),
+        })
+    }
+
+    /// SQLite, when the store holds a destroyed key: empties the WAL as
+    /// right after a key is destroyed ([`Self::checkpoint_wal`], retried
+    /// in the background while busy). A process that stopped while that
+    /// checkpoint was owed may have left old pages of the key in the WAL,
+    /// which SQLite keeps across restarts. For a long-running process
+    /// (`lethe serve`) at start-up: the checkpoint holds SQLite's write
+    /// lock while it waits for readers, so short commands do not run it.
+    pub async fn empty_wal_after_restart(&self) -> Result<(), VaultError> {
+        let SidePool::Sqlite(pool) = &self.pool else {
+            return Ok(());
         };
-        if let SidePool::Sqlite(pool) = &table.pool {
-            let destroyed: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM data_keys WHERE wrapped IS NULL)")
-                    .fetch_one(pool)
-                    .await
-                    .map_err(unavailable)?;
-            if destroyed {
-                table.checkpoint_wal().await;
-            }
+        let destroyed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM data_keys WHERE wrapped IS NULL)")
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)?;
+        if destroyed {
+            self.checkpoint_wal().await;
         }
-        Ok(table)
+        Ok(())
     }
 
     /// SQLite: copies the WAL into the database file and empties it, so
@@ -440,6 +445,15 @@ pub async fn key_table_and_master(
     Ok((table, master))
 }
 
+/// [`SqlKeyTable::empty_wal_after_restart`] for the store at `url`; a
+/// busy checkpoint's retries keep running in this process.
+pub async fn empty_wal_after_restart(url: &str) -> Result<(), VaultError> {
+    SqlKeyTable::connect(url)
+        .await?
+        .empty_wal_after_restart()
+        .await
+}
+
 pub async fn open_vault(
     url: &str,
     key_file: Option<&Path>,
@@ -617,9 +631,9 @@ mod tests {
 
     /// A key destroyed by a process that stopped before its checkpoint
     /// completed (here: destroyed with plain SQL, which checkpoints
-    /// nothing) leaves the WAL when the key table is next connected.
+    /// nothing) leaves the WAL when the next process starts.
     #[tokio::test]
-    async fn a_key_destroyed_before_a_restart_leaves_the_wal_on_connect() {
+    async fn a_key_destroyed_before_a_restart_leaves_the_wal_at_start_up() {
         let wrapped = "WRAPPED-DATA-KEY-71ab".repeat(3);
         let fixture = one_key("request:r-3", &wrapped).await;
         let (db, url) = (&fixture.db, &fixture.url);
@@ -641,6 +655,11 @@ mod tests {
         );
 
         let restarted = SqlKeyTable::connect(url).await.expect("key table");
+        assert!(
+            on_disk(db, wrapped.as_bytes()),
+            "connecting checkpoints nothing"
+        );
+        restarted.empty_wal_after_restart().await.expect("emptied");
         assert!(!on_disk(db, wrapped.as_bytes()));
         restarted.close().await;
     }

@@ -198,6 +198,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let arg = &args.store;
     let url = &arg.store;
     let (_store, ledger) = open_ledger(arg).await?;
+    adapters::keys::empty_wal_after_restart(url)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot check the WAL of {} for destroyed keys: {e}",
+                adapters::store::redacted(url)
+            )
+        })?;
     let read_models = ReadModels::open(url)
         .await
         .map_err(|e| {

@@ -377,17 +377,18 @@ fn corrupt(why: impl Into<String>) -> StoreError {
 /// its last stored event: events were removed from its end, or added
 /// without an append. Appending would hide that (the next append would
 /// record its own head), so the store fails closed until an operator has
-/// run `lethe verify` and compared the log with a backup.
+/// restored the log from a backup (`lethe verify` names the position).
 fn check_recorded_head(recorded: Option<Position>, stored: Position) -> Result<(), StoreError> {
     match recorded {
         Some(recorded) if recorded == stored => Ok(()),
         Some(recorded) => Err(corrupt(format!(
             "the log records its head at {recorded} but its last stored event is at \
-             {stored}; nothing is appended until `lethe verify` has been run"
+             {stored}; nothing is appended until the log is restored from a backup \
+             (`lethe verify` names the position)"
         ))),
         None => Err(corrupt(
-            "the log's head record is missing; nothing is appended until `lethe verify` has \
-             been run",
+            "the log's head record is missing; nothing is appended until the log is restored \
+             from a backup (`lethe verify` names the position)",
         )),
     }
 }
