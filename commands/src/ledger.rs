@@ -982,10 +982,10 @@ impl Ledger {
                 },
             )
             .await;
-        // The disconnect and its clean-up request are two appends, so two
-        // calls can both find the integration disconnected and no clean-up
-        // open; the clean-up's append is conditional on what it read, and
-        // whichever call comes second finds the first one's (`Cleanup`).
+        // Two calls can both find the integration disconnected and no
+        // clean-up open (see below); the clean-up's append is conditional
+        // on what it read, and whichever comes second finds the first
+        // one's (`Cleanup`).
         let cleanup = match disconnected {
             Ok(_) => Cleanup::AnswerExisting,
             Err(CommandError::Rejected(DomainError::AlreadyDisconnected(subject))) => {
