@@ -134,3 +134,38 @@ async fn sqlite_a_removed_tail_survives_the_head_record_migration() {
 async fn postgres_a_removed_tail_survives_the_head_record_migration() {
     a_removed_tail_survives_the_head_record_migration(Kind::Postgres).await;
 }
+
+/// The log of [`log_before_the_head_record`] with the version record of
+/// `s1` (positions 4 and 5) removed, as if its events had been added
+/// without an append: the migration keeps that, and verify names the
+/// first of them.
+async fn unrecorded_events_survive_the_head_record_migration(kind: Kind) {
+    let Some(h) = log_before_the_head_record(kind).await else {
+        return;
+    };
+    alter(&h, kind, "DELETE FROM streams WHERE stream = 's1'").await;
+
+    let reopened = store::open(h.url.as_deref().unwrap()).await.unwrap();
+    match store::verify(&reopened).await {
+        Err(store::VerifyError::Broken(chain_break)) => {
+            assert_eq!(chain_break.position, 4, "{chain_break}");
+            assert!(
+                chain_break.reason.contains("without an append"),
+                "{chain_break}"
+            );
+        }
+        other => panic!("verify should fail at 4, got {other:?}"),
+    }
+    reopened.close().await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_unrecorded_events_survive_the_head_record_migration() {
+    unrecorded_events_survive_the_head_record_migration(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unrecorded_events_survive_the_head_record_migration() {
+    unrecorded_events_survive_the_head_record_migration(Kind::Postgres).await;
+}

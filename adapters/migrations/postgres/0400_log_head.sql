@@ -14,17 +14,23 @@ CREATE TABLE log_head (
     position  BIGINT  NOT NULL
 );
 -- The head of an existing log is its last stored event, unless the version
--- records disagree with the events (a stream's last events removed, or
--- events without a record): that evidence is kept as a head one past the
--- last event, which `lethe verify` reports and appends refuse.
+-- records disagree with the events; that evidence is kept as a head that
+-- `lethe verify` reports and appends refuse:
+-- - a stream whose record is past its last event (events removed from the
+--   end): one past the last event;
+-- - events whose stream has no record (added without an append): just
+--   before the first of them, so that verify names it.
 INSERT INTO log_head (position)
-SELECT COALESCE((SELECT MAX(position) FROM events), 0)
-    + CASE WHEN EXISTS (
+SELECT CASE
+    WHEN EXISTS (
         SELECT 1 FROM streams s
         WHERE s.version <> COALESCE(
             (SELECT MAX(e.stream_version) FROM events e WHERE e.stream = s.stream), 0))
-      OR EXISTS (
-        SELECT 1 FROM events e WHERE NOT EXISTS (
-            SELECT 1 FROM streams s WHERE s.stream = e.stream))
-    THEN 1 ELSE 0 END;
+    THEN (SELECT COALESCE(MAX(position), 0) + 1 FROM events)
+    ELSE COALESCE(
+        (SELECT MIN(e.position) - 1 FROM events e
+         WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream = e.stream)),
+        (SELECT MAX(position) FROM events),
+        0)
+END;
 DROP TABLE streams;
