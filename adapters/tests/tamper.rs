@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use adapters::store::{self, VerifyError};
 use commands::log::{EventStore, ExpectedVersion, StoreError};
-use support::{alter, event, request, Harness, Kind};
+use support::{alter, broken_at, event, refused_as_corrupt, request, Harness, Kind};
 
 const EVENTS: u64 = 10;
 
@@ -31,13 +31,7 @@ async fn tampered(kind: Kind, sql: &str, position: u64) {
 
     alter(&h, kind, sql).await;
 
-    let outcome = store::verify(h.db.as_ref().unwrap()).await;
-    match outcome {
-        Err(VerifyError::Broken(chain_break)) => {
-            assert_eq!(chain_break.position, position, "{chain_break}");
-        }
-        other => panic!("verify should fail at {position}, got {other:?}"),
-    }
+    broken_at(h.db.as_ref().unwrap(), position).await;
     h.finish().await;
 }
 
@@ -224,20 +218,14 @@ async fn no_append_hides_a_removed_tail(kind: Kind) {
     let reopened: Arc<dyn EventStore> =
         Arc::new(store::open(h.url.as_deref().unwrap()).await.unwrap());
     for store in [h.store.clone(), reopened] {
-        match store
-            .append(request("s", ExpectedVersion::Any, vec![event("T", &[])]))
-            .await
-        {
-            Err(StoreError::Corrupt(why)) => {
-                assert!(why.contains("records its head at 3"), "{why}");
-            }
-            other => panic!("the append should be refused as corrupt, got {other:?}"),
-        }
+        refused_as_corrupt(
+            store.as_ref(),
+            request("s", ExpectedVersion::Any, vec![event("T", &[])]),
+            "records its head at 3",
+        )
+        .await;
     }
-    match store::verify(h.db.as_ref().unwrap()).await {
-        Err(VerifyError::Broken(chain_break)) => assert_eq!(chain_break.position, 3),
-        other => panic!("verify should fail at 3, got {other:?}"),
-    }
+    broken_at(h.db.as_ref().unwrap(), 3).await;
     h.finish().await;
 }
 

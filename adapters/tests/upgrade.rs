@@ -5,7 +5,7 @@ mod support;
 
 use adapters::store;
 use commands::log::{EventStore, ExpectedVersion, StoreError, StreamId};
-use support::{alter, event, request, Harness, Kind};
+use support::{alter, broken_at, event, refused_as_corrupt, request, Harness, Kind};
 
 /// The schema before the head record: a version row per stream, moved
 /// by every append, and no `log_head`.
@@ -106,21 +106,13 @@ async fn a_removed_tail_survives_the_head_record_migration(kind: Kind) {
     .await;
 
     let reopened = store::open(h.url.as_deref().unwrap()).await.unwrap();
-    match store::verify(&reopened).await {
-        Err(store::VerifyError::Broken(chain_break)) => assert_eq!(chain_break.position, 5),
-        other => panic!("verify should fail at 5, got {other:?}"),
-    }
-    match reopened
-        .append(request(
-            "s0",
-            ExpectedVersion::Exact(3),
-            vec![event("T", &[])],
-        ))
-        .await
-    {
-        Err(StoreError::Corrupt(why)) => assert!(why.contains("records its head at 5"), "{why}"),
-        other => panic!("the append should be refused as corrupt, got {other:?}"),
-    }
+    broken_at(&reopened, 5).await;
+    refused_as_corrupt(
+        &reopened,
+        request("s0", ExpectedVersion::Exact(3), vec![event("T", &[])]),
+        "records its head at 5",
+    )
+    .await;
     reopened.close().await;
     h.finish().await;
 }
@@ -146,16 +138,11 @@ async fn unrecorded_events_survive_the_head_record_migration(kind: Kind) {
     alter(&h, kind, "DELETE FROM streams WHERE stream = 's1'").await;
 
     let reopened = store::open(h.url.as_deref().unwrap()).await.unwrap();
-    match store::verify(&reopened).await {
-        Err(store::VerifyError::Broken(chain_break)) => {
-            assert_eq!(chain_break.position, 4, "{chain_break}");
-            assert!(
-                chain_break.reason.contains("without an append"),
-                "{chain_break}"
-            );
-        }
-        other => panic!("verify should fail at 4, got {other:?}"),
-    }
+    let chain_break = broken_at(&reopened, 4).await;
+    assert!(
+        chain_break.reason.contains("without an append"),
+        "{chain_break}"
+    );
     reopened.close().await;
     h.finish().await;
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use adapters::store::{self, Store};
 use chrono::Utc;
 use commands::log::{
-    verify_chain, AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId, Tag,
-    GENESIS_HASH,
+    verify_chain, AppendRequest, ChainBreak, EventStore, ExpectedVersion, Metadata, NewEvent,
+    StoreError, StreamId, Tag, GENESIS_HASH,
 };
 use commands::memory::MemoryStore;
 use sqlx::Connection;
@@ -134,6 +134,26 @@ pub async fn alter(h: &Harness, kind: Kind, sql: &str) {
         Kind::Sqlite => run_on!(sqlx::SqliteConnection),
         Kind::Postgres => run_on!(sqlx::PgConnection),
         Kind::Memory => unreachable!("the memory store has no SQL"),
+    }
+}
+
+/// Verifies the log of `db`, which must break at `position`; the break.
+pub async fn broken_at(db: &Store, position: u64) -> ChainBreak {
+    match store::verify(db).await {
+        Err(store::VerifyError::Broken(chain_break)) => {
+            assert_eq!(chain_break.position, position, "{chain_break}");
+            chain_break
+        }
+        other => panic!("verify should fail at {position}, got {other:?}"),
+    }
+}
+
+/// Appends `request` to `store`, which must refuse it as corrupt with a
+/// reason that contains `says`.
+pub async fn refused_as_corrupt(store: &dyn EventStore, request: AppendRequest, says: &str) {
+    match store.append(request).await {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains(says), "{why}"),
+        other => panic!("the append should be refused as corrupt, got {other:?}"),
     }
 }
 
