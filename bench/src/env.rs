@@ -49,7 +49,11 @@ impl Env {
     }
 
     /// A URL to an empty database named `name` (dropped first if a
-    /// previous run left it).
+    /// previous run left it). On PostgreSQL the server then takes a
+    /// checkpoint: every measurement starts with nothing of the one before
+    /// it left to flush, so a checkpoint forced by one measurement's write
+    /// volume does not land in the next one's window. A checkpoint forced
+    /// by the measurement's own writes still counts against it.
     pub async fn fresh(&self, backend: Backend, name: &str) -> anyhow::Result<String> {
         match backend {
             Backend::Sqlite => {
@@ -73,11 +77,12 @@ impl Env {
                 for statement in [
                     format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
                     format!("CREATE DATABASE \"{database}\""),
+                    "CHECKPOINT".to_owned(),
                 ] {
                     sqlx::raw_sql(&statement)
                         .execute(&mut connection)
                         .await
-                        .with_context(|| format!("creating database {database}"))?;
+                        .with_context(|| format!("preparing database {database}: {statement}"))?;
                 }
                 connection.close().await.ok();
                 Ok(with_database(admin, &database))
