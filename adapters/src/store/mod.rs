@@ -160,7 +160,7 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
         let (sender, receiver) = watch::channel(head);
         (
             Backend::Sqlite(pool),
-            writer::spawn(committer, sender, writer::Placement::Task)?,
+            writer::spawn(committer, sender),
             receiver,
         )
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -169,7 +169,7 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
         let (sender, receiver) = watch::channel(head);
         (
             Backend::Postgres(pool),
-            writer::spawn(committer, sender, writer::Placement::Thread)?,
+            writer::spawn(committer, sender),
             receiver,
         )
     } else {

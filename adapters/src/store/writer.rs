@@ -1,5 +1,5 @@
-//! Group commit: one writer per opened store serialises every append of
-//! this process, batching what callers queued meanwhile into one
+//! Group commit: one writer task per opened store serialises every append
+//! of this process, batching what callers queued meanwhile into one
 //! transaction.
 //!
 //! Why one writer: positions are assigned inside the transaction that
@@ -7,20 +7,13 @@
 //! and a follower can never see position N+1 before N. Batching amortises
 //! the lock, the round trips and the fsync over many callers.
 //!
-//! Where it runs ([`Placement`]):
-//! - **PostgreSQL: on its own thread** (a single-threaded runtime). The
-//!   writer answers a whole batch at once. As a task on the callers'
-//!   multi-threaded runtime, each answer woke its caller on the writer's
-//!   worker and woke the parked other worker to take it, a system call
-//!   each: 64 answers took about 0.22 ms of a 1.5 ms batch. Answered from
-//!   another thread, the callers go to the runtime's shared queue, which
-//!   its workers drain together: about 0.03 ms.
-//! - **SQLite: as a task on the callers' runtime.** sqlx already runs each
-//!   SQLite statement on a thread of its own, so a writer thread added two
-//!   more hand-offs per append: one writer's append took about 0.04 ms
-//!   longer, and 64 writers went no faster.
-
-use std::time::{Duration, Instant};
+//! Why a task on the callers' runtime and not a thread of its own: on
+//! PostgreSQL a writer thread answered 64 callers in 0.03 ms instead of
+//! 0.22 ms (from a task, each answer woke the parked other worker, a
+//! system call), and 64 bare appends went about 15% faster. But the
+//! ledger's commands, which keep both cores busy deciding, went about a
+//! sixth slower (2,270 against 2,700 commands/s, means of 17 alternating
+//! runs): the thread had to wait for a core at every hand-off.
 
 use async_trait::async_trait;
 use commands::log::{AppendRequest, Appended, Position, StoreError};
@@ -35,15 +28,9 @@ pub const BATCH_CONDITION_TAGS_MAX: usize = 100_000;
 /// Most appends waiting for the writer; callers wait for room beyond it.
 pub const QUEUE_APPENDS_MAX: usize = 4_096;
 
-/// Most times a writer task yields, while its queue keeps growing, before
-/// it starts a batch.
+/// Most times the writer yields, while its queue keeps growing, before it
+/// starts a batch.
 const GATHER_YIELDS_MAX: usize = 8;
-/// Longest a writer thread waits for the callers of the previous batch to
-/// queue again. It bounds the latency the gathering adds under any load.
-const GATHER_MAX: Duration = Duration::from_micros(300);
-/// A writer thread starts a batch when its queue has not grown for this
-/// long, even if fewer callers came back than the previous batch answered.
-const GATHER_QUIET: Duration = Duration::from_micros(30);
 
 /// One caller's append and where to send its answer.
 #[derive(Debug)]
@@ -68,56 +55,22 @@ pub(crate) trait BatchCommitter: Send + 'static {
     async fn commit(&mut self, batch: &[&AppendRequest]) -> Result<Committed, StoreError>;
 }
 
-/// Where the writer runs; see the module's documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Placement {
-    /// A task on the runtime of whoever opened the store.
-    Task,
-    /// A thread of its own, named `lethe-writer`.
-    Thread,
-}
-
-/// Starts the writer. It stops when every sender is dropped, after
-/// committing what was queued (a [`Placement::Task`] writer only while its
-/// runtime lives).
+/// Starts the writer task. It stops when every sender is dropped.
 pub(crate) fn spawn<C: BatchCommitter>(
     committer: C,
     head: watch::Sender<Position>,
-    placement: Placement,
-) -> Result<mpsc::Sender<Job>, StoreError> {
+) -> mpsc::Sender<Job> {
     let (sender, receiver) = mpsc::channel(QUEUE_APPENDS_MAX);
-    match placement {
-        Placement::Task => {
-            tokio::spawn(run(committer, receiver, head, placement));
-        }
-        Placement::Thread => {
-            let not_started = |e: std::io::Error| {
-                StoreError::Unavailable(format!("starting the append writer: {e}"))
-            };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(not_started)?;
-            std::thread::Builder::new()
-                .name("lethe-writer".into())
-                .spawn(move || runtime.block_on(run(committer, receiver, head, placement)))
-                .map_err(not_started)?;
-        }
-    }
-    Ok(sender)
+    tokio::spawn(run(committer, receiver, head));
+    sender
 }
 
 async fn run<C: BatchCommitter>(
     mut committer: C,
     mut receiver: mpsc::Receiver<Job>,
     head: watch::Sender<Position>,
-    placement: Placement,
 ) {
     let mut carried: Option<Job> = None;
-    // Requests of the batch answered last: dropped while the next batch is
-    // in flight rather than between answering and gathering.
-    let mut answered: Vec<AppendRequest> = Vec::new();
-    let mut last_batch_appends = 1;
     loop {
         let first = match carried.take() {
             Some(job) => job,
@@ -126,9 +79,19 @@ async fn run<C: BatchCommitter>(
                 None => return,
             },
         };
-        match placement {
-            Placement::Task => yield_to_callers(&receiver).await,
-            Placement::Thread => wait_for_callers(&receiver, last_batch_appends),
+        // Callers answered by the previous batch are runnable but may not
+        // have queued their next append yet. Yielding until the queue stops
+        // growing lets them (on this runtime's threads), so that a batch is
+        // as large as the load: each batch pays its round trips and fsync
+        // once. An idle writer yields once, which costs microseconds.
+        let mut queued = receiver.len();
+        for _ in 0..GATHER_YIELDS_MAX {
+            tokio::task::yield_now().await;
+            let now = receiver.len();
+            if now == queued {
+                break;
+            }
+            queued = now;
         }
         let condition_tags = |job: &Job| job.request.condition.as_ref().map_or(0, |c| c.tags.len());
         let mut events = first.request.events.len();
@@ -146,19 +109,11 @@ async fn run<C: BatchCommitter>(
             tags += condition_tags(&job);
             jobs.push(job);
         }
-        last_batch_appends = jobs.len();
         // A caller that gave up (dropped its future) still gets its append
         // committed: it may have been retried elsewhere with the same
         // idempotency key, which then deduplicates.
         let requests: Vec<&AppendRequest> = jobs.iter().map(|job| &job.request).collect();
-        let earlier = std::mem::take(&mut answered);
-        // `join` polls the commit first: the batch is decided and sent
-        // before the earlier requests are freed.
-        let (result, ()) = tokio::join!(committer.commit(&requests), async move {
-            drop(earlier);
-        });
-        drop(requests);
-        let outcomes = match result {
+        match committer.commit(&requests).await {
             Ok(committed) => {
                 debug_assert_eq!(committed.outcomes.len(), jobs.len());
                 head.send_if_modified(|seen| {
@@ -168,70 +123,20 @@ async fn run<C: BatchCommitter>(
                     }
                     moved
                 });
-                committed.outcomes
+                for (job, outcome) in jobs.into_iter().zip(committed.outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, appends = jobs.len(), "append batch failed");
                 let message = error.to_string();
-                jobs.iter()
-                    .map(|_| {
-                        Err(match &error {
-                            StoreError::Corrupt(_) => StoreError::Corrupt(message.clone()),
-                            _ => StoreError::Unavailable(message.clone()),
-                        })
-                    })
-                    .collect()
+                for job in jobs {
+                    let _ = job.reply.send(Err(match &error {
+                        StoreError::Corrupt(_) => StoreError::Corrupt(message.clone()),
+                        _ => StoreError::Unavailable(message.clone()),
+                    }));
+                }
             }
-        };
-        answered.reserve(jobs.len());
-        for (Job { request, reply }, outcome) in jobs.into_iter().zip(outcomes) {
-            let _ = reply.send(outcome);
-            answered.push(request);
-        }
-    }
-}
-
-/// Callers answered by the previous batch are runnable but may not have
-/// queued their next append yet. Yielding until the queue stops growing
-/// lets them (on this runtime's threads), so that a batch is as large as
-/// the load: each batch pays its round trips and fsync once. An idle
-/// writer yields once, which costs microseconds.
-async fn yield_to_callers(receiver: &mpsc::Receiver<Job>) {
-    let mut queued = receiver.len();
-    for _ in 0..GATHER_YIELDS_MAX {
-        tokio::task::yield_now().await;
-        let now = receiver.len();
-        if now == queued {
-            return;
-        }
-        queued = now;
-    }
-}
-
-/// Waits, on the writer's own thread, until the queue holds as many
-/// appends as the previous batch answered (`expected`), so that a batch is
-/// as large as the load. The callers answered by the previous batch run on
-/// other threads and queue their next append within microseconds; yielding
-/// the task would not wait for them, as nothing else runs on this thread. The wait ends early when the queue
-/// stops growing for [`GATHER_QUIET`] (fewer callers came back) and always
-/// after [`GATHER_MAX`]. One caller at a time (`expected` 1) never waits.
-fn wait_for_callers(receiver: &mpsc::Receiver<Job>, expected: usize) {
-    let start = Instant::now();
-    let mut queued = receiver.len();
-    let mut grew = start;
-    // `queued` excludes the first append, already taken.
-    while queued + 1 < expected {
-        std::thread::yield_now();
-        let now = Instant::now();
-        let length = receiver.len();
-        if length != queued {
-            queued = length;
-            grew = now;
-        } else if now - grew >= GATHER_QUIET {
-            return;
-        }
-        if now - start >= GATHER_MAX {
-            return;
         }
     }
 }
@@ -240,6 +145,7 @@ fn wait_for_callers(receiver: &mpsc::Receiver<Job>, expected: usize) {
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use commands::log::{ExpectedVersion, Metadata, NewEvent, StreamId};
 
@@ -292,7 +198,7 @@ mod tests {
         head: watch::Receiver<Position>,
     }
 
-    fn start(placement: Placement, pause: Duration) -> Started {
+    fn start(pause: Duration) -> Started {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let dropped = Arc::new(AtomicBool::new(false));
         let (head_sender, head) = watch::channel(0);
@@ -302,7 +208,7 @@ mod tests {
             head: 0,
             dropped: dropped.clone(),
         };
-        let sender = spawn(recorder, head_sender, placement).expect("the writer starts");
+        let sender = spawn(recorder, head_sender);
         Started {
             sender,
             batches,
@@ -343,10 +249,11 @@ mod tests {
 
     /// 32 callers, each appending again as soon as it is answered: every
     /// append is answered once, in gap-free positions, and batches form.
-    async fn callers_are_batched(placement: Placement) {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_batches_its_callers() {
         const CALLERS: usize = 32;
         const APPENDS: usize = 20;
-        let started = start(placement, Duration::from_millis(2));
+        let started = start(Duration::from_millis(2));
         let tasks: Vec<_> = (0..CALLERS)
             .map(|caller| {
                 let sender = started.sender.clone();
@@ -380,21 +287,11 @@ mod tests {
         );
     }
 
+    /// Dropping every sender lets the writer commit what is queued and
+    /// stop: its committer is dropped with it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_writer_task_batches_its_callers() {
-        callers_are_batched(Placement::Task).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_writer_thread_batches_its_callers() {
-        callers_are_batched(Placement::Thread).await;
-    }
-
-    /// Dropping every sender lets the writer thread commit what is queued
-    /// and stop: its committer is dropped with it.
-    #[tokio::test]
-    async fn a_writer_thread_stops_after_its_queue() {
-        let started = start(Placement::Thread, Duration::from_millis(1));
+    async fn the_writer_stops_after_its_queue() {
+        let started = start(Duration::from_millis(1));
         let answers: Vec<_> = (0..10)
             .map(|i| {
                 let (reply, answer) = oneshot::channel();
@@ -418,6 +315,6 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the writer thread still runs 5 s after its last sender was dropped");
+        panic!("the writer still runs 5 s after its last sender was dropped");
     }
 }
