@@ -10,7 +10,7 @@ use domain::events::ForgetCause;
 use domain::ids::RequestId;
 use domain::subject::Subject;
 
-use crate::readmodel::{ReadModels, RequestToForget};
+use crate::readmodel::{ReadModels, RecordedForget, RequestToForget};
 
 /// Days after completion at which a request's personal data is forgotten,
 /// unless `LETHE_FORGET_CONTACT_AFTER_DAYS` says otherwise.
@@ -79,4 +79,77 @@ pub async fn forget_completed_requests(
         }
     }
     Ok(forgotten)
+}
+
+/// Most recorded forgets one call of [`finish_interrupted_forgets`] reads;
+/// the next call goes on from where it stopped.
+pub const FORGETS_CHECKED_MAX: usize = 50_000;
+/// Recorded forgets read per round.
+const FORGETS_PAGE: usize = 1_000;
+
+/// What [`finish_interrupted_forgets`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishedForgets {
+    /// Keys destroyed now, of subjects the log already records as
+    /// forgotten.
+    pub destroyed: usize,
+    /// Every recorded forget up to this position has its key destroyed:
+    /// where the next call starts.
+    pub checked_up_to: commands::log::Position,
+}
+
+/// Destroys the data key of every subject the log records as forgotten
+/// after position `after` whose key is still live: a forget is two steps,
+/// the `SubjectForgotten` event and then the key's destruction, and a
+/// process that stopped between them (or a key table that failed) left
+/// the values readable although the trail says forgotten. Reads at most
+/// [`FORGETS_CHECKED_MAX`] forgets; call again from
+/// [`FinishedForgets::checked_up_to`]. The read models must be caught up:
+/// forgets they do not show yet are checked by a later call.
+pub async fn finish_interrupted_forgets(
+    ledger: &Ledger,
+    models: &ReadModels,
+    after: commands::log::Position,
+) -> Result<FinishedForgets, SweepError> {
+    let mut finished = FinishedForgets {
+        destroyed: 0,
+        checked_up_to: after,
+    };
+    let mut checked = 0;
+    while checked < FORGETS_CHECKED_MAX {
+        let page = models
+            .recorded_forgets(finished.checked_up_to, FORGETS_PAGE)
+            .await?;
+        for RecordedForget {
+            position,
+            subject,
+            key_live,
+        } in &page
+        {
+            if *key_live {
+                match Subject::parse(subject) {
+                    Ok(owner) => {
+                        if ledger
+                            .vault()
+                            .forget(&owner)
+                            .await
+                            .map_err(CommandError::from)?
+                        {
+                            tracing::warn!(%subject, position, "destroyed the key of a subject recorded as forgotten");
+                            finished.destroyed += 1;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%subject, position, %error, "a forgotten subject in the audit trail does not parse");
+                    }
+                }
+            }
+            finished.checked_up_to = *position;
+        }
+        checked += page.len();
+        if page.len() < FORGETS_PAGE {
+            break;
+        }
+    }
+    Ok(finished)
 }

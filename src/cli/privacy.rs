@@ -20,7 +20,9 @@ pub struct ForgetArgs {
     #[arg(long, conflicts_with = "due", required_unless_present = "due")]
     subject: Option<String>,
     /// Instead: forget the personal data of every request completed at
-    /// least --after-days ago (what `lethe serve` does every hour).
+    /// least --after-days ago, and destroy the keys of subjects recorded
+    /// as forgotten whose key outlived its forget (what `lethe serve`
+    /// does every hour).
     #[arg(long)]
     due: bool,
     #[arg(long, env = "LETHE_FORGET_CONTACT_AFTER_DAYS", default_value_t = privacy::FORGET_AFTER_DAYS_DEFAULT)]
@@ -42,6 +44,13 @@ pub async fn run_forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         println!("forgot the personal data of {count} completed request(s)");
+        let finished = privacy::finish_interrupted_forgets(&ledger, &models, 0).await?;
+        if finished.destroyed > 0 {
+            println!(
+                "destroyed the keys of {} subject(s) already recorded as forgotten",
+                finished.destroyed
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let raw = args.subject.as_deref().unwrap_or_default();

@@ -37,19 +37,37 @@ pub struct ServeArgs {
 const FORGET_SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 
 /// Forgets due personal data now and then every [`FORGET_SWEEP_INTERVAL`]
-/// until `stop` turns true; a failure is logged and retried next time.
+/// until `stop` turns true, and destroys the keys of subjects a forget
+/// recorded but did not reach (from the start of the log once, then from
+/// where the last sweep stopped); a failure is logged and retried next
+/// time.
 async fn run_forgetting(
     ledger: commands::Ledger,
     models: ReadModels,
     after_days: u32,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut forgets_checked = 0;
     loop {
         let now = ledger.clock().now();
         match privacy::forget_completed_requests(&ledger, &models, after_days, now).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "forgot the personal data of completed requests"),
             Err(error) => tracing::error!(%error, "automatic forgetting failed; retrying later"),
+        }
+        match privacy::finish_interrupted_forgets(&ledger, &models, forgets_checked).await {
+            Ok(finished) => {
+                forgets_checked = finished.checked_up_to;
+                if finished.destroyed > 0 {
+                    tracing::warn!(
+                        keys = finished.destroyed,
+                        "destroyed the keys of subjects already recorded as forgotten"
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "finishing interrupted forgets failed; retrying later");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(FORGET_SWEEP_INTERVAL) => {}

@@ -494,46 +494,59 @@ pub async fn refused_requests_and_meta_accounts_are_forgotten(app: &TestApp) {
     models.close().await;
 }
 
-/// A key table whose re-wraps fail from the request keys on, read one
-/// key a page: a rotation that stops half-way.
-struct FailingFromRequests(SqlKeyTable);
+/// A key table that fails where told: re-wraps from the request keys on
+/// (read one key a page: a rotation that stops half-way), or every key's
+/// destruction (a forget that stops after its event).
+struct Faulty {
+    table: SqlKeyTable,
+    rewrap_of_requests: bool,
+    destroy: bool,
+}
+
+fn went_away() -> VaultError {
+    VaultError::Unavailable("the database went away".into())
+}
 
 #[async_trait::async_trait]
-impl commands::vault::KeyTable for FailingFromRequests {
+impl commands::vault::KeyTable for Faulty {
     async fn keys(&self, owners: &[String]) -> Result<Vec<commands::vault::StoredKey>, VaultError> {
-        self.0.keys(owners).await
+        self.table.keys(owners).await
     }
     async fn insert_key(
         &self,
         key: commands::vault::StoredKey,
     ) -> Result<commands::vault::StoredKey, VaultError> {
-        self.0.insert_key(key).await
+        self.table.insert_key(key).await
     }
     async fn destroy_key(&self, owner: &str, master_id: &str) -> Result<bool, VaultError> {
-        self.0.destroy_key(owner, master_id).await
+        if self.destroy {
+            return Err(went_away());
+        }
+        self.table.destroy_key(owner, master_id).await
     }
     async fn key_page(
         &self,
         after: Option<&str>,
-        _limit: usize,
+        limit: usize,
     ) -> Result<Vec<commands::vault::StoredKey>, VaultError> {
-        self.0.key_page(after, 1).await
+        let limit = if self.rewrap_of_requests { 1 } else { limit };
+        self.table.key_page(after, limit).await
     }
     async fn rewrap(
         &self,
         old_master_id: &str,
         keys: &[commands::vault::StoredKey],
     ) -> Result<(), VaultError> {
-        if keys.iter().any(|k| k.owner.starts_with("request:")) {
-            return Err(VaultError::Unavailable("the database went away".into()));
+        if self.rewrap_of_requests && keys.iter().any(|k| k.owner.starts_with("request:")) {
+            return Err(went_away());
         }
-        self.0.rewrap(old_master_id, keys).await
+        self.table.rewrap(old_master_id, keys).await
     }
     async fn insert_directory(&self, pseudonym: &str, token: &str) -> Result<(), VaultError> {
-        self.0.insert_directory(pseudonym, token).await
+        self.table.insert_directory(pseudonym, token).await
     }
     async fn directory(&self, pseudonyms: &[String]) -> Result<Vec<(String, String)>, VaultError> {
-        self.0.directory(pseudonyms).await
+        self.table.directory(pseudonyms).await
     }
 }
 
@@ -547,7 +560,11 @@ pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
     let table = || async { SqlKeyTable::connect(&app.url).await.expect("key table") };
     let new = MasterKey::generate();
 
-    let failing = FailingFromRequests(table().await);
+    let failing = Faulty {
+        table: table().await,
+        rewrap_of_requests: true,
+        destroy: false,
+    };
     let stopped = Vault::rotate_table(&failing, &app.master, &new).await;
     assert!(
         matches!(stopped, Err(VaultError::Unavailable(_))),
@@ -606,7 +623,83 @@ pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
     assert_eq!(after.wrapped, None, "the forgotten key stays destroyed");
 }
 
+/// A forget that stopped after its event, before its key was destroyed
+/// (here the key table fails): the trail says forgotten but the values
+/// still read. `finish_interrupted_forgets` destroys those keys, once,
+/// for a request and for an external account, and goes on from where it
+/// stopped.
+pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
+    use adapters::privacy::finish_interrupted_forgets;
+    use domain::subject::Subject;
+
+    let request = story(app).await;
+    let faulty = Faulty {
+        table: SqlKeyTable::connect(&app.url).await.expect("key table"),
+        rewrap_of_requests: false,
+        destroy: true,
+    };
+    let vault = Vault::open(Arc::new(faulty), app.master.clone())
+        .await
+        .expect("vault");
+    let interrupted = commands::Ledger::new(
+        app.store.clone(),
+        app.clock.clone(),
+        app.ledger.policies().clone(),
+        Arc::new(vault),
+    );
+    let ctx = commands::ledger::Context::new("account:acct-admin", "test");
+    for subject in [
+        format!("request:{request}"),
+        format!("instagram:{INSTAGRAM}"),
+    ] {
+        let subject = Subject::parse(&subject).unwrap();
+        let stopped = interrupted
+            .forget(&ctx, &subject, domain::events::ForgetCause::OnRequest)
+            .await;
+        assert!(
+            matches!(stopped, Err(commands::CommandError::Vault(_))),
+            "{stopped:?}"
+        );
+    }
+
+    let models = ReadModels::open(&app.url)
+        .await
+        .expect("read models")
+        .with_vault(app.ledger.vault().clone());
+    models.catch_up(app.store.as_ref()).await.expect("catch up");
+    let trail = trail_of(&models, &format!("request:{request}")).await;
+    assert!(trail.contains("forgotten"), "{trail}");
+    assert!(
+        trail.contains(EMAIL),
+        "the key outlived its forget: {trail}"
+    );
+
+    let finished = finish_interrupted_forgets(&app.ledger, &models, 0)
+        .await
+        .expect("finishing");
+    assert_eq!(finished.destroyed, 2, "{finished:?}");
+    let trail = trail_of(&models, &format!("request:{request}")).await;
+    assert!(!trail.contains(EMAIL), "{trail}");
+    assert!(trail.contains("[erased]"), "{trail}");
+    let export = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
+    assert!(
+        !export.text.contains(INSTAGRAM),
+        "the account's id is erased too"
+    );
+
+    // Nothing is left to do, from where it stopped or from the start.
+    for after in [finished.checked_up_to, 0] {
+        let again = finish_interrupted_forgets(&app.ledger, &models, after)
+            .await
+            .expect("again");
+        assert_eq!(again.destroyed, 0, "from {after}: {again:?}");
+        assert_eq!(again.checked_up_to, finished.checked_up_to);
+    }
+    models.close().await;
+}
+
 crate::on_every_backend!(
+    an_interrupted_forget_is_finished,
     personal_data_is_sealed_shown_then_forgotten,
     tampered_ciphertext_is_reported_as_tampering,
     contact_is_forgotten_after_completion,

@@ -144,6 +144,21 @@ pub struct RequestToForget {
     pub refused: bool,
 }
 
+/// A `SubjectForgotten` event as the audit trail holds it, and whether
+/// its subject's data key is live all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedForget {
+    /// The event's position in the log.
+    pub position: Position,
+    /// The subject as stored (an external account by its keyed hash): the
+    /// owner of its data key.
+    pub subject: String,
+    /// The key is live: the forget was recorded but its key never
+    /// destroyed (the process stopped in between, or the key table
+    /// failed).
+    pub key_live: bool,
+}
+
 /// Which resources to list: those under `scope`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceQuery {
@@ -611,6 +626,45 @@ impl ReadModels {
                     request: r.text("request")?,
                     scope: r.text("scope")?,
                     refused: r.text("state")? == "refused",
+                })
+            })
+            .collect()
+    }
+
+    /// The forgets recorded after position `after`, in log order, at
+    /// most `limit`, each with whether its subject's key is still live:
+    /// what finishing interrupted forgets must check. Joins the audit
+    /// trail with the key table of the same database; a forget's stream
+    /// is `subject-` and the key's owner.
+    pub async fn recorded_forgets(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedForget>, ReadModelError> {
+        let limit = page_rows(limit);
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                "SELECT a.position, substr(a.stream, 9) AS subject, \
+                     CAST(CASE WHEN EXISTS (SELECT 1 FROM data_keys k \
+                         WHERE k.owner = substr(a.stream, 9) AND k.wrapped IS NOT NULL) \
+                     THEN 1 ELSE 0 END AS BIGINT) AS key_live \
+                 FROM rm_audit a \
+                 WHERE a.event_type = 'SubjectForgotten' AND a.position > $1 \
+                 ORDER BY a.position LIMIT $2",
+                vec![
+                    i64::try_from(after).unwrap_or(i64::MAX).into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecordedForget {
+                    position: u64::try_from(r.int("position")?).unwrap_or_default(),
+                    subject: r.text("subject")?,
+                    key_live: r.int("key_live")? != 0,
                 })
             })
             .collect()
