@@ -90,66 +90,72 @@ const FORGETS_PAGE: usize = 1_000;
 /// What [`finish_interrupted_forgets`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FinishedForgets {
-    /// Keys destroyed now, of subjects the log already records as
-    /// forgotten.
-    pub destroyed: usize,
-    /// Every recorded forget up to this position has its key destroyed:
-    /// where the next call starts.
+    /// Forgets finished now: the subject's live key destroyed, or its
+    /// tombstone written where it had no key.
+    pub finished: usize,
+    /// Every recorded forget up to this position is finished: where the
+    /// next call starts.
     pub checked_up_to: commands::log::Position,
+    /// The call stopped at [`FORGETS_CHECKED_MAX`]: call again from
+    /// `checked_up_to`.
+    pub more: bool,
 }
 
-/// Destroys the data key of every subject the log records as forgotten
-/// after position `after` whose key is still live: a forget is two steps,
-/// the `SubjectForgotten` event and then the key's destruction, and a
-/// process that stopped between them (or a key table that failed) left
-/// the values readable although the trail says forgotten. Reads at most
-/// [`FORGETS_CHECKED_MAX`] forgets; call again from
-/// [`FinishedForgets::checked_up_to`]. The read models must be caught up:
-/// forgets they do not show yet are checked by a later call.
+/// Finishes every forget recorded after position `after` whose second
+/// step is missing. A forget appends `SubjectForgotten`, then destroys the
+/// subject's key (or writes a tombstone where it had none, so that values
+/// sealed for it later are erased at once). A process that stopped between
+/// the two, or a key table that failed, left values readable although the
+/// trail says forgotten. Reads at most [`FORGETS_CHECKED_MAX`] forgets. The
+/// read models must be caught up: forgets they do not show yet are
+/// checked by a later call.
 pub async fn finish_interrupted_forgets(
     ledger: &Ledger,
     models: &ReadModels,
     after: commands::log::Position,
 ) -> Result<FinishedForgets, SweepError> {
-    let mut finished = FinishedForgets {
-        destroyed: 0,
+    let mut done = FinishedForgets {
+        finished: 0,
         checked_up_to: after,
+        more: false,
     };
     let mut checked = 0;
-    while checked < FORGETS_CHECKED_MAX {
+    loop {
+        if checked >= FORGETS_CHECKED_MAX {
+            done.more = true;
+            break;
+        }
         let page = models
-            .recorded_forgets(finished.checked_up_to, FORGETS_PAGE)
+            .recorded_forgets(done.checked_up_to, FORGETS_PAGE)
             .await?;
+        if page.is_empty() {
+            break;
+        }
         for RecordedForget {
             position,
             subject,
-            key_live,
+            unfinished,
         } in &page
         {
-            if *key_live {
+            if *unfinished {
                 match Subject::parse(subject) {
                     Ok(owner) => {
-                        if ledger
+                        ledger
                             .vault()
                             .forget(&owner)
                             .await
-                            .map_err(CommandError::from)?
-                        {
-                            tracing::warn!(%subject, position, "destroyed the key of a subject recorded as forgotten");
-                            finished.destroyed += 1;
-                        }
+                            .map_err(CommandError::from)?;
+                        tracing::warn!(%subject, position, "finished the forget of a subject: its key was not destroyed");
+                        done.finished += 1;
                     }
                     Err(error) => {
                         tracing::error!(%subject, position, %error, "a forgotten subject in the audit trail does not parse");
                     }
                 }
             }
-            finished.checked_up_to = *position;
+            done.checked_up_to = *position;
         }
         checked += page.len();
-        if page.len() < FORGETS_PAGE {
-            break;
-        }
     }
-    Ok(finished)
+    Ok(done)
 }

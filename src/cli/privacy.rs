@@ -44,11 +44,18 @@ pub async fn run_forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         println!("forgot the personal data of {count} completed request(s)");
-        let finished = privacy::finish_interrupted_forgets(&ledger, &models, 0).await?;
-        if finished.destroyed > 0 {
+        let (mut after, mut finished) = (0, 0);
+        loop {
+            let done = privacy::finish_interrupted_forgets(&ledger, &models, after).await?;
+            finished += done.finished;
+            after = done.checked_up_to;
+            if !done.more {
+                break;
+            }
+        }
+        if finished > 0 {
             println!(
-                "destroyed the keys of {} subject(s) already recorded as forgotten",
-                finished.destroyed
+                "finished {finished} forget(s) recorded before their subject's key was destroyed"
             );
         }
         return Ok(ExitCode::SUCCESS);

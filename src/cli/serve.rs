@@ -55,18 +55,24 @@ async fn run_forgetting(
             Ok(count) => tracing::info!(count, "forgot the personal data of completed requests"),
             Err(error) => tracing::error!(%error, "automatic forgetting failed; retrying later"),
         }
-        match privacy::finish_interrupted_forgets(&ledger, &models, forgets_checked).await {
-            Ok(finished) => {
-                forgets_checked = finished.checked_up_to;
-                if finished.destroyed > 0 {
-                    tracing::warn!(
-                        keys = finished.destroyed,
-                        "destroyed the keys of subjects already recorded as forgotten"
-                    );
+        loop {
+            match privacy::finish_interrupted_forgets(&ledger, &models, forgets_checked).await {
+                Ok(done) => {
+                    forgets_checked = done.checked_up_to;
+                    if done.finished > 0 {
+                        tracing::warn!(
+                            forgets = done.finished,
+                            "finished forgets recorded before their subject's key was destroyed"
+                        );
+                    }
+                    if !done.more {
+                        break;
+                    }
                 }
-            }
-            Err(error) => {
-                tracing::error!(%error, "finishing interrupted forgets failed; retrying later");
+                Err(error) => {
+                    tracing::error!(%error, "finishing interrupted forgets failed; retrying later");
+                    break;
+                }
             }
         }
         tokio::select! {

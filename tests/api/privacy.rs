@@ -626,8 +626,8 @@ pub async fn rotation_resumes_and_never_revives_a_forgotten_key(app: &TestApp) {
 /// A forget that stopped after its event, before its key was destroyed
 /// (here the key table fails): the trail says forgotten but the values
 /// still read. `finish_interrupted_forgets` destroys those keys, once,
-/// for a request and for an external account, and goes on from where it
-/// stopped.
+/// for a request and for an external account, writes the tombstone of a
+/// subject that had no key, and goes on from where it stopped.
 pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
     use adapters::privacy::finish_interrupted_forgets;
     use domain::subject::Subject;
@@ -648,9 +648,12 @@ pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
         Arc::new(vault),
     );
     let ctx = commands::ledger::Context::new("account:acct-admin", "test");
+    let keyless = Subject::parse("account:acct-never-sealed").unwrap();
+    assert!(!app.ledger.vault().is_forgotten(&keyless).await.unwrap());
     for subject in [
         format!("request:{request}"),
         format!("instagram:{INSTAGRAM}"),
+        keyless.to_string(),
     ] {
         let subject = Subject::parse(&subject).unwrap();
         let stopped = interrupted
@@ -673,11 +676,22 @@ pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
         trail.contains(EMAIL),
         "the key outlived its forget: {trail}"
     );
+    let export = app.get(Auditor, "/v1/audit/export?format=jsonl").await;
+    assert!(
+        export.text.contains(INSTAGRAM),
+        "the account's key outlived its forget"
+    );
+    assert!(!app.ledger.vault().is_forgotten(&keyless).await.unwrap());
 
     let finished = finish_interrupted_forgets(&app.ledger, &models, 0)
         .await
         .expect("finishing");
-    assert_eq!(finished.destroyed, 2, "{finished:?}");
+    assert_eq!(
+        (finished.finished, finished.more),
+        (3, false),
+        "{finished:?}"
+    );
+    assert!(app.ledger.vault().is_forgotten(&keyless).await.unwrap());
     let trail = trail_of(&models, &format!("request:{request}")).await;
     assert!(!trail.contains(EMAIL), "{trail}");
     assert!(trail.contains("[erased]"), "{trail}");
@@ -692,7 +706,7 @@ pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
         let again = finish_interrupted_forgets(&app.ledger, &models, after)
             .await
             .expect("again");
-        assert_eq!(again.destroyed, 0, "from {after}: {again:?}");
+        assert_eq!(again.finished, 0, "from {after}: {again:?}");
         assert_eq!(again.checked_up_to, finished.checked_up_to);
     }
     models.close().await;

@@ -145,7 +145,7 @@ pub struct RequestToForget {
 }
 
 /// A `SubjectForgotten` event as the audit trail holds it, and whether
-/// its subject's data key is live all the same.
+/// its second step, the key's destruction, is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedForget {
     /// The event's position in the log.
@@ -153,10 +153,11 @@ pub struct RecordedForget {
     /// The subject as stored (an external account by its keyed hash): the
     /// owner of its data key.
     pub subject: String,
-    /// The key is live: the forget was recorded but its key never
-    /// destroyed (the process stopped in between, or the key table
-    /// failed).
-    pub key_live: bool,
+    /// The key table holds no tombstone for the subject: its key is live,
+    /// or (a subject that had none) no tombstone was written to erase
+    /// values sealed for it later. The process stopped between the event
+    /// and the key table, or the key table failed.
+    pub unfinished: bool,
 }
 
 /// Which resources to list: those under `scope`.
@@ -632,10 +633,10 @@ impl ReadModels {
     }
 
     /// The forgets recorded after position `after`, in log order, at
-    /// most `limit`, each with whether its subject's key is still live:
-    /// what finishing interrupted forgets must check. Joins the audit
-    /// trail with the key table of the same database; a forget's stream
-    /// is `subject-` and the key's owner.
+    /// most `limit`, each with whether its subject's key table still
+    /// lacks a tombstone: what finishing interrupted forgets must check.
+    /// Joins the audit trail with the key table of the same database; a
+    /// forget's stream is `subject-` and the key's owner.
     pub async fn recorded_forgets(
         &self,
         after: Position,
@@ -648,13 +649,13 @@ impl ReadModels {
             .fetch_all(
                 "SELECT a.position, substr(a.stream, 9) AS subject, \
                      CAST(CASE WHEN EXISTS (SELECT 1 FROM data_keys k \
-                         WHERE k.owner = substr(a.stream, 9) AND k.wrapped IS NOT NULL) \
-                     THEN 1 ELSE 0 END AS BIGINT) AS key_live \
+                         WHERE k.owner = substr(a.stream, 9) AND k.wrapped IS NULL) \
+                     THEN 0 ELSE 1 END AS BIGINT) AS unfinished \
                  FROM rm_audit a \
                  WHERE a.event_type = 'SubjectForgotten' AND a.position > $1 \
                  ORDER BY a.position LIMIT $2",
                 vec![
-                    i64::try_from(after).unwrap_or(i64::MAX).into(),
+                    after.into(),
                     i64::try_from(limit).unwrap_or(i64::MAX).into(),
                 ],
             )
@@ -662,9 +663,9 @@ impl ReadModels {
         rows.iter()
             .map(|r| {
                 Ok(RecordedForget {
-                    position: u64::try_from(r.int("position")?).unwrap_or_default(),
+                    position: r.pos("position")?,
                     subject: r.text("subject")?,
-                    key_live: r.int("key_live")? != 0,
+                    unfinished: r.int("unfinished")? != 0,
                 })
             })
             .collect()

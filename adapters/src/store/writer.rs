@@ -248,7 +248,7 @@ mod tests {
     }
 
     /// 32 callers, each appending again as soon as it is answered: every
-    /// append is answered once, in gap-free positions, and batches form.
+    /// append is answered exactly once, and batches form.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_batches_its_callers() {
         const CALLERS: usize = 32;
