@@ -20,9 +20,8 @@ pub struct ForgetArgs {
     #[arg(long, conflicts_with = "due", required_unless_present = "due")]
     subject: Option<String>,
     /// Instead: forget the personal data of every request completed at
-    /// least --after-days ago, and destroy the keys of subjects recorded
-    /// as forgotten whose key outlived its forget (what `lethe serve`
-    /// does every hour).
+    /// least --after-days ago, and finish every forget that stopped
+    /// before its key was destroyed (what `lethe serve` does every hour).
     #[arg(long)]
     due: bool,
     #[arg(long, env = "LETHE_FORGET_CONTACT_AFTER_DAYS", default_value_t = privacy::FORGET_AFTER_DAYS_DEFAULT)]

@@ -37,8 +37,8 @@ pub struct ServeArgs {
 const FORGET_SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 
 /// Forgets due personal data now and then every [`FORGET_SWEEP_INTERVAL`]
-/// until `stop` turns true, and destroys the keys of subjects a forget
-/// recorded but did not reach (from the start of the log once, then from
+/// until `stop` turns true, and finishes the forgets that stopped before
+/// their key was destroyed (from the start of the log once, then from
 /// where the last sweep stopped); a failure is logged and retried next
 /// time.
 async fn run_forgetting(
