@@ -17,28 +17,7 @@ use projections::{ProjectionName, ReadModelError};
 use rm_support::{history, Harness, Kind};
 use std::collections::{BTreeMap, BTreeSet};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Kind::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Kind::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+rm_support::on_both_backends!(
     the_story_gives_the_reference_rows_and_answers_queries,
     a_large_history_rebuilds_to_the_same_rows,
     a_crash_between_rows_and_checkpoint_loses_and_doubles_nothing,

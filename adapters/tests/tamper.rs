@@ -120,16 +120,6 @@ async fn long_read_refuses_an_altered_event(kind: Kind) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_long_read_refuses_an_altered_event() {
-    long_read_refuses_an_altered_event(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_long_read_refuses_an_altered_event() {
-    long_read_refuses_an_altered_event(Kind::Postgres).await;
-}
-
 /// An idempotency key describes one append: its first and last positions
 /// and its stream's version after it. A log with keyed appends verifies
 /// intact; a key row moved to another append, or past the head, breaks
@@ -180,16 +170,6 @@ async fn idempotency_keys_are_checked_against_their_appends(kind: Kind) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_idempotency_keys_are_checked_against_their_appends() {
-    idempotency_keys_are_checked_against_their_appends(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_idempotency_keys_are_checked_against_their_appends() {
-    idempotency_keys_are_checked_against_their_appends(Kind::Postgres).await;
-}
-
 /// A log whose last event was removed is not extended: an append would
 /// record its own head over the evidence. The store refuses as corrupt,
 /// and verify still names the missing position afterwards.
@@ -229,12 +209,14 @@ async fn no_append_hides_a_removed_tail(kind: Kind) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_no_append_hides_a_removed_tail() {
-    no_append_hides_a_removed_tail(Kind::Sqlite).await;
-}
+/// The tests above of a whole log, beside `tamper_tests!`'s own
+/// `sqlite` and `postgres` modules.
+mod whole_log {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_no_append_hides_a_removed_tail() {
-    no_append_hides_a_removed_tail(Kind::Postgres).await;
+    support::on_both_backends!(
+        long_read_refuses_an_altered_event,
+        idempotency_keys_are_checked_against_their_appends,
+        no_append_hides_a_removed_tail,
+    );
 }

@@ -80,16 +80,6 @@ async fn versions_survive_the_head_record_migration(kind: Kind) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_versions_survive_the_head_record_migration() {
-    versions_survive_the_head_record_migration(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_versions_survive_the_head_record_migration() {
-    versions_survive_the_head_record_migration(Kind::Postgres).await;
-}
-
 /// The log of [`log_before_the_head_record`] with its last event
 /// removed (the record of `s1` says 2, its events stop at 1) keeps that
 /// evidence through the migration: verify names the missing position,
@@ -117,16 +107,6 @@ async fn a_removed_tail_survives_the_head_record_migration(kind: Kind) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_removed_tail_survives_the_head_record_migration() {
-    a_removed_tail_survives_the_head_record_migration(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_removed_tail_survives_the_head_record_migration() {
-    a_removed_tail_survives_the_head_record_migration(Kind::Postgres).await;
-}
-
 /// The log of [`log_before_the_head_record`] with the version record of
 /// `s1` (positions 4 and 5) removed, as if its events had been added
 /// without an append: the migration keeps that, and verify names the
@@ -147,12 +127,8 @@ async fn unrecorded_events_survive_the_head_record_migration(kind: Kind) {
     h.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_unrecorded_events_survive_the_head_record_migration() {
-    unrecorded_events_survive_the_head_record_migration(Kind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_unrecorded_events_survive_the_head_record_migration() {
-    unrecorded_events_survive_the_head_record_migration(Kind::Postgres).await;
-}
+support::on_both_backends!(
+    versions_survive_the_head_record_migration,
+    a_removed_tail_survives_the_head_record_migration,
+    unrecorded_events_survive_the_head_record_migration,
+);

@@ -3,8 +3,12 @@
 //! and a generator of realistic histories through the `Ledger`.
 #![allow(dead_code)]
 
+#[path = "../support/backends.rs"]
+mod backends;
 #[path = "../support/fresh_db.rs"]
 mod fresh_db;
+#[allow(unused_imports)]
+pub(crate) use backends::on_both_backends;
 pub use fresh_db::FreshDatabase;
 
 pub mod history;

@@ -5,6 +5,10 @@
 #[path = "fresh_db.rs"]
 mod fresh_db;
 pub use fresh_db::FreshDatabase;
+#[path = "backends.rs"]
+mod backends;
+#[allow(unused_imports)]
+pub(crate) use backends::on_both_backends;
 
 use std::sync::Arc;
 
