@@ -316,6 +316,25 @@ async fn measure_backend(env: &Env, backend: Backend, plan: Plan, figures: &mut 
         .await;
         record(figures, &spec, writers, window).await;
     }
+    let spec = Spec {
+        backend,
+        system: "raw sqlx",
+        name: "raw.full_batch_64",
+        measurement: "64 streams' events + tag rows per tx",
+        writers: 1,
+        unit: "events/s",
+        baseline: Some(raw_multi.clone()),
+    };
+    if wanted(&spec.key()) {
+        let writer = async {
+            let db = raw_db(env, backend, "raw_full_batch").await?;
+            Ok(vec![
+                raw::RawBatchWriter::new(&db, raw::BATCH_STREAMS).await?,
+            ])
+        }
+        .await;
+        record(figures, &spec, writer, window).await;
+    }
 
     // The peer exists on PostgreSQL only.
     for writers in [1, WRITERS_MANY] {
@@ -586,6 +605,29 @@ fn targets(has_postgres: bool) -> Vec<Target> {
     all
 }
 
+/// What the write-side targets are up against: the rows of one
+/// group-commit batch of 64 callers, written by plain SQL with nothing
+/// else, against the multi-row insert (a ceiling for the 0.7x target) and
+/// Lethe's 64 writers against those rows.
+fn contexts() -> Vec<report::Context> {
+    let mut all = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let b = backend.name();
+        let full_batch = key(backend, "raw.full_batch_64", 1);
+        all.push(report::Context::new(
+            &format!("{b}: raw 64 streams' events + tag rows per tx / raw multi-row insert"),
+            &full_batch,
+            &key(backend, "raw.multi_row_100", 1),
+        ));
+        all.push(report::Context::new(
+            &format!("{b}: 64 writers, 1-event appends / raw 64 streams' events + tag rows"),
+            &key(backend, "lethe.append", WRITERS_MANY),
+            &full_batch,
+        ));
+    }
+    all
+}
+
 async fn database_versions(env: &Env) -> serde_json::Value {
     // The options SQLite was built with (`.cargo/config.toml`) change its
     // figures, so they go with them.
@@ -665,7 +707,10 @@ async fn main() -> anyhow::Result<()> {
     let mut targets = targets(env.has_postgres());
     report::judge(&mut targets, &figures);
 
-    let table = report::table(&figures, &targets);
+    let mut contexts = contexts();
+    report::explain(&mut contexts, &figures);
+
+    let table = report::table(&figures, &targets, &contexts);
     println!("{table}");
 
     let results = json!({
@@ -696,6 +741,7 @@ async fn main() -> anyhow::Result<()> {
         },
         "figures": figures,
         "targets": targets,
+        "context": contexts,
         "table": table,
     });
     let out = args.out.unwrap_or_else(|| {

@@ -2,6 +2,12 @@
 //! Lethe's (same columns, same unique keys), each writer on its own
 //! connection, each event in its own `BEGIN; INSERT; COMMIT` or 100
 //! events in one multi-row `INSERT`.
+//!
+//! One more, for context: what one group-commit batch of 64 callers
+//! writes, with nothing else. One event on each of 64 streams and each
+//! event's tag rows, as two multi-row `INSERT`s in one transaction. It is
+//! the ceiling of Lethe's 64 writers on this machine: the same rows,
+//! without deciding, hashing or answering anyone.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,13 +15,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{
     ConnectOptions, Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection,
 };
 
 use crate::measure::Op;
-use crate::shape::{raw_row, RawRow, EVENT_TYPE};
+use crate::shape::{self, raw_row, RawRow, EVENT_TYPE};
 
 /// Events per transaction of the multi-row baseline.
 pub const MULTI_ROW_EVENTS: usize = 100;
@@ -34,7 +41,11 @@ const PG_SCHEMA: &str = "CREATE TABLE events (
     metadata        TEXT        NOT NULL,
     tags            TEXT        NOT NULL,
     hash            BYTEA       NOT NULL,
-    UNIQUE (stream, stream_version))";
+    UNIQUE (stream, stream_version));
+CREATE TABLE event_tags (
+    tag       TEXT   NOT NULL,
+    position  BIGINT NOT NULL,
+    PRIMARY KEY (tag, position))";
 
 const SQLITE_SCHEMA: &str = "CREATE TABLE events (
     position        INTEGER PRIMARY KEY,
@@ -49,10 +60,28 @@ const SQLITE_SCHEMA: &str = "CREATE TABLE events (
     metadata        TEXT    NOT NULL,
     tags            TEXT    NOT NULL,
     hash            BLOB    NOT NULL,
-    UNIQUE (stream, stream_version))";
+    UNIQUE (stream, stream_version));
+CREATE TABLE event_tags (
+    tag       TEXT    NOT NULL,
+    position  INTEGER NOT NULL,
+    PRIMARY KEY (tag, position)) WITHOUT ROWID";
 
 const INSERT: &str = "INSERT INTO events (stream, stream_version, event_id, event_type, \
                       schema_version, occurred_at, recorded_at, payload, metadata, tags, hash) ";
+
+/// The full-batch baseline's insert: positions given, as Lethe's writer
+/// gives them.
+const INSERT_AT_PG: &str = "WITH e AS (INSERT INTO events (position, stream, stream_version, \
+                            event_id, event_type, schema_version, occurred_at, recorded_at, \
+                            payload, metadata, tags, hash) OVERRIDING SYSTEM VALUE ";
+const INSERT_AT_SQLITE: &str = "INSERT INTO events (position, stream, stream_version, event_id, \
+                                event_type, schema_version, occurred_at, recorded_at, payload, \
+                                metadata, tags, hash) ";
+const INSERT_TAGS: &str = "INSERT INTO event_tags (tag, position) ";
+
+/// Streams of the full-batch baseline: one per caller of Lethe's 64
+/// writers, whose batches hold one event of each.
+pub const BATCH_STREAMS: usize = 64;
 
 /// A database for the raw baselines: its URL (PostgreSQL) or file.
 #[derive(Debug, Clone)]
@@ -61,8 +90,9 @@ pub enum RawDb {
     Sqlite(std::path::PathBuf),
 }
 
-/// Opens one connection the way the store does: WAL and
-/// `synchronous=FULL` on SQLite, defaults (fsync on) on PostgreSQL.
+/// Opens one connection the way the store's writer does: WAL,
+/// `synchronous=FULL` and the writer's other settings on SQLite, defaults
+/// (fsync on) on PostgreSQL.
 pub enum RawConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
@@ -101,12 +131,15 @@ impl RawDb {
 }
 
 fn sqlite_options(path: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+    adapters::store::SQLITE_WRITER_PRAGMAS.iter().fold(
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT),
+        |options, (name, value)| options.pragma(*name, *value),
+    )
 }
 
 /// One writer of the raw baselines: its own connection and stream.
@@ -144,40 +177,14 @@ impl Op for RawWriter {
             RawConnection::Postgres(connection) => {
                 let mut tx = connection.begin().await?;
                 let mut query = QueryBuilder::<Postgres>::new(INSERT);
-                query.push_values(&rows, |mut values, row| {
-                    values
-                        .push_bind(row.stream.as_str())
-                        .push_bind(row.stream_version)
-                        .push_bind(row.event_id)
-                        .push_bind(EVENT_TYPE)
-                        .push_bind(1_i32)
-                        .push_bind(row.occurred_at)
-                        .push_bind(row.recorded_at)
-                        .push_bind(row.payload.as_str())
-                        .push_bind(row.metadata.as_str())
-                        .push_bind(row.tags.as_str())
-                        .push_bind(row.hash.as_slice());
-                });
+                query.push_values(&rows, |mut values, row| push_pg(&mut values, row));
                 query.build().execute(&mut *tx).await?;
                 tx.commit().await?;
             }
             RawConnection::Sqlite(connection) => {
                 let mut tx = connection.begin().await?;
                 let mut query = QueryBuilder::<Sqlite>::new(INSERT);
-                query.push_values(&rows, |mut values, row| {
-                    values
-                        .push_bind(row.stream.as_str())
-                        .push_bind(row.stream_version)
-                        .push_bind(row.event_id.hyphenated().to_string())
-                        .push_bind(EVENT_TYPE)
-                        .push_bind(1_i32)
-                        .push_bind(commands::log::rfc3339_micros(row.occurred_at))
-                        .push_bind(commands::log::rfc3339_micros(row.recorded_at))
-                        .push_bind(row.payload.as_str())
-                        .push_bind(row.metadata.as_str())
-                        .push_bind(row.tags.as_str())
-                        .push_bind(row.hash.as_slice());
-                });
+                query.push_values(&rows, |mut values, row| push_sqlite(&mut values, row));
                 query.build().execute(&mut *tx).await?;
                 tx.commit().await?;
             }
@@ -197,4 +204,112 @@ pub async fn writers(
         all.push(RawWriter::new(db, writer, events_per_tx).await?);
     }
     Ok(all)
+}
+
+fn push_pg<'q>(values: &mut Separated<'_, 'q, Postgres, &'static str>, row: &'q RawRow) {
+    values
+        .push_bind(row.stream.as_str())
+        .push_bind(row.stream_version)
+        .push_bind(row.event_id)
+        .push_bind(EVENT_TYPE)
+        .push_bind(1_i32)
+        .push_bind(row.occurred_at)
+        .push_bind(row.recorded_at)
+        .push_bind(row.payload.as_str())
+        .push_bind(row.metadata.as_str())
+        .push_bind(row.tags.as_str())
+        .push_bind(row.hash.as_slice());
+}
+
+fn push_sqlite<'q>(values: &mut Separated<'_, 'q, Sqlite, &'static str>, row: &'q RawRow) {
+    values
+        .push_bind(row.stream.as_str())
+        .push_bind(row.stream_version)
+        .push_bind(row.event_id.hyphenated().to_string())
+        .push_bind(EVENT_TYPE)
+        .push_bind(1_i32)
+        .push_bind(commands::log::rfc3339_micros(row.occurred_at))
+        .push_bind(commands::log::rfc3339_micros(row.recorded_at))
+        .push_bind(row.payload.as_str())
+        .push_bind(row.metadata.as_str())
+        .push_bind(row.tags.as_str())
+        .push_bind(row.hash.as_slice());
+}
+
+/// The full-batch baseline's one writer: each transaction stores the next
+/// event of each of its streams and their tag rows, at positions it counts
+/// itself.
+#[derive(Debug)]
+pub struct RawBatchWriter {
+    connection: RawConnection,
+    streams: usize,
+    version: i64,
+    position: i64,
+}
+
+impl RawBatchWriter {
+    pub async fn new(db: &RawDb, streams: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            connection: db.connect().await?,
+            streams,
+            version: 0,
+            position: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl Op for RawBatchWriter {
+    async fn run(&mut self) -> anyhow::Result<u64> {
+        self.version += 1;
+        let first = self.position + 1;
+        let rows: Vec<(i64, RawRow)> = (0..self.streams)
+            .map(|writer| {
+                self.position += 1;
+                let stream = format!("raw-{writer}");
+                (self.position, raw_row(writer, &stream, self.version))
+            })
+            .collect();
+        let tags: Vec<(String, i64)> = (0..self.streams)
+            .flat_map(|writer| {
+                let position = first + writer as i64;
+                shape::tags(writer, self.version as u64)
+                    .into_iter()
+                    .map(move |tag| (tag.as_str().to_owned(), position))
+            })
+            .collect();
+        match &mut self.connection {
+            RawConnection::Postgres(connection) => {
+                // One statement: its own transaction, one round trip, as
+                // Lethe's insert.
+                let mut query = QueryBuilder::<Postgres>::new(INSERT_AT_PG);
+                query.push_values(&rows, |mut values, (position, row)| {
+                    values.push_bind(*position);
+                    push_pg(&mut values, row);
+                });
+                query.push(") ");
+                query.push(INSERT_TAGS);
+                query.push_values(&tags, |mut values, (tag, position)| {
+                    values.push_bind(tag.as_str()).push_bind(*position);
+                });
+                query.build().execute(&mut *connection).await?;
+            }
+            RawConnection::Sqlite(connection) => {
+                let mut tx = connection.begin().await?;
+                let mut query = QueryBuilder::<Sqlite>::new(INSERT_AT_SQLITE);
+                query.push_values(&rows, |mut values, (position, row)| {
+                    values.push_bind(*position);
+                    push_sqlite(&mut values, row);
+                });
+                query.build().execute(&mut *tx).await?;
+                let mut query = QueryBuilder::<Sqlite>::new(INSERT_TAGS);
+                query.push_values(&tags, |mut values, (tag, position)| {
+                    values.push_bind(tag.as_str()).push_bind(*position);
+                });
+                query.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(rows.len() as u64)
+    }
 }

@@ -185,6 +185,39 @@ pub fn fill_ratios(figures: &mut [Figure]) {
     }
 }
 
+/// A ratio printed beside the targets to explain them, not judged: how
+/// far a figure is from a ceiling measured in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub name: String,
+    pub figure: String,
+    pub baseline: String,
+    /// `rate(figure) / rate(baseline)`; None: one of them not measured.
+    pub ratio: Option<f64>,
+}
+
+impl Context {
+    pub fn new(name: &str, figure: &str, baseline: &str) -> Self {
+        Self {
+            name: name.into(),
+            figure: figure.into(),
+            baseline: baseline.into(),
+            ratio: None,
+        }
+    }
+}
+
+/// Fills every context ratio from the figures.
+pub fn explain(contexts: &mut [Context], figures: &[Figure]) {
+    for context in contexts.iter_mut() {
+        let rate = |key: &str| find(figures, key).and_then(|f| f.rate);
+        context.ratio = match (rate(&context.figure), rate(&context.baseline)) {
+            (Some(rate), Some(base)) if base > 0.0 => Some(rate / base),
+            _ => None,
+        };
+    }
+}
+
 /// Decides every target against the figures.
 pub fn judge(targets: &mut [Target], figures: &[Figure]) {
     for target in targets.iter_mut() {
@@ -249,7 +282,7 @@ pub fn num(value: Option<f64>) -> String {
 }
 
 /// The table that `make bench` prints.
-pub fn table(figures: &[Figure], targets: &[Target]) -> String {
+pub fn table(figures: &[Figure], targets: &[Target], contexts: &[Context]) -> String {
     let mut out = String::new();
     let header = format!(
         "{:<9} {:<13} {:<44} {:>4} {:>10} {:<10} {:>8} {:>8} {:>7}  {}",
@@ -349,5 +382,64 @@ pub fn table(figures: &[Figure], targets: &[Target]) -> String {
                 .unwrap_or_default()
         ));
     }
+    if !contexts.is_empty() {
+        out.push_str("\nContext (not targets)\n");
+    }
+    for c in contexts {
+        out.push_str(&format!(
+            "  {:<78} measured {:>9}\n",
+            c.name,
+            c.ratio
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
+        ));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(key: &str, rate: Option<f64>) -> Figure {
+        Figure {
+            key: key.into(),
+            backend: "sqlite",
+            system: "raw sqlx",
+            measurement: String::new(),
+            writers: 1,
+            unit: "events/s",
+            rate,
+            p50_ms: None,
+            p99_ms: None,
+            ops: 0,
+            events: 0,
+            elapsed_s: 0.0,
+            errors: 0,
+            first_error: None,
+            baseline: None,
+            ratio: None,
+            not_measured: rate.is_none().then(|| "failed".into()),
+        }
+    }
+
+    #[test]
+    fn a_context_ratio_needs_both_figures() {
+        let figures = [
+            figure("a", Some(30.0)),
+            figure("b", Some(120.0)),
+            figure("c", None),
+        ];
+        let mut contexts = [
+            Context::new("a / b", "a", "b"),
+            Context::new("a / c", "a", "c"),
+            Context::new("a / missing", "a", "missing"),
+        ];
+        explain(&mut contexts, &figures);
+        assert_eq!(contexts[0].ratio, Some(0.25));
+        assert_eq!(contexts[1].ratio, None);
+        assert_eq!(contexts[2].ratio, None);
+        let printed = table(&figures, &[], &contexts);
+        assert!(printed.contains("Context (not targets)"), "{printed}");
+        assert!(printed.contains("0.25x"), "{printed}");
+    }
 }

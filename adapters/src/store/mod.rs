@@ -31,6 +31,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+pub use sqlite::WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS;
 pub use verify::{verify, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};
 

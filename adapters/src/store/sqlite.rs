@@ -28,6 +28,15 @@ use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
 /// size the WAL grows to about 32 MB between checkpoints.
 const WRITER_CHECKPOINT_PAGES: &str = "8000";
 
+/// The settings of the writer's connection beyond WAL and
+/// `synchronous=FULL`: statement journals in memory (see [`open`]) and
+/// [`WRITER_CHECKPOINT_PAGES`]. Neither weakens durability. Public so that
+/// the benchmark's plain-SQL baselines write as the writer does.
+pub const WRITER_PRAGMAS: [(&str, &str); 2] = [
+    ("temp_store", "memory"),
+    ("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+];
+
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -81,8 +90,8 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
                 // than one batch changes (at most `BATCH_EVENTS_MAX`
                 // events, or one append). The guard table of
                 // `remembered_commit` is temporary as well.
-                .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+                .pragma(WRITER_PRAGMAS[0].0, WRITER_PRAGMAS[0].1)
+                .pragma(WRITER_PRAGMAS[1].0, WRITER_PRAGMAS[1].1),
             connection: None,
             memory: Memory::default(),
         },
