@@ -6,5 +6,6 @@ pub mod meta;
 pub mod privacy;
 pub mod readmodel;
 pub mod resume;
+pub mod retention;
 mod side_pool;
 pub mod store;

@@ -483,7 +483,7 @@ pub fn progress(
     let plan = if request.planned {
         None
     } else {
-        Some(plan(&request.scope, inventory))
+        Some(plan(&request.scope, inventory, now))
     };
     // The holds that matter: those covering any pending task, or any
     // target of the plan still to release.
@@ -537,7 +537,7 @@ pub fn progress(
                 request: request.id,
                 target: kept.target,
                 basis: kept.basis,
-                until: now + Duration::days(365 * kept.years),
+                until: kept.until,
                 note: kept.note.into(),
             });
         }
@@ -565,12 +565,12 @@ pub struct PlannedStep {
     pub covered_by: Vec<Subject>,
 }
 
-/// A record the plan keeps on purpose (R14).
+/// A record the plan keeps on purpose (R14), until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRetention {
     pub target: Subject,
     pub basis: RetentionBasis,
-    pub years: i64,
+    pub until: DateTime<Utc>,
     pub note: Note,
 }
 
@@ -599,11 +599,12 @@ impl Plan {
     }
 }
 
-/// The erasure steps for a scope, from what the inventory knows.
-pub fn plan(scope: &Subject, inventory: &Inventory) -> Plan {
+/// The erasure steps for a scope, from what the inventory knows at `now`
+/// (a retention that has ended no longer keeps its record).
+pub fn plan(scope: &Subject, inventory: &Inventory, now: DateTime<Utc>) -> Plan {
     let mut plan = Plan::default();
     match scope {
-        Subject::Resource(_) => plan_resource(&mut plan, inventory, scope),
+        Subject::Resource(_) => plan_resource(&mut plan, inventory, scope, now),
         Subject::Workspace(workspace) => {
             let resources: Vec<Subject> = inventory
                 .resources_in(workspace)
@@ -611,7 +612,7 @@ pub fn plan(scope: &Subject, inventory: &Inventory) -> Plan {
                 .map(|r| r.subject.clone())
                 .collect();
             for resource in resources {
-                plan_resource(&mut plan, inventory, &resource);
+                plan_resource(&mut plan, inventory, &resource, now);
             }
             let integrations: Vec<_> = inventory
                 .integrations
@@ -715,7 +716,12 @@ fn plan_integration(
 }
 
 /// R6 / R8 / R14 for one resource and what derives from it.
-fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject) {
+///
+/// A billing record is kept for [`BILLING_RETENTION_YEARS`] from the first
+/// request that met it. A later request records the same end date again
+/// (its proof shows the record kept, and until when), never a later one;
+/// once that date has passed, the record is erased like any other.
+fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now: DateTime<Utc>) {
     let Some(facts) = inventory.resources.get(resource) else {
         return;
     };
@@ -724,14 +730,20 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject) {
     }
     let workspace = facts.workspace.clone();
     if facts.kind == ResourceKind::BillingRecord {
-        plan.retained.push(PlannedRetention {
-            target: resource.clone(),
-            basis: RetentionBasis::Billing,
-            years: BILLING_RETENTION_YEARS,
-            note: Note::parse("billing and transaction records are kept for tax, accounting, fraud-prevention and legal reasons")
-                .expect("a constant note is valid"),
-        });
-        return;
+        let until = match facts.retained {
+            Some((_, until)) => until,
+            None => now + Duration::days(365 * BILLING_RETENTION_YEARS),
+        };
+        if until > now {
+            plan.retained.push(PlannedRetention {
+                target: resource.clone(),
+                basis: RetentionBasis::Billing,
+                until,
+                note: Note::parse("billing and transaction records are kept for tax, accounting, fraud-prevention and legal reasons")
+                    .expect("a constant note is valid"),
+            });
+            return;
+        }
     }
     if facts.kind.is_derived_artifact() {
         let step = if facts.kind == ResourceKind::SearchIndexEntry {
@@ -753,7 +765,7 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject) {
         .map(|r| r.subject.clone())
         .collect();
     for artifact in derived {
-        plan_resource(plan, inventory, &artifact);
+        plan_resource(plan, inventory, &artifact, now);
     }
     if facts.kind == ResourceKind::File {
         plan.step(

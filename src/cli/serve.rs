@@ -33,14 +33,16 @@ pub struct ServeArgs {
     pub forget_contact_after_days: u32,
 }
 
-/// How often the service forgets what has become due.
+/// How often the service forgets what has become due, and requests the
+/// erasure of records whose retention ended.
 const FORGET_SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 
-/// Forgets due personal data now and then every [`FORGET_SWEEP_INTERVAL`]
-/// until `stop` turns true, and finishes the forgets that stopped before
+/// Now and then every [`FORGET_SWEEP_INTERVAL`] until `stop` turns true:
+/// forgets due personal data, finishes the forgets that stopped before
 /// their key was destroyed (from the start of the log once, then from
-/// where the last sweep stopped); a failure is logged and retried next
-/// time.
+/// where the last sweep stopped), and requests the erasure of records
+/// whose retention exception has ended. A failure is logged and retried
+/// next time.
 async fn run_forgetting(
     ledger: commands::Ledger,
     models: ReadModels,
@@ -74,6 +76,15 @@ async fn run_forgetting(
                     break;
                 }
             }
+        }
+        match adapters::retention::request_ended_retentions(&ledger, &models, now).await {
+            Ok(done) if done.requested + done.failed == 0 => {}
+            Ok(done) => tracing::info!(
+                requested = done.requested,
+                failed = done.failed,
+                "requested the erasure of records whose retention ended"
+            ),
+            Err(error) => tracing::error!(%error, "the retention sweep failed; retrying later"),
         }
         tokio::select! {
             () = tokio::time::sleep(FORGET_SWEEP_INTERVAL) => {}

@@ -959,6 +959,98 @@ pub async fn r14_billing_and_card_numbers(app: &TestApp) {
     );
 }
 
+/// R1 / R14: a record kept under a retention exception is erased once
+/// its end date has passed. The retention sweep opens one request for it
+/// (a repeated sweep finds the same request), its task erases the record,
+/// and a later request no longer keeps it.
+pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
+    seed_workspace(app, "ws-r14e").await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": "billing-record:inv-e", "workspace_id": "ws-r14e" }),
+        )
+        .await,
+        201,
+    );
+    let workspace = request(
+        app,
+        json!({ "scope": "workspace:ws-r14e", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    work_all(app).await;
+    let workspace = detail(app, workspace["request_id"].as_str().unwrap()).await;
+    assert_eq!(workspace["state"], "completed", "{workspace}");
+    let record = || async {
+        let page = app
+            .get(Auditor, "/v1/resources?scope=billing-record:inv-e")
+            .await;
+        expect(&page, 200);
+        page.json["resources"][0].clone()
+    };
+    let kept = record().await;
+    assert_eq!(kept["state"], "retained", "{kept}");
+    let until = time(&kept["retained_until"]);
+
+    let models = adapters::readmodel::ReadModels::open(&app.url)
+        .await
+        .unwrap();
+    let sweep = |at: DateTime<Utc>| {
+        let models = &models;
+        async move {
+            adapters::retention::request_ended_retentions(&app.ledger, models, at)
+                .await
+                .expect("the retention sweep")
+        }
+    };
+    let head = app.head().await;
+    let early = sweep(until - Duration::seconds(1)).await;
+    assert_eq!((early.requested, early.failed), (0, 0));
+    assert_eq!(
+        app.head().await,
+        head,
+        "a sweep before the end stored events"
+    );
+
+    app.clock.set(until + Duration::days(1));
+    let ended = sweep(app.clock_now()).await;
+    assert_eq!((ended.requested, ended.failed), (1, 0));
+    let pending = record().await;
+    assert_eq!(pending["state"], "deletion-pending", "{pending}");
+    let audit = app
+        .get(Auditor, "/v1/audit?subject=billing-record:inv-e")
+        .await;
+    let opened: Vec<&Value> = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "DeletionRequested")
+        .collect();
+    assert_eq!(opened.len(), 1, "{}", audit.text);
+    let summary = opened[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(
+            "deletion of billing-record:inv-e requested by the platform via retention-policy"
+        ),
+        "{summary}"
+    );
+    assert_eq!(opened[0]["actor"], "system:retention", "{}", opened[0]);
+
+    // The record's request is open; sweeping again opens no other.
+    let head = app.head().await;
+    let again = sweep(app.clock_now()).await;
+    assert_eq!(again.failed, 0);
+    assert_eq!(app.head().await, head, "a repeated sweep stored events");
+
+    assert_eq!(work_all(app).await, 1, "one task: remove the record");
+    let erased = record().await;
+    assert_eq!(erased["state"], "erased", "{erased}");
+    let done = sweep(app.clock_now()).await;
+    assert_eq!((done.requested, done.failed), (0, 0));
+    models.close().await;
+}
+
 /// R15: an e-mail request is recorded by an operator with the
 /// verification done; the contact is stored sealed.
 pub async fn r15_email_request(app: &TestApp) {
@@ -1594,6 +1686,7 @@ crate::on_every_backend!(
     r12_no_hold_on_an_erased_file,
     r13_purge_date,
     r14_billing_and_card_numbers,
+    r14_a_record_is_erased_when_its_retention_ends,
     r15_email_request,
     idempotent_requests,
     reports_and_exports,

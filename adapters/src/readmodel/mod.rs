@@ -41,9 +41,9 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 pub use db::Backend;
 pub use export::{AuditExport, ExportFormat, EXPORT_PAGE_ROWS};
 pub use query::{
-    AuditPage, AuditQuery, DeadlineQuery, HoldQuery, HoldView, MetaStatus, RecordedForget,
-    RequestDetail, RequestToForget, ResourcePage, ResourceQuery, ResourceView, TaskQuery,
-    PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, REPORT_LIST_ROWS_MAX, REPORT_REQUESTS_MAX,
+    AuditPage, AuditQuery, DeadlineQuery, EndedRetention, HoldQuery, HoldView, MetaStatus,
+    RecordedForget, RequestDetail, RequestToForget, ResourcePage, ResourceQuery, ResourceView,
+    TaskQuery, PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, REPORT_LIST_ROWS_MAX, REPORT_REQUESTS_MAX,
 };
 pub use runner::{RebuildReport, FOLLOW_WAIT, PAGE_EVENTS_MAX, REBUILD_PAGE_EVENTS};
 pub use schema::SCHEMA_VERSION;

@@ -144,6 +144,15 @@ pub struct RequestToForget {
     pub refused: bool,
 }
 
+/// A record still kept although its retention exception has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedRetention {
+    /// The record, as stored.
+    pub subject: String,
+    /// The end date of its retention.
+    pub until: DateTime<Utc>,
+}
+
 /// A `SubjectForgotten` event as the audit trail holds it, and whether
 /// its second step, the key's destruction, is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -666,6 +675,47 @@ impl ReadModels {
                     position: r.pos("position")?,
                     subject: r.text("subject")?,
                     unfinished: r.int("unfinished")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Records kept under a retention exception whose end date is at or
+    /// before `now`, and still kept (no erasure released for them since),
+    /// earliest end first, after the keyset `after` (end date, subject),
+    /// at most `limit`: what the retention sweep must have erased.
+    pub async fn ended_retentions(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&EndedRetention>,
+        limit: usize,
+    ) -> Result<Vec<EndedRetention>, ReadModelError> {
+        let limit = page_rows(limit);
+        let (after_until, after_subject) = match after {
+            Some(after) => (Val::from(after.until), after.subject.clone()),
+            None => (Val::Int(Some(i64::MIN)), String::new()),
+        };
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                "SELECT subject, retained_until FROM rm_resources \
+                 WHERE state = 'retained' AND retained_until <= $1 \
+                 AND (retained_until > $2 OR (retained_until = $2 AND subject > $3)) \
+                 ORDER BY retained_until, subject LIMIT $4",
+                vec![
+                    now.into(),
+                    after_until,
+                    after_subject.into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EndedRetention {
+                    subject: r.text("subject")?,
+                    until: r.time("retained_until")?,
                 })
             })
             .collect()

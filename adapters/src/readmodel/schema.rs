@@ -16,7 +16,7 @@ use super::db::Backend;
 /// Bump when a table below changes; stored per projection, and a stored
 /// version that differs makes `open` recreate that projection's tables
 /// empty (the runner then fills them from the log).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Tables that earlier schema versions had and this one does not: opening
 /// the read models drops them (and a rebuild's copy of them).
@@ -117,7 +117,12 @@ pub(crate) const RESOURCES: Table = Table {
         ("position", Int),
     ],
     key: &["subject"],
-    indexes: &[],
+    // Retentions by end date: the sweep that erases what they kept.
+    indexes: &[(
+        "retained",
+        "retained_until, subject",
+        Some("state = 'retained'"),
+    )],
     indexes_serve_writes: false,
     key_serves_writes: true,
 };

@@ -802,7 +802,7 @@ fn r9_workspace_deletion_covers_resources_integrations_members_and_the_record() 
 }
 
 #[test]
-fn r14_a_billing_record_is_kept_as_a_retention_exception_never_erased() {
+fn r14_a_billing_record_is_kept_as_a_retention_exception_until_its_end_date() {
     let events = given(full_workspace())
         .when(|inv| {
             receive(
@@ -831,6 +831,48 @@ fn r14_a_billing_record_is_kept_as_a_retention_exception_never_erased() {
         full_workspace(),
         new,
         &Expect::Events(want),
+    );
+}
+
+#[test]
+fn r14_a_later_request_keeps_the_first_end_date_and_one_after_it_erases() {
+    let mut history = full_workspace();
+    history.push(LedgerEvent::Request(billing_kept(1)));
+    let decide_at = |at: chrono::DateTime<chrono::Utc>| {
+        given(history.clone())
+            .when(|inv| {
+                receive(
+                    inv,
+                    new_request(2, "billing-record:b-1", member("alice")),
+                    &table(),
+                    at,
+                    &mut new_task_ids(),
+                )
+            })
+            .events()
+    };
+    let end = now() + Duration::days(365 * BILLING_RETENTION_YEARS);
+    let released_for_record = |events: &[RequestEvent]| {
+        events.iter().any(|e| {
+            matches!(e, RequestEvent::TaskReleased { step: RemoveRecord, target, .. }
+                if target == &s("billing-record:b-1"))
+        })
+    };
+
+    // A year on, the retention is recorded again with its first end date
+    // (billing_kept(2) ends where billing_kept(1) does), never a later one.
+    let a_year_on = decide_at(now() + Duration::days(365));
+    assert!(a_year_on.contains(&billing_kept(2)), "{a_year_on:#?}");
+    assert!(!released_for_record(&a_year_on), "{a_year_on:#?}");
+
+    // Past its end, the record is erased like any other.
+    let after_end = decide_at(end + Duration::days(1));
+    assert!(released_for_record(&after_end), "{after_end:#?}");
+    assert!(
+        !after_end
+            .iter()
+            .any(|e| matches!(e, RequestEvent::RetentionExceptionRecorded { .. })),
+        "{after_end:#?}"
     );
 }
 
