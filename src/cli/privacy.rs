@@ -67,8 +67,10 @@ pub async fn run_forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     match (forgotten.first_time, forgotten.key_destroyed) {
         (true, true) => println!("forgot {raw} (recorded as {})", forgotten.subject),
         (true, false) => println!(
-            "recorded {raw} as forgotten (as {}); no personal value was held under it. A \
-             requester's contact and notes belong to their request: forget request:ID for those",
+            "recorded {raw} as forgotten (as {}); this call found no live key to destroy: \
+             none was ever made for it (no personal value was held under it), or the service's \
+             sweep destroyed it a moment before. A requester's contact and notes belong to \
+             their request: forget request:ID for those",
             forgotten.subject
         ),
         (false, _) => println!("{raw} was forgotten before; its key is destroyed"),
