@@ -19,7 +19,8 @@ struct Cli {
 enum Command {
     /// Re-walk the event log's hash chain. Exits 0 when the log is intact,
     /// 1 when it was altered (naming the first bad position), 2 when the
-    /// store cannot be read.
+    /// store cannot be read, 3 when it is intact but records forgets whose
+    /// key was not destroyed (`lethe forget --due` finishes them).
     Verify {
         /// The event store: sqlite://PATH or postgres://...
         #[arg(long, env = "LETHE_STORE", default_value = "sqlite://./data/lethe.db")]
@@ -33,6 +34,8 @@ enum Command {
 const EXIT_BROKEN: u8 = 1;
 /// The store could not be opened or read.
 const EXIT_UNAVAILABLE: u8 = 2;
+/// The log is intact, but forgets it records are not finished.
+const EXIT_UNFINISHED_FORGETS: u8 = 3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -75,7 +78,19 @@ async fn verify(url: &str) -> ExitCode {
                 report.events,
                 hex_string(&report.head_hash)
             );
-            ExitCode::SUCCESS
+            let unfinished = report.unfinished_forgets;
+            match unfinished.first {
+                Some(first) if unfinished.count > 0 => {
+                    eprintln!(
+                        "UNFINISHED: {} forget(s) recorded, the first at position {first}, whose \
+                         subject's key table holds no tombstone: its values may still read. \
+                         `lethe forget --due` finishes them (`lethe serve` does within the hour)",
+                        unfinished.count
+                    );
+                    ExitCode::from(EXIT_UNFINISHED_FORGETS)
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(VerifyError::Broken(chain_break)) => {
             eprintln!(

@@ -73,3 +73,59 @@ fn verify_of_a_missing_store_exits_2_and_creates_nothing() {
     assert!(stderr.contains("holds no ledger"), "{stderr}");
     assert!(!path.exists() && !path.parent().unwrap().exists());
 }
+
+/// A forget the log records whose subject has no tombstone in the key
+/// table (the process stopped between the two steps) leaves the chain
+/// intact but is reported, with exit 3; with the tombstone, verify passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_an_unfinished_forget_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
+    let store = adapters::store::open(&url).await.unwrap();
+    for (stream, event_type) in [
+        ("cli", "Noted"),
+        ("subject-account:acct-gone", "SubjectForgotten"),
+    ] {
+        store
+            .append(AppendRequest {
+                stream: StreamId::new(stream),
+                expected: ExpectedVersion::Any,
+                condition: None,
+                idempotency_key: None,
+                events: vec![NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: event_type.into(),
+                    schema_version: 1,
+                    occurred_at: chrono::Utc::now(),
+                    payload: serde_json::json!({}),
+                    metadata: Metadata::default(),
+                    tags: vec![],
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    drop(store);
+
+    let unfinished = lethe_verify(&url);
+    assert_eq!(unfinished.status.code(), Some(3), "{unfinished:?}");
+    let stdout = String::from_utf8_lossy(&unfinished.stdout);
+    assert!(stdout.contains("intact: 2 events"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&unfinished.stderr);
+    assert!(
+        stderr.contains("1 forget(s) recorded, the first at position 2"),
+        "{stderr}"
+    );
+
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO data_keys (owner, wrapped, master_id) VALUES ('account:acct-gone', NULL, 'm')",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+    let finished = lethe_verify(&url);
+    assert!(finished.status.success(), "{finished:?}");
+}

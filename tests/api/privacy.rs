@@ -682,6 +682,8 @@ pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
         "the account's key outlived its forget"
     );
     assert!(!app.ledger.vault().is_forgotten(&keyless).await.unwrap());
+    let verified = adapters::store::verify(&app.store).await.expect("verify");
+    assert_eq!(verified.unfinished_forgets.count, 3, "{verified:?}");
 
     let finished = finish_interrupted_forgets(&app.ledger, &models, 0)
         .await
@@ -699,6 +701,13 @@ pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
     assert!(
         !export.text.contains(INSTAGRAM),
         "the account's id is erased too"
+    );
+
+    let verified = adapters::store::verify(&app.store).await.expect("verify");
+    assert_eq!(
+        verified.unfinished_forgets,
+        adapters::store::UnfinishedForgets::default(),
+        "{verified:?}"
     );
 
     // Nothing is left to do, from where it stopped or from the start.

@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 pub use sqlite::WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS;
-pub use verify::{verify, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
+pub use verify::{verify, UnfinishedForgets, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};
 
 /// Pages of `read_all_ahead` at least this long are read and decoded on

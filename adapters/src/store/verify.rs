@@ -19,6 +19,47 @@ pub struct VerifyReport {
     /// Writing it down elsewhere lets a later verify prove that the log
     /// was not truncated or rewritten wholesale.
     pub head_hash: [u8; 32],
+    /// Forgets the log records whose second step is missing. Not a break
+    /// of the chain, but a promise not yet kept.
+    pub unfinished_forgets: UnfinishedForgets,
+}
+
+/// `SubjectForgotten` events whose subject has no tombstone in the key
+/// table: its key is live (its values still read), or, for a subject
+/// that never had a key, values sealed for it later would get one. The
+/// process stopped between the event and the key table, or the key table
+/// failed. `lethe forget --due` finishes them; `lethe serve` does in its
+/// hourly sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnfinishedForgets {
+    pub count: u64,
+    /// The position of the first of them.
+    pub first: Option<Position>,
+}
+
+/// The unfinished forgets up to `head`: one scan of the log's
+/// `SubjectForgotten` events against the key table, which lives in the
+/// same database (a forget's stream is `subject-` and the key's owner).
+async fn unfinished_forgets(
+    backend: &Backend,
+    head: Position,
+) -> Result<UnfinishedForgets, StoreError> {
+    const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT), MIN(e.position) FROM events e \
+         WHERE e.event_type = 'SubjectForgotten' AND e.position <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM data_keys k \
+             WHERE k.owner = substr(e.stream, 9) AND k.wrapped IS NULL)";
+    let head = i64::try_from(head).unwrap_or(i64::MAX);
+    let unavailable =
+        |e: sqlx::Error| StoreError::Unavailable(format!("checking the recorded forgets: {e}"));
+    let (count, first): (i64, Option<i64>) = match backend {
+        Backend::Sqlite(pool) => sqlx::query_as(SQL).bind(head).fetch_one(pool).await,
+        Backend::Postgres(pool) => sqlx::query_as(SQL).bind(head).fetch_one(pool).await,
+    }
+    .map_err(unavailable)?;
+    Ok(UnfinishedForgets {
+        count: u64::try_from(count).unwrap_or(0),
+        first: first.and_then(|p| Position::try_from(p).ok()),
+    })
 }
 
 /// Why verify did not say "intact".
@@ -169,5 +210,6 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
     Ok(VerifyReport {
         events: next - 1,
         head_hash: previous,
+        unfinished_forgets: unfinished_forgets(&store.backend, next - 1).await?,
     })
 }
