@@ -1,13 +1,18 @@
-//! Acting on the end of a retention exception (R1, R14): a record kept on
-//! purpose is kept until its end date, then erased like any other. This
-//! sweep opens, for each record whose retention has ended, a deletion
-//! request by the platform's retention policy; its tasks erase the record
-//! and its completion is the proof. The planner no longer keeps a record
-//! past its end date (`domain::request::plan`).
+//! Acting on the end of a billing record's retention (R14): a billing
+//! record is kept on purpose for a set time, then erased like any other.
+//! This sweep opens, for each billing record whose retention has ended, a
+//! deletion request by the platform's retention policy; its task erases
+//! the record and its completion is the proof. The planner no longer keeps
+//! a billing record past its end date (`domain::request::plan`).
+//!
+//! Only billing records: the planner keeps them itself, whereas a
+//! retention exception recorded by hand names records kept *about* its
+//! target (an access log about a file, say), not the target, and its end
+//! date is for the product service that keeps them.
 
 use chrono::{DateTime, Utc};
 use commands::ledger::{Context, DeletionRequestInput};
-use commands::Ledger;
+use commands::{CommandError, Ledger};
 use domain::subject::Subject;
 use domain::values::{Channel, Initiator};
 
@@ -22,20 +27,21 @@ const RETENTION_PAGE: usize = 500;
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndedRetentions {
-    /// Records whose erasure was requested by this sweep, or had been by
-    /// an earlier one (a request blocked by a hold leaves its record kept;
-    /// asking again answers with the same request and stores nothing).
+    /// Records whose erasure this sweep requested. A request blocked by a
+    /// hold keeps its record until the hold is lifted; the sweep does not
+    /// ask again.
     pub requested: usize,
-    /// Records the ledger refused to open a request for; each is logged
-    /// and tried again by the next sweep.
+    /// Records the rules would not open a request for (each is logged
+    /// and tried again by the next sweep).
     pub failed: usize,
 }
 
-/// Requests the erasure of every record whose retention exception ended
-/// at or before `now` (at most [`RETENTION_RECORDS_MAX`]). Each request is
-/// keyed by the record and the end date, so that a repeated sweep finds
-/// the request it opened instead of opening another. Catches the read
-/// models up first.
+/// Requests the erasure of every billing record whose retention ended at
+/// or before `now` (at most [`RETENTION_RECORDS_MAX`]). Each request is
+/// keyed by the record and the end date, so that a sweep repeated before
+/// the read models show the first one finds it instead of opening
+/// another. Catches the read models up first. Stops at the first failure
+/// of the store or the key table (retry at the next sweep).
 pub async fn request_ended_retentions(
     ledger: &Ledger,
     models: &ReadModels,
@@ -52,12 +58,25 @@ pub async fn request_ended_retentions(
             break;
         };
         for ended in &page {
-            match request_erasure(ledger, ended).await {
-                Ok(()) => done.requested += 1,
+            let record = match Subject::parse(&ended.subject) {
+                Ok(record) => record,
                 Err(error) => {
-                    tracing::warn!(subject = %ended.subject, %error, "the erasure of a record whose retention ended could not be requested");
+                    tracing::error!(subject = %ended.subject, %error, "a retained record in the read model does not parse");
+                    done.failed += 1;
+                    continue;
+                }
+            };
+            match request_erasure(ledger, &record, ended.until).await {
+                Ok(()) => done.requested += 1,
+                Err(
+                    error @ (CommandError::Rejected(_)
+                    | CommandError::NotFound(_)
+                    | CommandError::KeyReused { .. }),
+                ) => {
+                    tracing::warn!(subject = %ended.subject, %error, "the erasure of a record whose retention ended was refused");
                     done.failed += 1;
                 }
+                Err(error) => return Err(error.into()),
             }
         }
         after = Some(last);
@@ -65,20 +84,21 @@ pub async fn request_ended_retentions(
     Ok(done)
 }
 
-/// Opens (or finds) the request; the error says why it could not.
-async fn request_erasure(ledger: &Ledger, ended: &EndedRetention) -> Result<(), String> {
-    let record = Subject::parse(&ended.subject).map_err(|e| e.to_string())?;
+async fn request_erasure(
+    ledger: &Ledger,
+    record: &Subject,
+    until: DateTime<Utc>,
+) -> Result<(), CommandError> {
     let key = format!(
-        "retention-ended:{}:{}",
-        ended.subject,
-        commands::log::rfc3339_micros(ended.until)
+        "retention-ended:{record}:{}",
+        commands::log::rfc3339_micros(until)
     );
     let ctx = Context::new("system:retention", "retention-policy").with_idempotency_key(Some(key));
     ledger
         .request_deletion(
             &ctx,
             DeletionRequestInput {
-                scope: record,
+                scope: record.clone(),
                 channel: Channel::RetentionPolicy,
                 policy: None,
                 requested_by: Initiator::Platform,
@@ -88,7 +108,6 @@ async fn request_erasure(ledger: &Ledger, ended: &EndedRetention) -> Result<(), 
                 received_at: None,
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(())
 }

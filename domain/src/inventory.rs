@@ -48,7 +48,12 @@ pub struct ResourceFacts {
     pub references: Vec<Subject>,
     pub created_by: Option<AccountId>,
     pub erased: bool,
+    /// The retention exception recorded for it that ends last, on any
+    /// basis: a later exception can keep a record longer, never shorter.
     pub retained: Option<(RetentionBasis, DateTime<Utc>)>,
+    /// The latest end date recorded on the billing basis (R14), which
+    /// alone decides how long a billing record is kept.
+    pub billing_kept_until: Option<DateTime<Utc>>,
 }
 
 /// A connection to an external platform.
@@ -163,6 +168,7 @@ impl Inventory {
                     created_by: created_by.clone(),
                     erased: false,
                     retained: None,
+                    billing_kept_until: None,
                 },
             );
         }
@@ -243,7 +249,12 @@ impl Inventory {
                 ..
             } => {
                 if let Some(facts) = self.resources.get_mut(target) {
-                    facts.retained = Some((*basis, *until));
+                    if facts.retained.is_none_or(|(_, kept)| *until > kept) {
+                        facts.retained = Some((*basis, *until));
+                    }
+                    if *basis == RetentionBasis::Billing {
+                        facts.billing_kept_until = facts.billing_kept_until.max(Some(*until));
+                    }
                 }
             }
             _ => {}

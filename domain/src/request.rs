@@ -556,6 +556,15 @@ fn completed(request: RequestId, table: &PolicyTable, now: DateTime<Utc>) -> Req
     }
 }
 
+/// The end of the billing retention (R14) that starts at `from`:
+/// [`BILLING_RETENTION_YEARS`] calendar years on (29 February goes to
+/// 28 February).
+pub fn billing_retention_end(from: DateTime<Utc>) -> DateTime<Utc> {
+    let months = u32::try_from(12 * BILLING_RETENTION_YEARS).expect("a small constant");
+    from.checked_add_months(chrono::Months::new(months))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// One planned erasure step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedStep {
@@ -717,10 +726,13 @@ fn plan_integration(
 
 /// R6 / R8 / R14 for one resource and what derives from it.
 ///
-/// A billing record is kept for [`BILLING_RETENTION_YEARS`] from the first
-/// request that met it. A later request records the same end date again
-/// (its proof shows the record kept, and until when), never a later one;
-/// once that date has passed, the record is erased like any other.
+/// A billing record is kept for [`BILLING_RETENTION_YEARS`] calendar years
+/// from the first request that met it (or until the latest end date
+/// recorded for it on the billing basis). A later request records the
+/// same end date again (its proof shows the record kept, and until when),
+/// never a later one; once that date has passed, the record is erased
+/// like any other. Exceptions on other bases do not stand for the plan:
+/// they name records kept about the target, not the target itself.
 fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now: DateTime<Utc>) {
     let Some(facts) = inventory.resources.get(resource) else {
         return;
@@ -730,10 +742,9 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now
     }
     let workspace = facts.workspace.clone();
     if facts.kind == ResourceKind::BillingRecord {
-        let until = match facts.retained {
-            Some((_, until)) => until,
-            None => now + Duration::days(365 * BILLING_RETENTION_YEARS),
-        };
+        let until = facts
+            .billing_kept_until
+            .unwrap_or_else(|| billing_retention_end(now));
         if until > now {
             plan.retained.push(PlannedRetention {
                 target: resource.clone(),

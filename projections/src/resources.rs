@@ -131,9 +131,13 @@ pub async fn apply(
             until,
             ..
         }) => {
+            // The exception that ends last stands: a later one keeps the
+            // record longer, never shorter.
             change(tx, &target.to_string(), at, position, |row| {
-                row.retained_basis = Some(basis.to_string());
-                row.retained_until = Some(*until);
+                if row.retained_until.is_none_or(|kept| *until > kept) {
+                    row.retained_basis = Some(basis.to_string());
+                    row.retained_until = Some(*until);
+                }
             })
             .await
         }

@@ -959,10 +959,10 @@ pub async fn r14_billing_and_card_numbers(app: &TestApp) {
     );
 }
 
-/// R1 / R14: a record kept under a retention exception is erased once
-/// its end date has passed. The retention sweep opens one request for it
-/// (a repeated sweep finds the same request), its task erases the record,
-/// and a later request no longer keeps it.
+/// R14: a billing record kept under its retention exception is erased
+/// once the end date has passed. The retention sweep opens one request for
+/// it; a hold blocks that request, and sweeping again opens no other; the
+/// lift resumes it, and its task erases the record.
 pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
     seed_workspace(app, "ws-r14e").await;
     expect(
@@ -992,6 +992,7 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
     let kept = record().await;
     assert_eq!(kept["state"], "retained", "{kept}");
     let until = time(&kept["retained_until"]);
+    assert_eq!(until, app.clock_now() + chrono::Months::new(84), "{kept}");
 
     let models = adapters::readmodel::ReadModels::open(&app.url)
         .await
@@ -1014,10 +1015,13 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
     );
 
     app.clock.set(until + Duration::days(1));
+    let hold = app
+        .post(Legal, "/v1/holds", json!({ "scope": "billing-record:inv-e", "kind": "legal", "matter": "M-14", "reason": "tax audit" }))
+        .await;
+    expect(&hold, 201);
+    let hold_id = hold.json["hold_id"].as_str().unwrap().to_owned();
     let ended = sweep(app.clock_now()).await;
     assert_eq!((ended.requested, ended.failed), (1, 0));
-    let pending = record().await;
-    assert_eq!(pending["state"], "deletion-pending", "{pending}");
     let audit = app
         .get(Auditor, "/v1/audit?subject=billing-record:inv-e")
         .await;
@@ -1036,13 +1040,39 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
         "{summary}"
     );
     assert_eq!(opened[0]["actor"], "system:retention", "{}", opened[0]);
+    let blocked = record().await;
+    assert_eq!(blocked["display_state"], "blocked-by-hold", "{blocked}");
+    for (state, listed) in [("blocked-by-hold", 1), ("retained", 0)] {
+        let page = app
+            .get(
+                Auditor,
+                &format!("/v1/resources?scope=billing-record:inv-e&state={state}"),
+            )
+            .await;
+        expect(&page, 200);
+        assert_eq!(
+            page.json["resources"].as_array().unwrap().len(),
+            listed,
+            "{state}: {}",
+            page.text
+        );
+    }
 
-    // The record's request is open; sweeping again opens no other.
+    // The request waits on the hold; sweeping again opens no other.
     let head = app.head().await;
     let again = sweep(app.clock_now()).await;
-    assert_eq!(again.failed, 0);
+    assert_eq!((again.requested, again.failed), (0, 0));
     assert_eq!(app.head().await, head, "a repeated sweep stored events");
 
+    expect(
+        &app.post(
+            Legal,
+            &format!("/v1/holds/{hold_id}/lift"),
+            json!({ "reason": "audit closed" }),
+        )
+        .await,
+        200,
+    );
     assert_eq!(work_all(app).await, 1, "one task: remove the record");
     let erased = record().await;
     assert_eq!(erased["state"], "erased", "{erased}");

@@ -190,8 +190,9 @@ pub struct ResourceView {
     #[serde(flatten)]
     pub row: ResourceRow,
     /// The stored state, or `blocked-by-hold` for a pending deletion under
-    /// an active hold, or for an active resource whose deletion met a hold
-    /// before any task was released.
+    /// an active hold, or for an active resource (or a retained record
+    /// whose own erasure was asked for) whose deletion met a hold before
+    /// any task was released.
     pub display_state: String,
     pub holds: Vec<String>,
 }
@@ -211,12 +212,18 @@ const ACTIVE_HOLD_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes 
 const BLOCKED_REQUEST_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes c \
      JOIN rm_requests q ON q.scope = c.scope AND q.state = 'blocked' WHERE c.subject = r.subject)";
 
+/// A retained record whose own erasure was asked for (its retention
+/// ended) and met a hold before any task was released.
+const BLOCKED_REQUEST_ON_RECORD: &str =
+    "EXISTS (SELECT 1 FROM rm_requests q WHERE q.scope = r.subject AND q.state = 'blocked')";
+
 /// The resources shown blocked by a hold: tasks released and stopped by
 /// an active hold, or a deletion that met a hold before its release.
 fn blocked_by_hold_filter() -> String {
     format!(
         " AND ((r.state = 'deletion-pending' AND {ACTIVE_HOLD_ON_RESOURCE}) \
-         OR (r.state = 'active' AND {BLOCKED_REQUEST_ON_RESOURCE}))"
+         OR (r.state = 'active' AND {BLOCKED_REQUEST_ON_RESOURCE}) \
+         OR (r.state = 'retained' AND {BLOCKED_REQUEST_ON_RECORD}))"
     )
 }
 
@@ -370,6 +377,9 @@ impl ReadModels {
             Some("deletion-pending") => {
                 format!(" AND r.state = 'deletion-pending' AND NOT {ACTIVE_HOLD_ON_RESOURCE}")
             }
+            Some("retained") => {
+                format!(" AND r.state = 'retained' AND NOT {BLOCKED_REQUEST_ON_RECORD}")
+            }
             Some(state) if projections::rows::ResourceState::parse(state).is_some() => {
                 args.push(state.into());
                 format!(" AND r.state = ${}", args.len())
@@ -405,9 +415,10 @@ impl ReadModels {
             .into_iter()
             .map(|row| {
                 let holds = holds.get(&row.subject).cloned().unwrap_or_default();
-                use projections::rows::ResourceState::{Active, DeletionPending};
+                use projections::rows::ResourceState::{Active, DeletionPending, Retained};
                 let display_state = if (row.state == DeletionPending && !holds.is_empty())
-                    || (row.state == Active && waiting.contains(&row.subject))
+                    || ((row.state == Active || row.state == Retained)
+                        && waiting.contains(&row.subject))
                 {
                     "blocked-by-hold".to_owned()
                 } else {
@@ -680,10 +691,12 @@ impl ReadModels {
             .collect()
     }
 
-    /// Records kept under a retention exception whose end date is at or
-    /// before `now`, and still kept (no erasure released for them since),
-    /// earliest end first, after the keyset `after` (end date, subject),
-    /// at most `limit`: what the retention sweep must have erased.
+    /// Billing records (R14) kept under a retention exception whose end
+    /// date is at or before `now`, still kept (no erasure released for
+    /// them since) and with no request by the retention policy received
+    /// since that date (one blocked by a hold waits for its lift), earliest
+    /// end first, after the keyset `after` (end date, subject), at most
+    /// `limit`: what the retention sweep must ask to erase.
     pub async fn ended_retentions(
         &self,
         now: DateTime<Utc>,
@@ -699,10 +712,13 @@ impl ReadModels {
         let rows = conn
             .exec()
             .fetch_all(
-                "SELECT subject, retained_until FROM rm_resources \
-                 WHERE state = 'retained' AND retained_until <= $1 \
-                 AND (retained_until > $2 OR (retained_until = $2 AND subject > $3)) \
-                 ORDER BY retained_until, subject LIMIT $4",
+                "SELECT r.subject, r.retained_until FROM rm_resources r \
+                 WHERE r.state = 'retained' AND r.kind = 'billing-record' \
+                 AND r.retained_until <= $1 \
+                 AND (r.retained_until > $2 OR (r.retained_until = $2 AND r.subject > $3)) \
+                 AND NOT EXISTS (SELECT 1 FROM rm_requests q WHERE q.scope = r.subject \
+                     AND q.channel = 'retention-policy' AND q.received_at >= r.retained_until) \
+                 ORDER BY r.retained_until, r.subject LIMIT $4",
                 vec![
                     now.into(),
                     after_until,
@@ -913,25 +929,31 @@ async fn waiting_on_blocked_requests(
     exec: &mut Exec<'_>,
     resources: &[ResourceRow],
 ) -> Result<BTreeSet<String>, ReadModelError> {
-    let active: Vec<Val> = resources
-        .iter()
-        .filter(|r| r.state == projections::rows::ResourceState::Active)
-        .map(|r| Val::from(r.subject.as_str()))
-        .collect();
-    if active.is_empty() {
-        return Ok(BTreeSet::new());
+    use projections::rows::ResourceState::{Active, Retained};
+    let mut waiting = BTreeSet::new();
+    // An active resource waits on a blocked request for any scope that
+    // covers it; a retained record only on one for itself (a request for
+    // its workspace would keep it).
+    for (state, own_scope_only) in [(Active, ""), (Retained, " AND c.scope = c.subject")] {
+        let subjects: Vec<Val> = resources
+            .iter()
+            .filter(|r| r.state == state)
+            .map(|r| Val::from(r.subject.as_str()))
+            .collect();
+        if subjects.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT DISTINCT c.subject AS subject FROM rm_resource_scopes c \
+             JOIN rm_requests q ON q.scope = c.scope AND q.state = 'blocked' \
+             WHERE c.subject IN ({}){own_scope_only}",
+            super::db::ordered_placeholders(exec.backend(), 1, subjects.len())
+        );
+        for row in exec.fetch_all(&sql, subjects).await? {
+            waiting.insert(row.text("subject")?);
+        }
     }
-    let sql = format!(
-        "SELECT DISTINCT c.subject AS subject FROM rm_resource_scopes c \
-         JOIN rm_requests q ON q.scope = c.scope AND q.state = 'blocked' \
-         WHERE c.subject IN ({})",
-        super::db::ordered_placeholders(exec.backend(), 1, active.len())
-    );
-    exec.fetch_all(&sql, active)
-        .await?
-        .iter()
-        .map(|row| row.text("subject"))
-        .collect()
+    Ok(waiting)
 }
 
 /// What an active hold blocks now: open requests it blocks, open tasks

@@ -1,6 +1,6 @@
 //! Deletion requests and their erasure tasks: R1–R3, R5–R9, R11–R15.
 
-use chrono::Duration;
+use chrono::{Datelike, Duration};
 use domain::deadline::PolicyName;
 use domain::error::DomainError;
 use domain::events::{LedgerEvent, RefusalReason, RequestEvent, WorkspaceEvent};
@@ -9,8 +9,8 @@ use domain::integration::connect;
 use domain::inventory::Inventory;
 use domain::membership::{add_member, create_workspace, register_resource};
 use domain::request::{
-    claim, complete_task, confirm_receipt, fail_task, progress, receive, record_retention, verify,
-    NewRequest, Request, RequestState, BILLING_RETENTION_YEARS,
+    billing_retention_end, claim, complete_task, confirm_receipt, fail_task, progress, receive,
+    record_retention, verify, NewRequest, Request, RequestState, BILLING_RETENTION_YEARS,
 };
 use domain::subject::{Platform, Subject};
 use domain::text::Contact;
@@ -783,7 +783,7 @@ fn billing_kept(n: u128) -> RequestEvent {
         request: req(n),
         target: s("billing-record:b-1"),
         basis: RetentionBasis::Billing,
-        until: now() + Duration::days(365 * BILLING_RETENTION_YEARS),
+        until: billing_retention_end(now()),
         note: note(
             "billing and transaction records are kept for tax, accounting, \
              fraud-prevention and legal reasons",
@@ -838,6 +838,22 @@ fn r14_a_billing_record_is_kept_as_a_retention_exception_until_its_end_date() {
 fn r14_a_later_request_keeps_the_first_end_date_and_one_after_it_erases() {
     let mut history = full_workspace();
     history.push(LedgerEvent::Request(billing_kept(1)));
+    // Recorded by hand since: neither shortens the billing retention (one
+    // on the billing basis ending sooner, one on another basis).
+    for (basis, days) in [
+        (RetentionBasis::Billing, 30),
+        (RetentionBasis::Security, 60),
+    ] {
+        history.push(LedgerEvent::Request(
+            RequestEvent::RetentionExceptionRecorded {
+                request: req(1),
+                target: s("billing-record:b-1"),
+                basis,
+                until: days_later(days),
+                note: note("kept by hand").into(),
+            },
+        ));
+    }
     let decide_at = |at: chrono::DateTime<chrono::Utc>| {
         given(history.clone())
             .when(|inv| {
@@ -851,7 +867,7 @@ fn r14_a_later_request_keeps_the_first_end_date_and_one_after_it_erases() {
             })
             .events()
     };
-    let end = now() + Duration::days(365 * BILLING_RETENTION_YEARS);
+    let end = billing_retention_end(now());
     let released_for_record = |events: &[RequestEvent]| {
         events.iter().any(|e| {
             matches!(e, RequestEvent::TaskReleased { step: RemoveRecord, target, .. }
@@ -862,6 +878,14 @@ fn r14_a_later_request_keeps_the_first_end_date_and_one_after_it_erases() {
     // A year on, the retention is recorded again with its first end date
     // (billing_kept(2) ends where billing_kept(1) does), never a later one.
     let a_year_on = decide_at(now() + Duration::days(365));
+    assert_eq!(
+        end.to_rfc3339(),
+        now()
+            .with_year(now().year() + BILLING_RETENTION_YEARS as i32)
+            .unwrap()
+            .to_rfc3339(),
+        "seven calendar years"
+    );
     assert!(a_year_on.contains(&billing_kept(2)), "{a_year_on:#?}");
     assert!(!released_for_record(&a_year_on), "{a_year_on:#?}");
 
