@@ -3,11 +3,13 @@
 //! connection, each event in its own `BEGIN; INSERT; COMMIT` or 100
 //! events in one multi-row `INSERT`.
 //!
-//! One more, for context: what one group-commit batch of 64 callers
-//! writes, with nothing else. One event on each of 64 streams and each
-//! event's tag rows, as two multi-row `INSERT`s in one transaction. It is
-//! the ceiling of Lethe's 64 writers on this machine: the same rows,
-//! without deciding, hashing or answering anyone.
+//! One more, for context: the rows one group-commit batch of 64 callers
+//! writes, by plain SQL. One event on each of 64 streams (with the append
+//! columns Lethe keeps), each event's tag rows and the log's head row, in
+//! one transaction: one statement on PostgreSQL, as Lethe's insert. The
+//! next batch's rows are built while the statement runs. It is a
+//! reference, not a ceiling: Lethe decides, hashes and answers callers
+//! besides, but its SQLite writer binds the rows in fewer calls.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -41,11 +43,17 @@ const PG_SCHEMA: &str = "CREATE TABLE events (
     metadata        TEXT        NOT NULL,
     tags            TEXT        NOT NULL,
     hash            BYTEA       NOT NULL,
+    append_first    BIGINT,
+    append_last     BIGINT,
     UNIQUE (stream, stream_version));
 CREATE TABLE event_tags (
     tag       TEXT   NOT NULL,
     position  BIGINT NOT NULL,
-    PRIMARY KEY (tag, position))";
+    PRIMARY KEY (tag, position));
+CREATE TABLE log_head (
+    only_row  BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    position  BIGINT  NOT NULL);
+INSERT INTO log_head (position) VALUES (0)";
 
 const SQLITE_SCHEMA: &str = "CREATE TABLE events (
     position        INTEGER PRIMARY KEY,
@@ -60,23 +68,30 @@ const SQLITE_SCHEMA: &str = "CREATE TABLE events (
     metadata        TEXT    NOT NULL,
     tags            TEXT    NOT NULL,
     hash            BLOB    NOT NULL,
+    append_first    INTEGER,
+    append_last     INTEGER,
     UNIQUE (stream, stream_version));
 CREATE TABLE event_tags (
     tag       TEXT    NOT NULL,
     position  INTEGER NOT NULL,
-    PRIMARY KEY (tag, position)) WITHOUT ROWID";
+    PRIMARY KEY (tag, position)) WITHOUT ROWID;
+CREATE TABLE log_head (
+    only_row  INTEGER PRIMARY KEY DEFAULT 1 CHECK (only_row = 1),
+    position  INTEGER NOT NULL);
+INSERT INTO log_head (position) VALUES (0)";
 
 const INSERT: &str = "INSERT INTO events (stream, stream_version, event_id, event_type, \
                       schema_version, occurred_at, recorded_at, payload, metadata, tags, hash) ";
 
 /// The full-batch baseline's insert: positions given, as Lethe's writer
-/// gives them.
+/// gives them, and the append's positions beside each event.
 const INSERT_AT_PG: &str = "WITH e AS (INSERT INTO events (position, stream, stream_version, \
                             event_id, event_type, schema_version, occurred_at, recorded_at, \
-                            payload, metadata, tags, hash) OVERRIDING SYSTEM VALUE ";
+                            payload, metadata, tags, hash, append_first, append_last) \
+                            OVERRIDING SYSTEM VALUE ";
 const INSERT_AT_SQLITE: &str = "INSERT INTO events (position, stream, stream_version, event_id, \
                                 event_type, schema_version, occurred_at, recorded_at, payload, \
-                                metadata, tags, hash) ";
+                                metadata, tags, hash, append_first, append_last) ";
 const INSERT_TAGS: &str = "INSERT INTO event_tags (tag, position) ";
 
 /// Streams of the full-batch baseline: one per caller of Lethe's 64
@@ -236,15 +251,92 @@ fn push_sqlite<'q>(values: &mut Separated<'_, 'q, Sqlite, &'static str>, row: &'
         .push_bind(row.hash.as_slice());
 }
 
+/// The rows of one batch: each event at its position, and the tag rows.
+#[derive(Debug)]
+struct BatchRows {
+    events: Vec<(i64, RawRow)>,
+    tags: Vec<(String, i64)>,
+}
+
+/// The next event of each of `streams` streams (all at `version`), from
+/// position `first` on.
+fn batch_rows(streams: usize, version: i64, first: i64) -> BatchRows {
+    let events = (0..streams)
+        .map(|writer| {
+            let stream = format!("raw-{writer}");
+            (first + writer as i64, raw_row(writer, &stream, version))
+        })
+        .collect();
+    let tags = (0..streams)
+        .flat_map(|writer| {
+            let position = first + writer as i64;
+            shape::tags(writer, version as u64)
+                .into_iter()
+                .map(move |tag| (tag.as_str().to_owned(), position))
+        })
+        .collect();
+    BatchRows { events, tags }
+}
+
+/// Stores one batch and moves the head to `head`, in one transaction.
+async fn write_batch(
+    connection: &mut RawConnection,
+    rows: &BatchRows,
+    head: i64,
+) -> anyhow::Result<()> {
+    match connection {
+        RawConnection::Postgres(connection) => {
+            let mut query = QueryBuilder::<Postgres>::new(INSERT_AT_PG);
+            query.push_values(&rows.events, |mut values, (position, row)| {
+                values.push_bind(*position);
+                push_pg(&mut values, row);
+                values.push_bind(*position).push_bind(*position);
+            });
+            query.push("), t AS (");
+            query.push(INSERT_TAGS);
+            query.push_values(&rows.tags, |mut values, (tag, position)| {
+                values.push_bind(tag.as_str()).push_bind(*position);
+            });
+            query.push(") UPDATE log_head SET position = ");
+            query.push_bind(head);
+            query.push(" WHERE only_row");
+            query.build().execute(&mut *connection).await?;
+        }
+        RawConnection::Sqlite(connection) => {
+            let mut tx = connection.begin().await?;
+            let mut query = QueryBuilder::<Sqlite>::new(INSERT_AT_SQLITE);
+            query.push_values(&rows.events, |mut values, (position, row)| {
+                values.push_bind(*position);
+                push_sqlite(&mut values, row);
+                values.push_bind(*position).push_bind(*position);
+            });
+            query.build().execute(&mut *tx).await?;
+            let mut query = QueryBuilder::<Sqlite>::new(INSERT_TAGS);
+            query.push_values(&rows.tags, |mut values, (tag, position)| {
+                values.push_bind(tag.as_str()).push_bind(*position);
+            });
+            query.build().execute(&mut *tx).await?;
+            sqlx::query("UPDATE log_head SET position = ?1 WHERE only_row = 1")
+                .bind(head)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
 /// The full-batch baseline's one writer: each transaction stores the next
-/// event of each of its streams and their tag rows, at positions it counts
-/// itself.
+/// event of each of its streams, their tag rows and the head, at
+/// positions it counts itself. It builds the next batch's rows while the
+/// database stores this one.
 #[derive(Debug)]
 pub struct RawBatchWriter {
     connection: RawConnection,
     streams: usize,
     version: i64,
     position: i64,
+    next: Option<BatchRows>,
 }
 
 impl RawBatchWriter {
@@ -254,6 +346,7 @@ impl RawBatchWriter {
             streams,
             version: 0,
             position: 0,
+            next: None,
         })
     }
 }
@@ -261,55 +354,20 @@ impl RawBatchWriter {
 #[async_trait]
 impl Op for RawBatchWriter {
     async fn run(&mut self) -> anyhow::Result<u64> {
+        let streams = self.streams;
+        let rows = self
+            .next
+            .take()
+            .unwrap_or_else(|| batch_rows(streams, self.version + 1, self.position + 1));
         self.version += 1;
-        let first = self.position + 1;
-        let rows: Vec<(i64, RawRow)> = (0..self.streams)
-            .map(|writer| {
-                self.position += 1;
-                let stream = format!("raw-{writer}");
-                (self.position, raw_row(writer, &stream, self.version))
-            })
-            .collect();
-        let tags: Vec<(String, i64)> = (0..self.streams)
-            .flat_map(|writer| {
-                let position = first + writer as i64;
-                shape::tags(writer, self.version as u64)
-                    .into_iter()
-                    .map(move |tag| (tag.as_str().to_owned(), position))
-            })
-            .collect();
-        match &mut self.connection {
-            RawConnection::Postgres(connection) => {
-                // One statement: its own transaction, one round trip, as
-                // Lethe's insert.
-                let mut query = QueryBuilder::<Postgres>::new(INSERT_AT_PG);
-                query.push_values(&rows, |mut values, (position, row)| {
-                    values.push_bind(*position);
-                    push_pg(&mut values, row);
-                });
-                query.push(") ");
-                query.push(INSERT_TAGS);
-                query.push_values(&tags, |mut values, (tag, position)| {
-                    values.push_bind(tag.as_str()).push_bind(*position);
-                });
-                query.build().execute(&mut *connection).await?;
-            }
-            RawConnection::Sqlite(connection) => {
-                let mut tx = connection.begin().await?;
-                let mut query = QueryBuilder::<Sqlite>::new(INSERT_AT_SQLITE);
-                query.push_values(&rows, |mut values, (position, row)| {
-                    values.push_bind(*position);
-                    push_sqlite(&mut values, row);
-                });
-                query.build().execute(&mut *tx).await?;
-                let mut query = QueryBuilder::<Sqlite>::new(INSERT_TAGS);
-                query.push_values(&tags, |mut values, (tag, position)| {
-                    values.push_bind(tag.as_str()).push_bind(*position);
-                });
-                query.build().execute(&mut *tx).await?;
-                tx.commit().await?;
-            }
-        }
-        Ok(rows.len() as u64)
+        self.position += streams as i64;
+        let (version, first) = (self.version + 1, self.position + 1);
+        let (written, next) = tokio::join!(
+            write_batch(&mut self.connection, &rows, self.position),
+            async move { batch_rows(streams, version, first) }
+        );
+        written?;
+        self.next = Some(next);
+        Ok(rows.events.len() as u64)
     }
 }

@@ -185,8 +185,8 @@ pub fn fill_ratios(figures: &mut [Figure]) {
     }
 }
 
-/// A ratio printed beside the targets to explain them, not judged: how
-/// far a figure is from a ceiling measured in the same run.
+/// A ratio printed beside the targets to explain them, not judged: a
+/// figure against a reference measured in the same run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Context {
     pub name: String,
