@@ -14,24 +14,23 @@ fn lethe_verify(url: &str) -> std::process::Output {
         .expect("run lethe")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_names_the_first_bad_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
-    let store = adapters::store::open(&url).await.unwrap();
-    for i in 0..5 {
+/// A SQLite store at `url` holding one event per `(stream, event type,
+/// payload)`, each its own append, closed again.
+async fn store_with(url: &str, events: &[(&str, &str, serde_json::Value)]) {
+    let store = adapters::store::open(url).await.unwrap();
+    for (stream, event_type, payload) in events {
         store
             .append(AppendRequest {
-                stream: StreamId::new("cli"),
+                stream: StreamId::new(*stream),
                 expected: ExpectedVersion::Any,
                 condition: None,
                 idempotency_key: None,
                 events: vec![NewEvent {
                     event_id: uuid::Uuid::now_v7(),
-                    event_type: "Noted".into(),
+                    event_type: (*event_type).into(),
                     schema_version: 1,
                     occurred_at: chrono::Utc::now(),
-                    payload: serde_json::json!({ "n": i }),
+                    payload: payload.clone(),
                     metadata: Metadata::default(),
                     tags: vec![],
                 }],
@@ -40,7 +39,16 @@ async fn verify_names_the_first_bad_position() {
             .unwrap();
     }
     store.close().await;
-    drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_first_bad_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
+    let noted: Vec<_> = (0..5)
+        .map(|n| ("cli", "Noted", serde_json::json!({ "n": n })))
+        .collect();
+    store_with(&url, &noted).await;
 
     let intact = lethe_verify(&url);
     let stdout = String::from_utf8_lossy(&intact.stdout);
@@ -81,32 +89,18 @@ fn verify_of_a_missing_store_exits_2_and_creates_nothing() {
 async fn verify_reports_an_unfinished_forget_with_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/data/lethe.db", dir.path().display());
-    let store = adapters::store::open(&url).await.unwrap();
-    for (stream, event_type) in [
-        ("cli", "Noted"),
-        ("subject-account:acct-gone", "SubjectForgotten"),
-    ] {
-        store
-            .append(AppendRequest {
-                stream: StreamId::new(stream),
-                expected: ExpectedVersion::Any,
-                condition: None,
-                idempotency_key: None,
-                events: vec![NewEvent {
-                    event_id: uuid::Uuid::now_v7(),
-                    event_type: event_type.into(),
-                    schema_version: 1,
-                    occurred_at: chrono::Utc::now(),
-                    payload: serde_json::json!({}),
-                    metadata: Metadata::default(),
-                    tags: vec![],
-                }],
-            })
-            .await
-            .unwrap();
-    }
-    store.close().await;
-    drop(store);
+    store_with(
+        &url,
+        &[
+            ("cli", "Noted", serde_json::json!({})),
+            (
+                "subject-account:acct-gone",
+                "SubjectForgotten",
+                serde_json::json!({}),
+            ),
+        ],
+    )
+    .await;
 
     let unfinished = lethe_verify(&url);
     assert_eq!(unfinished.status.code(), Some(3), "{unfinished:?}");

@@ -401,25 +401,20 @@ mod tests {
     use super::*;
 
     fn figure(key: &str, rate: Option<f64>) -> Figure {
-        Figure {
-            key: key.into(),
-            backend: "sqlite",
-            system: "raw sqlx",
-            measurement: String::new(),
-            writers: 1,
-            unit: "events/s",
-            rate,
-            p50_ms: None,
-            p99_ms: None,
-            ops: 0,
-            events: 0,
-            elapsed_s: 0.0,
-            errors: 0,
-            first_error: None,
-            baseline: None,
-            ratio: None,
-            not_measured: rate.is_none().then(|| "failed".into()),
+        let mut figure = Figure::not_measured(
+            key.into(),
+            "sqlite",
+            "raw sqlx",
+            "",
+            1,
+            "events/s",
+            "failed".into(),
+        );
+        if rate.is_some() {
+            figure.rate = rate;
+            figure.not_measured = None;
         }
+        figure
     }
 
     #[test]
