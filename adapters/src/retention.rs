@@ -31,8 +31,9 @@ pub struct EndedRetentions {
     /// hold keeps its record until the hold is lifted; the sweep does not
     /// ask again.
     pub requested: usize,
-    /// Records the rules would not open a request for (each is logged
-    /// and tried again by the next sweep).
+    /// Records the rules would not open a request for, or whose request
+    /// kept conflicting with concurrent writes (each is logged and tried
+    /// again by the next sweep).
     pub failed: usize,
 }
 
@@ -41,7 +42,8 @@ pub struct EndedRetentions {
 /// keyed by the record and the end date, so that a sweep repeated before
 /// the read models show the first one finds it instead of opening
 /// another. Catches the read models up first. Stops at the first failure
-/// of the store or the key table (retry at the next sweep).
+/// of the store or the key table (retry at the next sweep) and at a
+/// stored event that does not decode (an operator must look).
 pub async fn request_ended_retentions(
     ledger: &Ledger,
     models: &ReadModels,
@@ -71,9 +73,10 @@ pub async fn request_ended_retentions(
                 Err(
                     error @ (CommandError::Rejected(_)
                     | CommandError::NotFound(_)
-                    | CommandError::KeyReused { .. }),
+                    | CommandError::KeyReused { .. }
+                    | CommandError::Contended),
                 ) => {
-                    tracing::warn!(subject = %ended.subject, %error, "the erasure of a record whose retention ended was refused");
+                    tracing::warn!(subject = %ended.subject, %error, "the erasure of a record whose retention ended could not be requested");
                     done.failed += 1;
                 }
                 Err(error) => return Err(error.into()),

@@ -362,12 +362,12 @@ impl Op for RawBatchWriter {
         self.version += 1;
         self.position += streams as i64;
         let (version, first) = (self.version + 1, self.position + 1);
-        let (written, next) = tokio::join!(
-            write_batch(&mut self.connection, &rows, self.position),
-            async move { batch_rows(streams, version, first) }
-        );
-        written?;
-        self.next = Some(next);
+        // On a thread of its own: the SQLite connection's statements run
+        // one after another on its thread, so a future built beside them
+        // would only overlap the first.
+        let next = tokio::task::spawn_blocking(move || batch_rows(streams, version, first));
+        write_batch(&mut self.connection, &rows, self.position).await?;
+        self.next = Some(next.await?);
         Ok(rows.events.len() as u64)
     }
 }

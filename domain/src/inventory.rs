@@ -48,11 +48,11 @@ pub struct ResourceFacts {
     pub references: Vec<Subject>,
     pub created_by: Option<AccountId>,
     pub erased: bool,
-    /// The retention exception recorded for it that ends last, on any
-    /// basis: a later exception can keep a record longer, never shorter.
-    pub retained: Option<(RetentionBasis, DateTime<Utc>)>,
-    /// The latest end date recorded on the billing basis (R14), which
-    /// alone decides how long a billing record is kept.
+    /// The latest end date of the retention exceptions recorded for it on
+    /// the billing basis (R14), which alone decides how long a billing
+    /// record is kept: a later exception can keep it longer, never
+    /// shorter. Exceptions on other bases name records kept about the
+    /// resource, not the resource.
     pub billing_kept_until: Option<DateTime<Utc>>,
 }
 
@@ -167,7 +167,6 @@ impl Inventory {
                     references: references.clone(),
                     created_by: created_by.clone(),
                     erased: false,
-                    retained: None,
                     billing_kept_until: None,
                 },
             );
@@ -249,9 +248,6 @@ impl Inventory {
                 ..
             } => {
                 if let Some(facts) = self.resources.get_mut(target) {
-                    if facts.retained.is_none_or(|(_, kept)| *until > kept) {
-                        facts.retained = Some((*basis, *until));
-                    }
                     if *basis == RetentionBasis::Billing {
                         facts.billing_kept_until = facts.billing_kept_until.max(Some(*until));
                     }

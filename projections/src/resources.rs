@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use commands::log::RecordedEvent;
 use domain::events::{IntegrationEvent, LedgerEvent, RequestEvent, ResourceEvent, WorkspaceEvent};
-use domain::subject::Subject;
+use domain::subject::{ResourceKind, Subject};
+use domain::values::RetentionBasis;
 
 use crate::error::ReadModelError;
 use crate::rows::{ReadModelTx, ResourceRow, ResourceState};
@@ -132,9 +133,14 @@ pub async fn apply(
             ..
         }) => {
             // The exception that ends last stands: a later one keeps the
-            // record longer, never shorter.
+            // record longer, never shorter. On a billing record only the
+            // billing basis does, as for the planner (the others name
+            // records kept about it), so that the retention sweep acts on
+            // the end of its R14 period.
             change(tx, &target.to_string(), at, position, |row| {
-                if row.retained_until.is_none_or(|kept| *until > kept) {
+                let counts = row.kind != ResourceKind::BillingRecord.as_str()
+                    || *basis == RetentionBasis::Billing;
+                if counts && row.retained_until.is_none_or(|kept| *until > kept) {
                     row.retained_basis = Some(basis.to_string());
                     row.retained_until = Some(*until);
                 }

@@ -1081,6 +1081,62 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
     models.close().await;
 }
 
+/// R1 / R14: a retention exception recorded by hand names records kept
+/// about its target, not the target: it does not make a billing record
+/// kept, and the retention sweep does not erase its target when it ends.
+pub async fn r14_the_retention_sweep_leaves_exceptions_recorded_by_hand(app: &TestApp) {
+    let (_, id) = blocked_by_a_workspace_hold(app, "ws-r14h", None).await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": "billing-record:inv-h", "workspace_id": "ws-r14h" }),
+        )
+        .await,
+        201,
+    );
+    let until = app.clock_now() + Duration::days(1);
+    let retentions = format!("/v1/deletion-requests/{id}/retentions");
+    for target in ["file:ws-r14h-f", "billing-record:inv-h"] {
+        expect(
+            &app.post(Service, &retentions, json!({ "target": target, "basis": "security", "until": until.to_rfc3339(), "note": "access log kept for incident response" }))
+                .await,
+            201,
+        );
+    }
+    let resource = |subject: &'static str| async move {
+        let page = app
+            .get(Auditor, &format!("/v1/resources?scope={subject}"))
+            .await;
+        expect(&page, 200);
+        page.json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["subject"] == subject)
+            .cloned()
+            .unwrap_or_else(|| panic!("{subject} is not listed: {}", page.text))
+    };
+    let file = resource("file:ws-r14h-f").await;
+    assert_eq!(file["state"], "retained", "{file}");
+    let billing = resource("billing-record:inv-h").await;
+    assert_eq!(billing["state"], "active", "{billing}");
+    assert_eq!(billing["retained_until"], Value::Null, "{billing}");
+
+    app.clock.set(until + Duration::days(1));
+    let models = adapters::readmodel::ReadModels::open(&app.url)
+        .await
+        .unwrap();
+    let head = app.head().await;
+    let swept =
+        adapters::retention::request_ended_retentions(&app.ledger, &models, app.clock_now())
+            .await
+            .expect("the retention sweep");
+    assert_eq!((swept.requested, swept.failed), (0, 0));
+    assert_eq!(app.head().await, head, "the sweep stored events");
+    models.close().await;
+}
+
 /// R15: an e-mail request is recorded by an operator with the
 /// verification done; the contact is stored sealed.
 pub async fn r15_email_request(app: &TestApp) {
@@ -1717,6 +1773,7 @@ crate::on_every_backend!(
     r13_purge_date,
     r14_billing_and_card_numbers,
     r14_a_record_is_erased_when_its_retention_ends,
+    r14_the_retention_sweep_leaves_exceptions_recorded_by_hand,
     r15_email_request,
     idempotent_requests,
     reports_and_exports,

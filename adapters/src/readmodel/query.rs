@@ -190,9 +190,9 @@ pub struct ResourceView {
     #[serde(flatten)]
     pub row: ResourceRow,
     /// The stored state, or `blocked-by-hold` for a pending deletion under
-    /// an active hold, or for an active resource (or a retained record
-    /// whose own erasure was asked for) whose deletion met a hold before
-    /// any task was released.
+    /// an active hold, for an active resource whose deletion met a hold
+    /// before any task was released, or for a retained record with a
+    /// blocked request for itself.
     pub display_state: String,
     pub holds: Vec<String>,
 }
@@ -212,8 +212,9 @@ const ACTIVE_HOLD_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes 
 const BLOCKED_REQUEST_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_scopes c \
      JOIN rm_requests q ON q.scope = c.scope AND q.state = 'blocked' WHERE c.subject = r.subject)";
 
-/// A retained record whose own erasure was asked for (its retention
-/// ended) and met a hold before any task was released.
+/// A retained record with a request for itself that met a hold before
+/// any task was released (the retention sweep's, once its retention has
+/// ended; a request before then keeps it and completes).
 const BLOCKED_REQUEST_ON_RECORD: &str =
     "EXISTS (SELECT 1 FROM rm_requests q WHERE q.scope = r.subject AND q.state = 'blocked')";
 
@@ -693,9 +694,9 @@ impl ReadModels {
 
     /// Billing records (R14) kept under a retention exception whose end
     /// date is at or before `now`, still kept (no erasure released for
-    /// them since) and with no request by the retention policy received
-    /// since that date (one blocked by a hold waits for its lift), earliest
-    /// end first, after the keyset `after` (end date, subject), at most
+    /// them since) and with no request for them received since that date
+    /// (such a request erases them, or waits on a hold), earliest end
+    /// first, after the keyset `after` (end date, subject), at most
     /// `limit`: what the retention sweep must ask to erase.
     pub async fn ended_retentions(
         &self,
@@ -717,7 +718,7 @@ impl ReadModels {
                  AND r.retained_until <= $1 \
                  AND (r.retained_until > $2 OR (r.retained_until = $2 AND r.subject > $3)) \
                  AND NOT EXISTS (SELECT 1 FROM rm_requests q WHERE q.scope = r.subject \
-                     AND q.channel = 'retention-policy' AND q.received_at >= r.retained_until) \
+                     AND q.received_at >= r.retained_until) \
                  ORDER BY r.retained_until, r.subject LIMIT $4",
                 vec![
                     now.into(),
