@@ -80,18 +80,20 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
     Ok((
         pool,
         SqliteWriter {
-            options: options
-                // Each of the writer's statements inserts many rows inside
-                // a transaction, so SQLite keeps a statement journal for
-                // it: the pages it changes, as they were, to undo it
-                // alone. In temporary files that was two fifths of the
-                // writer's page writes, and a file made and removed every
-                // other batch; in memory it is a copy of no more pages
-                // than one batch changes (at most `BATCH_EVENTS_MAX`
-                // events, or one append). The guard table of
-                // `remembered_commit` is temporary as well.
-                .pragma(WRITER_PRAGMAS[0].0, WRITER_PRAGMAS[0].1)
-                .pragma(WRITER_PRAGMAS[1].0, WRITER_PRAGMAS[1].1),
+            // Each of the writer's statements inserts many rows inside
+            // a transaction, so SQLite keeps a statement journal for
+            // it: the pages it changes, as they were, to undo it
+            // alone. In temporary files that was two fifths of the
+            // writer's page writes, and a file made and removed every
+            // other batch; in memory it is a copy of no more pages
+            // than one batch changes (at most `BATCH_EVENTS_MAX`
+            // events, or one append). The guard table of
+            // `remembered_commit` is temporary as well.
+            options: WRITER_PRAGMAS
+                .iter()
+                .fold(options, |options, (name, value)| {
+                    options.pragma(*name, *value)
+                }),
             connection: None,
             memory: Memory::default(),
         },
