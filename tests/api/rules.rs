@@ -1117,8 +1117,17 @@ pub async fn r14_the_retention_sweep_leaves_exceptions_recorded_by_hand(app: &Te
             .cloned()
             .unwrap_or_else(|| panic!("{subject} is not listed: {}", page.text))
     };
+    // A later exception that ends sooner does not shorten the first.
+    let sooner = until - Duration::hours(12);
+    expect(
+        &app.post(Service, &retentions, json!({ "target": "file:ws-r14h-f", "basis": "troubleshooting", "until": sooner.to_rfc3339(), "note": "request logs" }))
+            .await,
+        201,
+    );
     let file = resource("file:ws-r14h-f").await;
     assert_eq!(file["state"], "retained", "{file}");
+    assert_eq!(time(&file["retained_until"]), until, "{file}");
+    assert_eq!(file["retained_basis"], "security", "{file}");
     let billing = resource("billing-record:inv-h").await;
     assert_eq!(billing["state"], "active", "{billing}");
     assert_eq!(billing["retained_until"], Value::Null, "{billing}");
