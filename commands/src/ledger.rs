@@ -339,8 +339,10 @@ enum Replay<T> {
 
 /// What makes two decisions the same command for a replay: each event's
 /// type and tags, without the ids of the tasks a decision releases (new
-/// ones each time it is decided).
-fn replay_shape(event: &LedgerEvent) -> (&'static str, Vec<String>) {
+/// ones each time it is decided), and what else the caller chose that an
+/// event holds outside its tags and personal values: a retention's basis
+/// and end date.
+fn replay_shape(event: &LedgerEvent) -> (&'static str, Vec<String>, Option<String>) {
     let released = matches!(
         event,
         LedgerEvent::Request(RequestEvent::TaskReleased { .. })
@@ -350,7 +352,13 @@ fn replay_shape(event: &LedgerEvent) -> (&'static str, Vec<String>) {
         .into_iter()
         .filter(|tag| !(released && tag.starts_with("task:")))
         .collect();
-    (event.event_type(), tags)
+    let chosen = match event {
+        LedgerEvent::Request(RequestEvent::RetentionExceptionRecorded { basis, until, .. }) => {
+            Some(format!("{basis} {}", crate::log::rfc3339_micros(*until)))
+        }
+        _ => None,
+    };
+    (event.event_type(), tags, chosen)
 }
 
 /// One append a decision wants, and what to answer afterwards.

@@ -1456,6 +1456,35 @@ pub async fn idempotent_requests(app: &TestApp) {
     expect(&reused, 422);
     assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
     assert_eq!(app.head().await, head);
+
+    // A retention: a replay answers as the first; the same key with
+    // another basis or end date is refused, not answered as if recorded.
+    let retentions = format!(
+        "/v1/deletion-requests/{}/retentions",
+        first.json["request_id"].as_str().unwrap()
+    );
+    let until = app.clock_now() + Duration::days(30);
+    let kept = json!({ "target": "file:ws-idem-f", "basis": "security", "until": until.to_rfc3339(), "note": "access log" });
+    let recorded = send_as(Service, retentions.clone(), kept.clone(), "kept-1").await;
+    expect(&recorded, 201);
+    let head = app.head().await;
+    let replayed = send_as(Service, retentions.clone(), kept, "kept-1").await;
+    expect(&replayed, 201);
+    assert_eq!(replayed.json, recorded.json);
+    assert_eq!(
+        app.head().await,
+        head,
+        "a replayed retention stores nothing"
+    );
+    for other in [
+        json!({ "target": "file:ws-idem-f", "basis": "legal", "until": until.to_rfc3339(), "note": "access log" }),
+        json!({ "target": "file:ws-idem-f", "basis": "security", "until": (until + Duration::days(1)).to_rfc3339(), "note": "access log" }),
+    ] {
+        let reused = send_as(Service, retentions.clone(), other, "kept-1").await;
+        expect(&reused, 422);
+        assert_eq!(reused.json["field"], "Idempotency-Key", "{}", reused.text);
+        assert_eq!(app.head().await, head);
+    }
 }
 
 /// R3 / R7: time under a hold is no lateness, but a hold placed after a
