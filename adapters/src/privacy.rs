@@ -159,3 +159,27 @@ pub async fn finish_interrupted_forgets(
     }
     Ok(done)
 }
+
+/// [`finish_interrupted_forgets`] from `after` to the end of what the
+/// read models show, call after call: what the command line and each
+/// sweep of the service do. Answers the forgets finished in all and
+/// where the last call stopped (`more` is false).
+pub async fn finish_all_interrupted_forgets(
+    ledger: &Ledger,
+    models: &ReadModels,
+    after: commands::log::Position,
+) -> Result<FinishedForgets, SweepError> {
+    let mut all = FinishedForgets {
+        finished: 0,
+        checked_up_to: after,
+        more: false,
+    };
+    loop {
+        let done = finish_interrupted_forgets(ledger, models, all.checked_up_to).await?;
+        all.finished += done.finished;
+        all.checked_up_to = done.checked_up_to;
+        if !done.more {
+            return Ok(all);
+        }
+    }
+}

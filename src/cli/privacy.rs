@@ -43,15 +43,9 @@ pub async fn run_forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         println!("forgot the personal data of {count} completed request(s)");
-        let (mut after, mut finished) = (0, 0);
-        loop {
-            let done = privacy::finish_interrupted_forgets(&ledger, &models, after).await?;
-            finished += done.finished;
-            after = done.checked_up_to;
-            if !done.more {
-                break;
-            }
-        }
+        let finished = privacy::finish_all_interrupted_forgets(&ledger, &models, 0)
+            .await?
+            .finished;
         if finished > 0 {
             println!(
                 "finished {finished} forget(s) recorded before their subject's key was destroyed"

@@ -34,14 +34,14 @@ pub struct ServeArgs {
 }
 
 /// How often the service forgets what has become due, and requests the
-/// erasure of records whose retention ended.
+/// erasure of billing records whose retention ended.
 const FORGET_SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 
 /// Now and then every [`FORGET_SWEEP_INTERVAL`] until `stop` turns true:
 /// forgets due personal data, finishes the forgets that stopped before
 /// their key was destroyed (from the start of the log once, then from
-/// where the last sweep stopped), and requests the erasure of records
-/// whose retention exception has ended. A failure is logged and retried
+/// where the last sweep stopped), and requests the erasure of billing
+/// records whose retention has ended. A failure is logged and retried
 /// next time.
 async fn run_forgetting(
     ledger: commands::Ledger,
@@ -57,24 +57,18 @@ async fn run_forgetting(
             Ok(count) => tracing::info!(count, "forgot the personal data of completed requests"),
             Err(error) => tracing::error!(%error, "automatic forgetting failed; retrying later"),
         }
-        loop {
-            match privacy::finish_interrupted_forgets(&ledger, &models, forgets_checked).await {
-                Ok(done) => {
-                    forgets_checked = done.checked_up_to;
-                    if done.finished > 0 {
-                        tracing::warn!(
-                            forgets = done.finished,
-                            "finished forgets recorded before their subject's key was destroyed"
-                        );
-                    }
-                    if !done.more {
-                        break;
-                    }
+        match privacy::finish_all_interrupted_forgets(&ledger, &models, forgets_checked).await {
+            Ok(done) => {
+                forgets_checked = done.checked_up_to;
+                if done.finished > 0 {
+                    tracing::warn!(
+                        forgets = done.finished,
+                        "finished forgets recorded before their subject's key was destroyed"
+                    );
                 }
-                Err(error) => {
-                    tracing::error!(%error, "finishing interrupted forgets failed; retrying later");
-                    break;
-                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "finishing interrupted forgets failed; retrying later");
             }
         }
         match adapters::retention::request_ended_retentions(&ledger, &models, now).await {
@@ -82,7 +76,7 @@ async fn run_forgetting(
             Ok(done) => tracing::info!(
                 requested = done.requested,
                 failed = done.failed,
-                "requested the erasure of records whose retention ended"
+                "requested the erasure of billing records whose retention ended"
             ),
             Err(error) => tracing::error!(%error, "the retention sweep failed; retrying later"),
         }

@@ -718,6 +718,12 @@ pub async fn an_interrupted_forget_is_finished(app: &TestApp) {
         assert_eq!(again.finished, 0, "from {after}: {again:?}");
         assert_eq!(again.checked_up_to, finished.checked_up_to);
     }
+    // As the command line and the service call it: to the end, at once.
+    let all = adapters::privacy::finish_all_interrupted_forgets(&app.ledger, &models, 0)
+        .await
+        .expect("to the end");
+    assert_eq!((all.finished, all.more), (0, false), "{all:?}");
+    assert_eq!(all.checked_up_to, finished.checked_up_to);
     models.close().await;
 }
 
