@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Row};
 use uuid::Uuid;
 
-use super::plan::{self, Lookups, Memory, Outcome, Wanted};
+use super::plan::{self, Lookups, Memory, Outcome, Plan, Wanted};
 use super::row::{RawEvent, RawId, RawTime};
 use super::writer::{BatchCommitter, Committed};
 use super::{corrupt, db_int, from_db, unavailable, READ_POOL_CONNECTIONS_MAX};
@@ -58,7 +58,6 @@ pub(crate) async fn open(url: &str) -> Result<(PgPool, PgWriter), StoreError> {
         PgWriter {
             options: options.options(WRITER_SETTINGS),
             connection: None,
-            memory: Memory::default(),
         },
     ))
 }
@@ -194,105 +193,112 @@ fn from_db_int(value: i64) -> Result<u64, StoreError> {
 pub(crate) struct PgWriter {
     options: PgConnectOptions,
     connection: Option<PgConnection>,
-    memory: Memory,
+}
+
+impl PgWriter {
+    async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        Ok(match &mut self.connection {
+            Some(connection) => connection,
+            slot => slot.insert(self.options.connect().await.map_err(unavailable)?),
+        })
+    }
+}
+
+/// Whether an insert failed on a unique key or a deadlock: what it
+/// assumed no longer holds, and it stored nothing.
+fn guard_broken(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => {
+            error.is_unique_violation() || error.code().as_deref() == Some(DEADLOCK_DETECTED)
+        }
+        _ => false,
+    }
 }
 
 #[async_trait]
 impl BatchCommitter for PgWriter {
-    async fn commit(&mut self, batch: &[&AppendRequest]) -> Result<Committed, StoreError> {
-        let connection = match &mut self.connection {
-            Some(connection) => connection,
-            slot => slot.insert(self.options.connect().await.map_err(unavailable)?),
-        };
-        let result = commit(connection, &mut self.memory, batch).await;
+    type Rows = Rows;
+
+    fn rows(plan: &mut Plan<'_>) -> Result<Rows, StoreError> {
+        Ok(Rows::of(plan))
+    }
+
+    async fn store(&mut self, rows: Rows) -> Result<bool, StoreError> {
+        let connection = self.connection().await?;
+        match insert(connection, &rows).await {
+            Ok(stored) => Ok(stored == rows.positions.len()),
+            Err(error) if guard_broken(&error) => Ok(false),
+            Err(error) => {
+                // The connection may be broken; a fresh one is certainly
+                // clean.
+                self.connection = None;
+                Err(from_db(error))
+            }
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        memory: &mut Memory,
+        batch: &[&AppendRequest],
+    ) -> Result<Committed, StoreError> {
+        let connection = self.connection().await?;
+        let result = commit(connection, memory, batch).await;
         if result.is_err() {
             // The connection may be mid-transaction or broken; a fresh one
             // is certainly clean.
             self.connection = None;
-            self.memory.forget();
         }
         result
     }
 }
 
-/// Commits a batch in one round trip when this process is the only one
-/// appending and remembers the head (the common case), in two when it
-/// must look the batch's state up first, and falls back to the locked
-/// transaction of [`locked_commit`] when another writer got in between.
+/// Decides a batch on looked-up state and commits it in two round trips
+/// (the lookups, one statement and so one snapshot, then the guarded
+/// insert of [`insert`]), and falls back to the locked transaction of
+/// [`locked_commit`] when another writer got in between.
 ///
 /// Why this is as safe as deciding under the lock: the insert is one
 /// statement (its own transaction) that takes the advisory lock without
-/// waiting and stores nothing unless it got the lock, the head is still
-/// the one the plan was made on, and every state the plan assumed
-/// without looking ([`plan::Assumed`]) holds; a repeated event id or
-/// idempotency key fails it on a unique key. The lookups, when made, are
-/// one statement (one snapshot). If another process holds the lock or has
+/// waiting and stores nothing unless it got the lock and the head is
+/// still the one the plan was made on; a repeated event id or idempotency
+/// key fails it on a unique key. If another process holds the lock or has
 /// committed meanwhile, the guard fails (or, for a commit that lands
 /// between our snapshot and our lock, our first position collides with
 /// theirs on the primary key); either way we take the locked path, which
 /// decides the batch afresh. So every insert happens under the lock on
 /// top of the committed head: positions stay gap-free in commit order,
-/// and the chain links to the real predecessor.
+/// and the chain links to the real predecessor. Batches decided on the
+/// writer's memory go straight to the same insert, whose guard then also
+/// checks what the plan assumed ([`plan::Assumed`]).
 async fn commit(
     connection: &mut PgConnection,
     memory: &mut Memory,
     batch: &[&AppendRequest],
 ) -> Result<Committed, StoreError> {
-    let remembered = memory.lookups(batch);
-    let mut from_memory = remembered.is_some();
-    let lookups = match remembered {
-        Some(lookups) => lookups,
-        None => lookup(connection, &Wanted::of(batch)).await?,
-    };
+    let lookups = lookup(connection, &Wanted::of(batch)).await?;
     let mut plan = plan::plan(batch, lookups, Utc::now());
-    if plan.refused_on_memory {
-        // Perhaps a retry of a committed append: decide on lookups. And
-        // forget: another process may have appended since memory was
-        // made, and no guard has checked that yet.
-        memory.forget();
-        from_memory = false;
-        plan = plan::plan(
-            batch,
-            lookup(connection, &Wanted::of(batch)).await?,
-            Utc::now(),
-        );
-    }
-    let Some(expected_head) = plan.rows.first().map(|row| row.event.header.position - 1) else {
-        if from_memory {
-            // Answers without a stored event have no insert to check
-            // what memory assumed: decide them on looked-up state.
-            memory.forget();
-            return locked_commit(connection, memory, batch).await;
-        }
+    let outcomes = resolve(connection, std::mem::take(&mut plan.outcomes)).await?;
+    if plan.rows.is_empty() {
         // Nothing to store: every answer was decided on one consistent
         // snapshot of committed data.
-        let outcomes = resolve(connection, std::mem::take(&mut plan.outcomes)).await?;
         memory.committed(&plan);
         return Ok(Committed {
             outcomes,
             head: plan.head,
         });
-    };
-    let outcomes = resolve(connection, std::mem::take(&mut plan.outcomes)).await?;
-    match insert(connection, &plan, expected_head).await {
-        Ok(stored) if stored == plan.rows.len() => {
+    }
+    let rows = Rows::of(&mut plan);
+    match insert(connection, &rows).await {
+        Ok(stored) if stored == rows.positions.len() => {
             memory.committed(&plan);
             Ok(Committed {
                 outcomes,
                 head: plan.head,
             })
         }
-        Ok(_) => {
-            memory.forget();
-            locked_commit(connection, memory, batch).await
-        }
-        Err(sqlx::Error::Database(error))
-            if error.is_unique_violation()
-                || error.code().as_deref() == Some(DEADLOCK_DETECTED) =>
-        {
-            memory.forget();
-            locked_commit(connection, memory, batch).await
-        }
+        Ok(_) => locked_commit(connection, memory, batch).await,
+        Err(error) if guard_broken(&error) => locked_commit(connection, memory, batch).await,
         Err(error) => Err(from_db(error)),
     }
 }
@@ -316,11 +322,10 @@ async fn locked_commit(
     let lookups = lookup(&mut tx, &Wanted::of(batch)).await?;
     let mut plan = plan::plan(batch, lookups, Utc::now());
     let outcomes = resolve(&mut tx, std::mem::take(&mut plan.outcomes)).await?;
-    if let Some(first) = plan.rows.first() {
-        let stored = insert(&mut tx, &plan, first.event.header.position - 1)
-            .await
-            .map_err(from_db)?;
-        if stored != plan.rows.len() {
+    if !plan.rows.is_empty() {
+        let rows = Rows::of(&mut plan);
+        let stored = insert(&mut tx, &rows).await.map_err(from_db)?;
+        if stored != rows.positions.len() {
             return Err(corrupt(
                 "the head moved while the append lock was held: another writer ignores the lock",
             ));
@@ -472,80 +477,124 @@ async fn resolve(
     Ok(outcomes)
 }
 
-/// Stores the planned rows of every table in one statement, on the
-/// condition that the head is still `expected_head` and what the plan
-/// assumed holds; returns how many events were stored (0 when not).
+/// A batch's rows as [`insert`] binds them, one array per column, with
+/// the guard's values: the head the batch was decided on, and what its
+/// plan assumed.
+#[derive(Debug)]
+pub(crate) struct Rows {
+    expected_head: i64,
+    head: i64,
+    positions: Vec<i64>,
+    streams: Vec<String>,
+    versions: Vec<i64>,
+    ids: Vec<Uuid>,
+    types: Vec<String>,
+    schemas: Vec<i32>,
+    occurred: Vec<DateTime<Utc>>,
+    recorded: Vec<DateTime<Utc>>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+    tags: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+    firsts: Vec<i64>,
+    lasts: Vec<i64>,
+    tag_names: Vec<String>,
+    tag_positions: Vec<i64>,
+    key_names: Vec<String>,
+    key_firsts: Vec<i64>,
+    key_lasts: Vec<i64>,
+    key_versions: Vec<i64>,
+    assumed_streams: Vec<String>,
+    assumed_versions: Vec<i64>,
+    free_tags: Vec<String>,
+    free_after: Vec<i64>,
+}
+
+impl Rows {
+    /// The rows of `plan`, which must store at least one event; takes the
+    /// plan's texts, tag rows, keys and assumptions.
+    fn of(plan: &mut Plan<'_>) -> Self {
+        let count = plan.rows.len();
+        let expected_head = plan
+            .rows
+            .first()
+            .map_or(plan.head, |row| row.event.header.position - 1);
+        let mut rows = Self {
+            expected_head: db_int(expected_head),
+            head: db_int(plan.head),
+            positions: Vec::with_capacity(count),
+            streams: Vec::with_capacity(count),
+            versions: Vec::with_capacity(count),
+            ids: Vec::with_capacity(count),
+            types: Vec::with_capacity(count),
+            schemas: Vec::with_capacity(count),
+            occurred: Vec::with_capacity(count),
+            recorded: Vec::with_capacity(count),
+            payloads: Vec::with_capacity(count),
+            metadata: Vec::with_capacity(count),
+            tags: Vec::with_capacity(count),
+            hashes: Vec::with_capacity(count),
+            firsts: Vec::with_capacity(count),
+            lasts: Vec::with_capacity(count),
+            tag_names: Vec::new(),
+            tag_positions: Vec::new(),
+            key_names: Vec::new(),
+            key_firsts: Vec::new(),
+            key_lasts: Vec::new(),
+            key_versions: Vec::new(),
+            assumed_streams: Vec::new(),
+            assumed_versions: Vec::new(),
+            free_tags: Vec::new(),
+            free_after: Vec::new(),
+        };
+        for row in &mut plan.rows {
+            let event = &row.event.header;
+            rows.positions.push(db_int(event.position));
+            rows.streams.push(event.stream.to_owned());
+            rows.versions.push(db_int(event.stream_version));
+            rows.ids.push(event.event_id);
+            rows.types.push(event.event_type.to_owned());
+            rows.schemas.push(i32::from(event.schema_version));
+            rows.occurred.push(event.occurred_at);
+            rows.recorded.push(event.recorded_at);
+            rows.payloads.push(std::mem::take(&mut row.payload));
+            rows.metadata.push(std::mem::take(&mut row.metadata));
+            rows.tags.push(std::mem::take(&mut row.tags));
+            rows.hashes.push(row.event.hash.to_vec());
+            rows.firsts.push(db_int(row.append_first));
+            rows.lasts.push(db_int(row.append_last));
+        }
+        for (tag, position) in std::mem::take(&mut plan.tag_rows) {
+            rows.tag_names.push(tag);
+            rows.tag_positions.push(db_int(position));
+        }
+        for (key, appended) in std::mem::take(&mut plan.idempotency_keys) {
+            rows.key_names.push(key);
+            rows.key_firsts.push(db_int(appended.first_position));
+            rows.key_lasts.push(db_int(appended.last_position));
+            rows.key_versions.push(db_int(appended.stream_version));
+        }
+        let assumed = std::mem::take(&mut plan.assumed);
+        for (stream, version) in assumed.streams {
+            rows.assumed_streams.push(stream);
+            rows.assumed_versions.push(db_int(version));
+        }
+        for (tag, after) in assumed.free_tags {
+            rows.free_tags.push(tag);
+            rows.free_after.push(db_int(after));
+        }
+        rows
+    }
+}
+
+/// Stores a batch's rows in every table in one statement, on the
+/// condition that the head is still the one they were decided on and
+/// what their plan assumed holds; returns how many events were stored (0
+/// when not).
 ///
 /// UNNEST over one array per column: one statement text whatever the
 /// batch size (so it stays prepared), and no bind limit.
-async fn insert(
-    connection: &mut PgConnection,
-    plan: &plan::Plan<'_>,
-    expected_head: Position,
-) -> Result<usize, sqlx::Error> {
-    let plan::Plan {
-        rows,
-        tag_rows,
-        idempotency_keys: keys,
-        assumed,
-        ..
-    } = plan;
-    let count = rows.len();
-    let mut positions = Vec::with_capacity(count);
-    let mut event_streams = Vec::with_capacity(count);
-    let mut versions = Vec::with_capacity(count);
-    let mut ids = Vec::with_capacity(count);
-    let mut types = Vec::with_capacity(count);
-    let mut schemas = Vec::with_capacity(count);
-    let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(count);
-    let mut recorded: Vec<DateTime<Utc>> = Vec::with_capacity(count);
-    let mut payloads = Vec::with_capacity(count);
-    let mut metadata = Vec::with_capacity(count);
-    let mut tags = Vec::with_capacity(count);
-    let mut hashes: Vec<&[u8]> = Vec::with_capacity(count);
-    let mut firsts = Vec::with_capacity(count);
-    let mut lasts = Vec::with_capacity(count);
-    for row in rows {
-        let event = &row.event.header;
-        positions.push(db_int(event.position));
-        event_streams.push(event.stream);
-        versions.push(db_int(event.stream_version));
-        ids.push(event.event_id);
-        types.push(event.event_type);
-        schemas.push(i32::from(event.schema_version));
-        occurred.push(event.occurred_at);
-        recorded.push(event.recorded_at);
-        payloads.push(row.payload.as_str());
-        metadata.push(row.metadata.as_str());
-        tags.push(row.tags.as_str());
-        hashes.push(&row.event.hash[..]);
-        firsts.push(db_int(row.append_first));
-        lasts.push(db_int(row.append_last));
-    }
-    let (tag_names, tag_positions): (Vec<&str>, Vec<i64>) = tag_rows
-        .iter()
-        .map(|(tag, position)| (tag.as_str(), db_int(*position)))
-        .unzip();
-    let mut key_names = Vec::with_capacity(keys.len());
-    let mut key_firsts = Vec::with_capacity(keys.len());
-    let mut key_lasts = Vec::with_capacity(keys.len());
-    let mut key_versions = Vec::with_capacity(keys.len());
-    for (key, appended) in keys {
-        key_names.push(key.as_str());
-        key_firsts.push(db_int(appended.first_position));
-        key_lasts.push(db_int(appended.last_position));
-        key_versions.push(db_int(appended.stream_version));
-    }
-    let (assumed_streams, assumed_versions): (Vec<&str>, Vec<i64>) = assumed
-        .streams
-        .iter()
-        .map(|(stream, version)| (stream.as_str(), db_int(*version)))
-        .unzip();
-    let (free_tags, free_after): (Vec<&str>, Vec<i64>) = assumed
-        .free_tags
-        .iter()
-        .map(|(tag, after)| (tag.as_str(), db_int(*after)))
-        .unzip();
+async fn insert(connection: &mut PgConnection, rows: &Rows) -> Result<usize, sqlx::Error> {
     // The guard takes the append lock without waiting (a writer in
     // `locked_commit` holds it while it decides), checks the head and what
     // the plan assumed: each stream at its version (0: absent), no event
@@ -582,32 +631,32 @@ async fn insert(
              WHERE EXISTS (SELECT 1 FROM guard)) \
          SELECT count(*) FROM e"
     ))
-    .bind(db_int(expected_head))
-    .bind(positions)
-    .bind(event_streams)
-    .bind(versions)
-    .bind(ids)
-    .bind(types)
-    .bind(schemas)
-    .bind(occurred)
-    .bind(recorded)
-    .bind(payloads)
-    .bind(metadata)
-    .bind(tags)
-    .bind(hashes)
-    .bind(firsts)
-    .bind(lasts)
-    .bind(tag_names)
-    .bind(tag_positions)
-    .bind(db_int(plan.head))
-    .bind(key_names)
-    .bind(key_firsts)
-    .bind(key_lasts)
-    .bind(key_versions)
-    .bind(assumed_streams)
-    .bind(assumed_versions)
-    .bind(free_tags)
-    .bind(free_after)
+    .bind(rows.expected_head)
+    .bind(&rows.positions)
+    .bind(&rows.streams)
+    .bind(&rows.versions)
+    .bind(&rows.ids)
+    .bind(&rows.types)
+    .bind(&rows.schemas)
+    .bind(&rows.occurred)
+    .bind(&rows.recorded)
+    .bind(&rows.payloads)
+    .bind(&rows.metadata)
+    .bind(&rows.tags)
+    .bind(&rows.hashes)
+    .bind(&rows.firsts)
+    .bind(&rows.lasts)
+    .bind(&rows.tag_names)
+    .bind(&rows.tag_positions)
+    .bind(rows.head)
+    .bind(&rows.key_names)
+    .bind(&rows.key_firsts)
+    .bind(&rows.key_lasts)
+    .bind(&rows.key_versions)
+    .bind(&rows.assumed_streams)
+    .bind(&rows.assumed_versions)
+    .bind(&rows.free_tags)
+    .bind(&rows.free_after)
     .fetch_one(&mut *connection)
     .await?;
     Ok(usize::try_from(stored).unwrap_or(0))

@@ -88,14 +88,13 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
             // other batch; in memory it is a copy of no more pages
             // than one batch changes (at most `BATCH_EVENTS_MAX`
             // events, or one append). The guard table of
-            // `remembered_commit` is temporary as well.
+            // `guarded_calls` is temporary as well.
             options: WRITER_PRAGMAS
                 .iter()
                 .fold(options, |options, (name, value)| {
                     options.pragma(*name, *value)
                 }),
             connection: None,
-            memory: Memory::default(),
         },
     ))
 }
@@ -232,13 +231,11 @@ fn from_db_int(value: i64) -> Result<u64, StoreError> {
 pub(crate) struct SqliteWriter {
     options: SqliteConnectOptions,
     connection: Option<SqliteConnection>,
-    memory: Memory,
 }
 
-#[async_trait]
-impl BatchCommitter for SqliteWriter {
-    async fn commit(&mut self, batch: &[&AppendRequest]) -> Result<Committed, StoreError> {
-        let connection = match &mut self.connection {
+impl SqliteWriter {
+    async fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        Ok(match &mut self.connection {
             Some(connection) => connection,
             slot => {
                 let mut connection = self.options.connect().await.map_err(unavailable)?;
@@ -248,17 +245,64 @@ impl BatchCommitter for SqliteWriter {
                     .map_err(from_db)?;
                 slot.insert(connection)
             }
-        };
-        let result = match remembered_commit(connection, &mut self.memory, batch).await {
-            Ok(Some(committed)) => Ok(committed),
-            Ok(None) => commit(connection, &mut self.memory, batch).await,
+        })
+    }
+}
+
+#[async_trait]
+impl BatchCommitter for SqliteWriter {
+    type Rows = Vec<Call>;
+
+    fn rows(plan: &mut Plan<'_>) -> Result<Vec<Call>, StoreError> {
+        guarded_calls(plan)
+    }
+
+    /// The calls of [`guarded_calls`]: one transaction, whose guard's
+    /// verdict the last call answers. A repeated event id or idempotency
+    /// key fails on a unique key, and the transaction is rolled back.
+    async fn store(&mut self, rows: Vec<Call>) -> Result<bool, StoreError> {
+        let connection = self.connection().await?;
+        let answers = match send(connection, rows).await {
+            Ok(last) => last
+                .iter()
+                .map(|row| row.try_get::<bool, _>(0))
+                .collect::<Result<Vec<bool>, _>>(),
             Err(error) => Err(error),
+        };
+        let result = match answers {
+            Ok(answers) => match answers.as_slice() {
+                [stored] => Ok(*stored),
+                answers => Err(corrupt(format!(
+                    "the append's last statement gave {} answers, not one",
+                    answers.len()
+                ))),
+            },
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut *connection)
+                    .await
+                    .map(|_| false)
+                    .map_err(from_db)
+            }
+            Err(error) => Err(from_db(error)),
         };
         if result.is_err() {
             // The connection may be mid-transaction or broken; a fresh one
             // is cheap and certainly clean.
             self.connection = None;
-            self.memory.forget();
+        }
+        result
+    }
+
+    async fn commit(
+        &mut self,
+        memory: &mut Memory,
+        batch: &[&AppendRequest],
+    ) -> Result<Committed, StoreError> {
+        let connection = self.connection().await?;
+        let result = commit(connection, memory, batch).await;
+        if result.is_err() {
+            self.connection = None;
         }
         result
     }
@@ -415,10 +459,10 @@ async fn commit(
             .await
             .map_err(from_db)?;
     } else {
-        let mut calls = Calls::new(connection);
-        push_inserts(&plan, "", &mut calls).await.map_err(from_db)?;
-        calls.statement("COMMIT;").await.map_err(from_db)?;
-        calls.finish().await.map_err(from_db)?;
+        let mut calls = Calls::default();
+        push_inserts(&mut plan, "", &mut calls)?;
+        calls.statement("COMMIT;");
+        send(connection, calls.finish()).await.map_err(from_db)?;
     }
     memory.committed(&plan);
     Ok(Committed {
@@ -456,20 +500,20 @@ fn values_sizes(rows: usize) -> Vec<usize> {
 /// One table's inserts: `insert` (`INSERT INTO table (columns)`) of
 /// `columns` values per row, `rows` bound by `bind`, each statement
 /// ending with `tail` (more conditions, then a conflict clause).
-struct Inserts<'a, 'q, R> {
+struct Inserts<'a, R> {
     insert: &'a str,
     columns: usize,
-    rows: &'q [R],
+    rows: Vec<R>,
     tail: &'a str,
 }
 
-impl<'q, R> Inserts<'_, 'q, R> {
+impl<R> Inserts<'_, R> {
     /// Adds the statements to `calls`, binding each one's rows.
-    async fn push(
-        &self,
-        calls: &mut Calls<'_, 'q>,
-        mut bind: impl FnMut(&mut SqliteArguments<'q>, &'q R) -> Result<(), BoxDynError>,
-    ) -> Result<(), sqlx::Error> {
+    fn push(
+        self,
+        calls: &mut Calls,
+        mut bind: impl FnMut(&mut SqliteArguments<'static>, R) -> Result<(), BoxDynError>,
+    ) -> Result<(), StoreError> {
         let row_text = format!("({})", vec!["?"; self.columns].join(", "));
         let text = |size: usize| {
             format!(
@@ -482,25 +526,30 @@ impl<'q, R> Inserts<'_, 'q, R> {
         // The largest statement's text is made once, and only when a
         // table has that many rows: most batches never need it.
         let mut largest: Option<String> = None;
-        let mut rows = self.rows.iter();
-        for size in values_sizes(self.rows.len()) {
+        let sizes = values_sizes(self.rows.len());
+        let mut rows = self.rows.into_iter();
+        for size in sizes {
             let args = if size == VALUES_ROWS[0] {
                 let largest = largest.get_or_insert_with(|| text(size));
-                calls.statement(largest).await?
+                calls.statement(largest)
             } else {
-                calls.statement(&text(size)).await?
+                calls.statement(&text(size))
             };
             let mut bound = 0;
             for row in rows.by_ref().take(size) {
-                bind(args, row).map_err(sqlx::Error::Encode)?;
+                bind(args, row).map_err(unencodable)?;
                 bound += 1;
             }
             for _ in 0..(size - bound) * self.columns {
-                args.add(None::<i64>).map_err(sqlx::Error::Encode)?;
+                args.add(None::<i64>).map_err(unencodable)?;
             }
         }
         Ok(())
     }
+}
+
+fn unencodable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::InvalidEvent(format!("a value of the append cannot be encoded: {error}"))
 }
 
 /// Most statements in one call into SQLite. A call's text is the key of
@@ -511,162 +560,140 @@ impl<'q, R> Inserts<'_, 'q, R> {
 /// all of them kept in the cache.
 const CALL_STATEMENTS_MAX: usize = 8;
 
-/// Statements sent to SQLite in calls of at most [`CALL_STATEMENTS_MAX`],
-/// each call as soon as it is full: a large append holds the arguments
-/// of one call at a time. A call's arguments are in the order of its
-/// text's plain `?` placeholders (sqlx binds them in order across the
+/// One call into SQLite: statements, and their arguments in the order of
+/// the text's plain `?` placeholders (sqlx binds them in order across the
 /// statements, whereas a `?4` in a statement of its own would leave the
-/// gap ?1..?3 eating the arguments).
-struct Calls<'c, 'q> {
-    connection: &'c mut SqliteConnection,
+/// gap ?1..?3 eating the arguments). Owned, so that a batch's calls can
+/// be made while the batch before it is stored.
+pub(crate) type Call = (String, SqliteArguments<'static>);
+
+/// Statements gathered into calls of at most [`CALL_STATEMENTS_MAX`].
+#[derive(Default)]
+struct Calls {
+    done: Vec<Call>,
     sql: String,
-    args: SqliteArguments<'q>,
+    args: SqliteArguments<'static>,
     statements: usize,
 }
 
-impl<'c, 'q> Calls<'c, 'q> {
-    fn new(connection: &'c mut SqliteConnection) -> Self {
-        Self {
-            connection,
-            sql: String::new(),
-            args: SqliteArguments::default(),
-            statements: 0,
-        }
-    }
-
-    /// Adds `text` (one statement or more, each ending in `;`), after
-    /// sending the call so far if it is full, and gives the arguments to
-    /// bind its values to.
-    async fn statement(&mut self, text: &str) -> Result<&mut SqliteArguments<'q>, sqlx::Error> {
+impl Calls {
+    /// Adds `text` (one statement or more, each ending in `;`), in a new
+    /// call if this one is full, and gives the arguments to bind its
+    /// values to.
+    fn statement(&mut self, text: &str) -> &mut SqliteArguments<'static> {
         if self.statements >= CALL_STATEMENTS_MAX {
-            self.send().await?;
+            self.close();
         }
         self.sql.push_str(text);
         self.sql.push(' ');
         self.statements += 1;
-        Ok(&mut self.args)
+        &mut self.args
     }
 
-    async fn send(&mut self) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        let sql = std::mem::take(&mut self.sql);
-        let args = std::mem::take(&mut self.args);
-        self.statements = 0;
-        sqlx::query_with(&sql, args)
-            .fetch_all(&mut *self.connection)
-            .await
+    fn close(&mut self) {
+        if self.statements > 0 {
+            self.done.push((
+                std::mem::take(&mut self.sql),
+                std::mem::take(&mut self.args),
+            ));
+            self.statements = 0;
+        }
     }
 
-    /// Sends the last call; its rows.
-    async fn finish(mut self) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        self.send().await
+    fn finish(mut self) -> Vec<Call> {
+        self.close();
+        self.done
     }
 }
 
+/// Sends `calls` in order; the rows of the last one.
+async fn send(
+    connection: &mut SqliteConnection,
+    calls: Vec<Call>,
+) -> Result<Vec<SqliteRow>, sqlx::Error> {
+    let mut rows = Vec::new();
+    for (sql, args) in calls {
+        rows = sqlx::query_with(&sql, args)
+            .fetch_all(&mut *connection)
+            .await?;
+    }
+    Ok(rows)
+}
+
 /// Adds the statements that insert a plan's rows into every table to
-/// `calls`; each insert also checks `guard` (empty, or `AND` a condition
-/// that must hold for anything to be stored).
-async fn push_inserts<'q>(
-    plan: &'q Plan<'q>,
-    guard: &str,
-    calls: &mut Calls<'_, 'q>,
-) -> Result<(), sqlx::Error> {
+/// `calls`, taking the plan's texts, tag rows and keys; each insert also
+/// checks `guard` (empty, or `AND` a condition that must hold for
+/// anything to be stored).
+fn push_inserts(plan: &mut Plan<'_>, guard: &str, calls: &mut Calls) -> Result<(), StoreError> {
     let events = format!("INSERT INTO events ({COLUMNS}, append_first, append_last)");
     Inserts {
         insert: &events,
         columns: 14,
-        rows: &plan.rows,
+        rows: std::mem::take(&mut plan.rows),
         tail: guard,
     }
     .push(calls, |args, row| {
         let event = &row.event.header;
         args.add(db_int(event.position))?;
-        args.add(event.stream)?;
+        args.add(event.stream.to_owned())?;
         args.add(db_int(event.stream_version))?;
         args.add(event.event_id.hyphenated().to_string())?;
-        args.add(event.event_type)?;
+        args.add(event.event_type.to_owned())?;
         args.add(i64::from(event.schema_version))?;
         args.add(rfc3339_micros(event.occurred_at))?;
         args.add(rfc3339_micros(event.recorded_at))?;
-        args.add(row.payload.as_str())?;
-        args.add(row.metadata.as_str())?;
-        args.add(row.tags.as_str())?;
-        args.add(&row.event.hash[..])?;
+        args.add(row.payload)?;
+        args.add(row.metadata)?;
+        args.add(row.tags)?;
+        args.add(row.event.hash.to_vec())?;
         args.add(db_int(row.append_first))?;
         args.add(db_int(row.append_last))
-    })
-    .await?;
-    let pair = |args: &mut SqliteArguments<'q>, (name, number): &'q (String, u64)| {
-        args.add(name.as_str())?;
-        args.add(db_int(*number))
+    })?;
+    let pair = |args: &mut SqliteArguments<'static>, (name, number): (String, u64)| {
+        args.add(name)?;
+        args.add(db_int(number))
     };
     Inserts {
         insert: "INSERT INTO event_tags (tag, position)",
         columns: 2,
-        rows: &plan.tag_rows,
+        rows: std::mem::take(&mut plan.tag_rows),
         tail: guard,
     }
-    .push(calls, pair)
-    .await?;
+    .push(calls, pair)?;
     calls
         .statement(&format!(
             "UPDATE log_head SET position = ? WHERE only_row = 1{guard};"
         ))
-        .await?
         .add(db_int(plan.head))
-        .map_err(sqlx::Error::Encode)?;
+        .map_err(unencodable)?;
     Inserts {
         insert: "INSERT INTO idempotency_keys (key, first_position, last_position, stream_version)",
         columns: 4,
-        rows: &plan.idempotency_keys,
+        rows: std::mem::take(&mut plan.idempotency_keys),
         tail: guard,
     }
     .push(calls, |args, (key, appended)| {
-        args.add(key.as_str())?;
+        args.add(key)?;
         args.add(db_int(appended.first_position))?;
         args.add(db_int(appended.last_position))?;
         args.add(db_int(appended.stream_version))
     })
-    .await
 }
 
-/// Decides and stores a batch in one call into SQLite (more for a large
-/// append, see [`Calls`]), from what the writer remembers of its own last
-/// commit ([`Memory`]), without looking anything up. `Ok(None)`: memory
-/// could not decide it, a request would be refused, or what memory
-/// assumed no longer held (another process appended); nothing was
-/// stored, and the caller decides the batch afresh with [`commit`].
+/// The calls that store a plan decided on what the writer remembers of
+/// its own last commit ([`Memory`]), without looking anything up: one
+/// call into SQLite (more for a large append, see [`Calls`]).
 ///
 /// One transaction: `BEGIN IMMEDIATE` takes the write lock; a guard
 /// checks the head and what the plan assumed ([`plan::Assumed`]) before
 /// any row is inserted and leaves its verdict in the connection's own
-/// temporary table, which every insert and the closing answer read. A
-/// repeated event id or idempotency key fails on a unique key: the
-/// transaction is rolled back.
-async fn remembered_commit(
-    connection: &mut SqliteConnection,
-    memory: &mut Memory,
-    batch: &[&AppendRequest],
-) -> Result<Option<Committed>, StoreError> {
-    let Some(lookups) = memory.lookups(batch) else {
-        return Ok(None);
+/// temporary table, which every insert and the closing answer read.
+fn guarded_calls(plan: &mut Plan<'_>) -> Result<Vec<Call>, StoreError> {
+    let Some(first) = plan.rows.first() else {
+        return Err(corrupt("a guarded append without an event to store"));
     };
-    let mut plan = plan::plan(batch, lookups, Utc::now());
-    if plan.refused_on_memory {
-        // Perhaps a retry of a committed append: decide on lookups. And
-        // forget: another process may have appended since memory was
-        // made, and no guard has checked that yet.
-        memory.forget();
-        return Ok(None);
-    }
-    let outcomes = decided(std::mem::take(&mut plan.outcomes));
-    let (Some(first), Some(outcomes)) = (plan.rows.first(), outcomes) else {
-        // Answers without a stored event have no insert to check what
-        // memory assumed: decide them on looked-up state.
-        memory.forget();
-        return Ok(None);
-    };
-    let assumed_streams = json_pairs(&plan.assumed.streams)?;
-    let free_tags = json_pairs(&plan.assumed.free_tags)?;
+    let expected_head = db_int(first.event.header.position - 1);
+    let assumed = std::mem::take(&mut plan.assumed);
     let guard = "BEGIN IMMEDIATE; \
          DELETE FROM temp.append_guard; \
          INSERT INTO temp.append_guard \
@@ -679,60 +706,21 @@ async fn remembered_commit(
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS f \
                      WHERE EXISTS (SELECT 1 FROM event_tags \
                          WHERE tag = f.value->>0 AND position > f.value->>1));";
-    let stored = async {
-        let mut calls = Calls::new(&mut *connection);
-        let args = calls.statement(guard).await?;
-        args.add(db_int(first.event.header.position - 1))
-            .map_err(sqlx::Error::Encode)?;
-        args.add(assumed_streams).map_err(sqlx::Error::Encode)?;
-        args.add(free_tags).map_err(sqlx::Error::Encode)?;
-        push_inserts(
-            &plan,
-            " AND EXISTS (SELECT 1 FROM temp.append_guard)",
-            &mut calls,
-        )
-        .await?;
-        calls
-            .statement("SELECT EXISTS (SELECT 1 FROM temp.append_guard); COMMIT;")
-            .await?;
-        // The last call's rows: the answer (the COMMIT after it runs too).
-        calls
-            .finish()
-            .await?
-            .iter()
-            .map(|row| row.try_get::<bool, _>(0))
-            .collect::<Result<Vec<bool>, _>>()
-    }
-    .await;
-    let stored = match stored {
-        Ok(answers) => answers,
-        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-            memory.forget();
-            sqlx::query("ROLLBACK")
-                .execute(&mut *connection)
-                .await
-                .map_err(from_db)?;
-            return Ok(None);
-        }
-        Err(error) => return Err(from_db(error)),
-    };
-    match stored.as_slice() {
-        [true] => {
-            memory.committed(&plan);
-            Ok(Some(Committed {
-                outcomes,
-                head: plan.head,
-            }))
-        }
-        [false] => {
-            memory.forget();
-            Ok(None)
-        }
-        answers => Err(corrupt(format!(
-            "the append's last statement gave {} answers, not one",
-            answers.len()
-        ))),
-    }
+    let mut calls = Calls::default();
+    let args = calls.statement(guard);
+    args.add(expected_head).map_err(unencodable)?;
+    args.add(json_pairs(&assumed.streams)?)
+        .map_err(unencodable)?;
+    args.add(json_pairs(&assumed.free_tags)?)
+        .map_err(unencodable)?;
+    push_inserts(
+        plan,
+        " AND EXISTS (SELECT 1 FROM temp.append_guard)",
+        &mut calls,
+    )?;
+    // The last call's rows are the answer (the COMMIT after it runs too).
+    calls.statement("SELECT EXISTS (SELECT 1 FROM temp.append_guard); COMMIT;");
+    Ok(calls.finish())
 }
 
 /// (name, number) pairs (a tag and a position, a stream and a version) as
@@ -744,17 +732,6 @@ fn json_pairs(pairs: &[(String, u64)]) -> Result<String, StoreError> {
             .map(|(name, number)| (name.as_str(), db_int(*number)))
             .collect::<Vec<_>>(),
     )
-}
-
-/// The answers of a plan that needs no further lookup, or `None`.
-fn decided(outcomes: Vec<Outcome>) -> Option<Vec<Result<Appended, StoreError>>> {
-    outcomes
-        .into_iter()
-        .map(|outcome| match outcome {
-            Outcome::Done(result) => Some(result),
-            Outcome::CommittedConflict { .. } => None,
-        })
-        .collect()
 }
 
 fn appended(first: i64, last: i64, version: i64) -> Result<Appended, StoreError> {
