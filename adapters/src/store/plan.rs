@@ -146,13 +146,17 @@ pub(crate) struct Assumed {
 /// Most stream versions the writer remembers between batches.
 const REMEMBERED_STREAMS_MAX: usize = 16_384;
 
-/// What the writer knows of the committed log from its own last commit,
-/// so that a batch can be planned without a lookup round trip.
+/// What the writer knows of the log from its own appends, so that a
+/// batch can be planned without a lookup round trip: the state after its
+/// last commit, or after the batch it is storing now, counted as stored
+/// when it was decided (the writer's pipeline).
 ///
-/// It is exact only while no other process has appended since: every
-/// insert planned from it checks that the head is still [`Memory::head`]
-/// (and the plan's [`Assumed`] state), and a writer that finds otherwise
-/// calls [`Memory::forget`] and decides the batch afresh from lookups.
+/// It is exact only while no other process has appended since, and while
+/// the batch in flight is stored: every insert planned from it checks
+/// that the head is still the one it was planned on (and the plan's
+/// [`Assumed`] state); a writer that finds otherwise, or whose batch in
+/// flight failed, calls [`Memory::forget`], drops the batch it decided
+/// after that one, and decides both afresh from lookups.
 #[derive(Debug, Default)]
 pub(crate) struct Memory {
     head: Option<(Position, [u8; 32])>,
@@ -197,7 +201,9 @@ impl Memory {
         })
     }
 
-    /// Remembers the state after `plan` committed.
+    /// Remembers the state after `plan` is stored: once it committed, or
+    /// as soon as it is decided on memory (the writer forgets it all if
+    /// it is not stored after all).
     pub(crate) fn committed(&mut self, plan: &Plan<'_>) {
         self.head = Some((plan.head, plan.head_hash));
         if self.streams.len() + plan.streams.len() > REMEMBERED_STREAMS_MAX {
