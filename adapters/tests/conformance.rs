@@ -1195,6 +1195,8 @@ const CHILD_STORE_ENV: &str = "LETHE_TEST_CHILD_STORE";
 const CHILD_NAME_ENV: &str = "LETHE_TEST_CHILD_NAME";
 const CHILD_TASKS: usize = 4;
 const CHILD_APPENDS_PER_TASK: usize = 150;
+const PARENT_TASKS: usize = 4;
+const PARENT_APPENDS_PER_TASK: usize = 50;
 
 async fn two_processes_append_to_one_database(kind: Kind) {
     let Some(h) = Harness::new(kind).await else {
@@ -1213,16 +1215,29 @@ async fn two_processes_append_to_one_database(kind: Kind) {
                 .unwrap()
         })
         .collect();
-    // This process appends too, through its own store.
-    for i in 0..100 {
-        h.store
-            .append(request(
-                "parent",
-                ExpectedVersion::Any,
-                vec![event("P", &[])],
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("parent append {i}: {e}"));
+    // This process appends too, through its own store, from several
+    // tasks at once: its writer stores one batch while it decides the
+    // next on memory, which the other processes' appends keep proving
+    // wrong.
+    let parents: Vec<_> = (0..PARENT_TASKS)
+        .map(|task| {
+            let store = h.store.clone();
+            tokio::spawn(async move {
+                for i in 0..PARENT_APPENDS_PER_TASK {
+                    store
+                        .append(request(
+                            &format!("parent-{task}"),
+                            ExpectedVersion::Any,
+                            vec![event("P", &[])],
+                        ))
+                        .await
+                        .unwrap_or_else(|e| panic!("parent {task} append {i}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for parent in parents {
+        parent.await.unwrap();
     }
     for mut child in children {
         let status = tokio::task::spawn_blocking(move || child.wait())
@@ -1231,7 +1246,8 @@ async fn two_processes_append_to_one_database(kind: Kind) {
             .unwrap();
         assert!(status.success(), "child writer failed: {status}");
     }
-    let total = (2 * CHILD_TASKS * CHILD_APPENDS_PER_TASK + 100) as u64;
+    let total =
+        (2 * CHILD_TASKS * CHILD_APPENDS_PER_TASK + PARENT_TASKS * PARENT_APPENDS_PER_TASK) as u64;
     assert_contiguous_log(&*h.store, total).await;
     assert_eq!(h.assert_intact().await, total);
     h.finish().await;
