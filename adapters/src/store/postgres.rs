@@ -224,16 +224,10 @@ impl BatchCommitter for PgWriter {
     }
 
     async fn store(&mut self, rows: Rows) -> Result<bool, StoreError> {
-        let connection = self.connection().await?;
-        match insert(connection, &rows).await {
+        match insert(self.connection().await?, &rows).await {
             Ok(stored) => Ok(stored == rows.positions.len()),
             Err(error) if guard_broken(&error) => Ok(false),
-            Err(error) => {
-                // The connection may be broken; a fresh one is certainly
-                // clean.
-                self.connection = None;
-                Err(from_db(error))
-            }
+            Err(error) => Err(from_db(error)),
         }
     }
 
@@ -242,14 +236,11 @@ impl BatchCommitter for PgWriter {
         memory: &mut Memory,
         batch: &[&AppendRequest],
     ) -> Result<Committed, StoreError> {
-        let connection = self.connection().await?;
-        let result = commit(connection, memory, batch).await;
-        if result.is_err() {
-            // The connection may be mid-transaction or broken; a fresh one
-            // is certainly clean.
-            self.connection = None;
-        }
-        result
+        commit(self.connection().await?, memory, batch).await
+    }
+
+    fn reset(&mut self) {
+        self.connection = None;
     }
 }
 

@@ -269,7 +269,7 @@ impl BatchCommitter for SqliteWriter {
                 .collect::<Result<Vec<bool>, _>>(),
             Err(error) => Err(error),
         };
-        let result = match answers {
+        match answers {
             Ok(answers) => match answers.as_slice() {
                 [stored] => Ok(*stored),
                 answers => Err(corrupt(format!(
@@ -285,13 +285,7 @@ impl BatchCommitter for SqliteWriter {
                     .map_err(from_db)
             }
             Err(error) => Err(from_db(error)),
-        };
-        if result.is_err() {
-            // The connection may be mid-transaction or broken; a fresh one
-            // is cheap and certainly clean.
-            self.connection = None;
         }
-        result
     }
 
     async fn commit(
@@ -299,12 +293,11 @@ impl BatchCommitter for SqliteWriter {
         memory: &mut Memory,
         batch: &[&AppendRequest],
     ) -> Result<Committed, StoreError> {
-        let connection = self.connection().await?;
-        let result = commit(connection, memory, batch).await;
-        if result.is_err() {
-            self.connection = None;
-        }
-        result
+        commit(self.connection().await?, memory, batch).await
+    }
+
+    fn reset(&mut self) {
+        self.connection = None;
     }
 }
 

@@ -92,6 +92,11 @@ pub(crate) trait BatchCommitter: Send + 'static {
         memory: &mut Memory,
         batch: &[&AppendRequest],
     ) -> Result<Committed, StoreError>;
+
+    /// Drops the connection after [`Self::store`] or [`Self::commit`]
+    /// failed: it may be mid-transaction or broken, and the next call
+    /// opens a fresh one, which is certainly clean.
+    fn reset(&mut self);
 }
 
 /// Starts the writer task. It stops when every sender is dropped.
@@ -239,6 +244,7 @@ async fn commit_now<C: BatchCommitter>(
             answer(jobs, committed.outcomes);
         }
         Err(error) => {
+            committer.reset();
             memory.forget();
             fail(jobs, &error);
         }
@@ -372,6 +378,7 @@ async fn run<C: BatchCommitter>(
             Err(error) => {
                 // Nothing of this batch was stored; the next one was
                 // decided counting it as stored.
+                committer.reset();
                 memory.forget();
                 next_prepared = None;
                 fail(jobs, &error);
@@ -418,6 +425,8 @@ mod tests {
         head: Position,
         head_hash: [u8; 32],
         stores: usize,
+        /// Calls of `reset`, which must follow every failed store.
+        resets: Arc<AtomicUsize>,
         refuse: Arc<AtomicUsize>,
         fail: Arc<AtomicUsize>,
         dropped: Arc<AtomicBool>,
@@ -492,6 +501,10 @@ mod tests {
                 head: plan.head,
             })
         }
+
+        fn reset(&mut self) {
+            self.resets.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     impl Drop for Recorder {
@@ -505,6 +518,7 @@ mod tests {
         /// Refusals and failures the store has yet to give.
         refuse: Arc<AtomicUsize>,
         fail: Arc<AtomicUsize>,
+        resets: Arc<AtomicUsize>,
         batches: Arc<Mutex<Vec<usize>>>,
         dropped: Arc<AtomicBool>,
         head: watch::Receiver<Position>,
@@ -519,6 +533,7 @@ mod tests {
         let dropped = Arc::new(AtomicBool::new(false));
         let refuse = Arc::new(AtomicUsize::new(refuse));
         let fail = Arc::new(AtomicUsize::new(fail));
+        let resets = Arc::new(AtomicUsize::new(0));
         let (head_sender, head) = watch::channel(0);
         let recorder = Recorder {
             pause,
@@ -526,6 +541,7 @@ mod tests {
             head: 0,
             head_hash: commands::log::GENESIS_HASH,
             stores: 0,
+            resets: resets.clone(),
             refuse: refuse.clone(),
             fail: fail.clone(),
             dropped: dropped.clone(),
@@ -535,6 +551,7 @@ mod tests {
             sender,
             refuse,
             fail,
+            resets,
             batches,
             dropped,
             head,
@@ -662,6 +679,11 @@ mod tests {
         let started = start_with(Duration::from_millis(1), 0, 2);
         let answers = appends_of(&started.sender, CALLERS, APPENDS).await;
         assert_eq!(started.fail.load(Ordering::SeqCst), 0, "no store failed");
+        assert_eq!(
+            started.resets.load(Ordering::SeqCst),
+            2,
+            "a failed store's connection is kept"
+        );
         let (stored, failed) = positions(&answers);
         assert!(failed > 0, "no append failed");
         assert!(
