@@ -294,6 +294,7 @@ impl Tenants {
                 scope: file.clone(),
                 channel: Channel::InProduct,
                 policy: PolicyName::Gdpr,
+                asked_policy: None,
                 received_at: self.now,
                 due_at: self.now + chrono::Duration::days(30),
                 requested_by: Initiator::Member {
@@ -342,6 +343,7 @@ impl Tenants {
             scope: connection.clone(),
             channel: Channel::InProduct,
             policy: PolicyName::YoutubeApiUserData,
+            asked_policy: None,
             received_at: self.now,
             due_at: self.now + chrono::Duration::days(7),
             requested_by: Initiator::Platform,

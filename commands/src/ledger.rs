@@ -1284,6 +1284,7 @@ impl Ledger {
                             scope: input.scope.clone(),
                             channel: input.channel,
                             policy,
+                            asked_policy: input.policy,
                             requested_by: input.requested_by.clone(),
                             recorded_by: input.recorded_by.clone(),
                             verification: input.verification.clone(),

@@ -376,6 +376,12 @@ pub enum RequestEvent {
         scope: Subject,
         channel: Channel,
         policy: PolicyName,
+        /// R3: the policy the caller named, when the request is held to
+        /// another, stricter one (YouTube API user data). The duties of
+        /// the named policy that the other lacks still apply: CCPA's
+        /// confirmation of receipt. Absent in requests recorded before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked_policy: Option<PolicyName>,
         received_at: DateTime<Utc>,
         due_at: DateTime<Utc>,
         requested_by: Initiator,

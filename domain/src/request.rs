@@ -68,6 +68,8 @@ pub struct Request {
     pub scope: Subject,
     pub channel: Channel,
     pub policy: PolicyName,
+    /// R3: the policy the caller named, when it is held to another.
+    pub asked_policy: Option<PolicyName>,
     pub received_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
     pub requested_by: Initiator,
@@ -97,6 +99,7 @@ impl Request {
                         scope,
                         channel,
                         policy,
+                        asked_policy,
                         received_at,
                         due_at,
                         requested_by,
@@ -110,6 +113,7 @@ impl Request {
                         scope: scope.clone(),
                         channel: *channel,
                         policy: *policy,
+                        asked_policy: *asked_policy,
                         received_at: *received_at,
                         due_at: *due_at,
                         requested_by: requested_by.clone(),
@@ -249,7 +253,10 @@ pub struct NewRequest {
     pub request: RequestId,
     pub scope: Subject,
     pub channel: Channel,
+    /// The policy the request is held to.
     pub policy: PolicyName,
+    /// The policy the caller named, when `policy` is another (R3).
+    pub asked_policy: Option<PolicyName>,
     pub requested_by: Initiator,
     /// R15: the operator who recorded an e-mail request.
     pub recorded_by: Option<String>,
@@ -374,6 +381,7 @@ pub fn receive(
         scope: new.scope,
         channel: new.channel,
         policy: new.policy,
+        asked_policy: new.asked_policy.filter(|asked| *asked != new.policy),
         received_at,
         due_at: table.due_at(new.policy, received_at),
         requested_by: new.requested_by,

@@ -200,6 +200,7 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
                 scope: s("account:acct-7"),
                 channel: Channel::EmailToSupport,
                 policy: PolicyName::Gdpr,
+                asked_policy: None,
                 received_at: received,
                 due_at: at("2026-04-01T23:59:59.999999Z"),
                 requested_by: by_alice(),

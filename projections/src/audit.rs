@@ -234,6 +234,7 @@ fn describe_request(event: &RequestEvent) -> (String, Option<String>) {
             scope,
             channel,
             policy,
+            asked_policy,
             due_at,
             requested_by,
             recorded_by,
@@ -246,6 +247,9 @@ fn describe_request(event: &RequestEvent) -> (String, Option<String>) {
                 who(requested_by),
                 commands::log::rfc3339_micros(*due_at)
             );
+            if let Some(asked) = asked_policy {
+                text.push_str(&format!("; asked under {asked}, held to {policy} (R3)"));
+            }
             if let Some(operator) = recorded_by {
                 text.push_str(&format!("; recorded by {operator}"));
             }

@@ -113,11 +113,15 @@ impl ReadModelDump {
                 for q in &self.requests {
                     let _ = writeln!(
                         out,
-                        "{} {} scope={} policy={} channel={} by={} recorded_by={} verified={}\n    received={} due={} original_due={} extension={}\n    blocked_by=[{}] blocked_since={} blocked_s={} tasks={}/{} retained={}\n    refusal={} {} at {}\n    completed={} purge_by={} code={} receipt_confirmed={} updated={} pos={}",
+                        "{} {} scope={} policy={}{} channel={} by={} recorded_by={} verified={}\n    received={} due={} original_due={} extension={}\n    blocked_by=[{}] blocked_since={} blocked_s={} tasks={}/{} retained={}\n    refusal={} {} at {}\n    completed={} purge_by={} code={} receipt_confirmed={} updated={} pos={}",
                         q.request,
                         q.state,
                         q.scope,
                         q.policy,
+                        q.asked_policy
+                            .as_ref()
+                            .map(|asked| format!(" asked={asked}"))
+                            .unwrap_or_default(),
                         q.channel,
                         q.requested_by,
                         os(q.recorded_by.as_ref()),

@@ -21,6 +21,9 @@ pub struct DeadlineRow {
     pub request: String,
     pub scope: String,
     pub policy: String,
+    /// R3: the policy the caller named, when the request is held to
+    /// another.
+    pub asked_policy: Option<String>,
     pub channel: String,
     pub received_at: DateTime<Utc>,
     /// `YYYY-MM` of receipt (UTC), the summary's month.
@@ -84,8 +87,14 @@ fn receipt(
     table: &PolicyTable,
     now: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Option<ReceiptStatus>) {
-    let by = PolicyName::from_name(&row.policy)
-        .and_then(|policy| table.confirm_receipt_by(policy, row.received_at));
+    // R3: a request held to a stricter policy than the one its caller
+    // named still owes the named policy's confirmation.
+    let by = [Some(row.policy.as_str()), row.asked_policy.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(PolicyName::from_name)
+        .filter_map(|policy| table.confirm_receipt_by(policy, row.received_at))
+        .min();
     let status = by.map(|by| match row.receipt_confirmed_at {
         Some(at) if at <= by => ReceiptStatus::ConfirmedOnTime,
         Some(_) => ReceiptStatus::ConfirmedLate,
@@ -118,6 +127,7 @@ pub fn deadline_row(row: &RequestRow, table: &PolicyTable, now: DateTime<Utc>) -
         request: row.request.clone(),
         scope: row.scope.clone(),
         policy: row.policy.clone(),
+        asked_policy: row.asked_policy.clone(),
         channel: row.channel.clone(),
         received_at: row.received_at,
         month: row.received_at.format("%Y-%m").to_string(),
@@ -301,6 +311,7 @@ pub const DEADLINE_CSV_HEADER: &[&str] = &[
     "request",
     "scope",
     "policy",
+    "asked_policy",
     "channel",
     "received_at",
     "original_due_at",
@@ -327,6 +338,7 @@ pub fn deadline_csv_cells(row: &DeadlineRow) -> Vec<String> {
         row.request.clone(),
         row.scope.clone(),
         row.policy.clone(),
+        row.asked_policy.clone().unwrap_or_default(),
         row.channel.clone(),
         time(row.received_at),
         time(row.original_due_at),

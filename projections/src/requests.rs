@@ -26,6 +26,7 @@ pub async fn apply(
             scope,
             channel,
             policy,
+            asked_policy,
             received_at,
             due_at,
             requested_by,
@@ -38,6 +39,7 @@ pub async fn apply(
             scope: scope.to_string(),
             channel: channel.to_string(),
             policy: policy.to_string(),
+            asked_policy: asked_policy.map(|asked| asked.to_string()),
             requested_by: match requested_by {
                 Initiator::Member { account } => format!("member:{account}"),
                 Initiator::Platform => "platform".to_owned(),

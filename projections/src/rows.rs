@@ -138,6 +138,9 @@ pub struct RequestRow {
     pub scope: String,
     pub channel: String,
     pub policy: String,
+    /// R3: the policy the caller named, when the request is held to
+    /// another; CCPA's confirmation of receipt still applies under it.
+    pub asked_policy: Option<String>,
     /// `member:ID` or `platform`.
     pub requested_by: String,
     /// R15: the operator who recorded an e-mail request.

@@ -58,6 +58,7 @@ pub async fn run_request(command: RequestCommand) -> anyhow::Result<ExitCode> {
         "scope",
         "channel",
         "policy",
+        "asked_policy",
         "state",
         "received_at",
         "due_at",

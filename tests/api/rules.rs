@@ -1792,10 +1792,121 @@ pub async fn ccpa_receipt_confirmation(app: &TestApp) {
     expect(&missing, 404);
 }
 
+/// R3 with CCPA: a request about YouTube data whose caller named CCPA is
+/// held to YouTube's 7 days, and still owes CCPA's confirmation of
+/// receipt within 10 business days. The request shows both policies, the
+/// report lists the confirmation once it is late, and confirming it
+/// clears it.
+pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &TestApp) {
+    seed_workspace(app, "ws-r3ccpa").await;
+    connect(app, "ws-r3ccpa", "yt-r3ccpa", "youtube", "UCr3ccpa").await;
+    let answer = request(
+        app,
+        json!({ "scope": "integration:yt-r3ccpa", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" }),
+    )
+    .await;
+    let received = app.clock_now();
+    assert_eq!(time(&answer["due_at"]), received + Duration::days(7));
+    let id = answer["request_id"].as_str().unwrap().to_owned();
+    let shown = detail(app, &id).await;
+    assert_eq!(shown["policy"], "youtube-api-user-data");
+    assert_eq!(shown["asked_policy"], "ccpa");
+    // Received Monday 2 March: ten business days later is Monday 16 March.
+    assert_eq!(
+        time(&shown["confirm_receipt_by"]),
+        received + Duration::days(14)
+    );
+    assert_eq!(shown["receipt"], "due");
+
+    // A policy asked for and held to is not recorded twice; one held to
+    // YouTube without a policy named owes no confirmation.
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": "file:f-r3ccpa", "workspace_id": "ws-r3ccpa" }),
+        )
+        .await,
+        201,
+    );
+    let plain = request(
+        app,
+        json!({ "scope": "file:f-r3ccpa", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" }),
+    )
+    .await;
+    let plain = detail(app, plain["request_id"].as_str().unwrap()).await;
+    assert_eq!(plain["policy"], "ccpa");
+    assert_eq!(plain["asked_policy"], Value::Null);
+    seed_workspace(app, "ws-r3yt").await;
+    connect(app, "ws-r3yt", "yt-r3yt", "youtube", "UCr3yt").await;
+    let youtube = request(
+        app,
+        json!({ "scope": "integration:yt-r3yt", "channel": "google-youtube", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let youtube = youtube["request_id"].as_str().unwrap().to_owned();
+    let shown = detail(app, &youtube).await;
+    assert_eq!(shown["asked_policy"], Value::Null);
+    assert_eq!(shown["receipt"], Value::Null);
+
+    app.clock.advance(Duration::days(15));
+    let overdue = |report: &Value| -> Vec<String> {
+        report["receipts_overdue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["request"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let report = app.get(Auditor, "/v1/reports/deadlines").await;
+    expect(&report, 200);
+    let listed = overdue(&report.json);
+    assert!(listed.contains(&id), "{}", report.text);
+    assert!(!listed.contains(&youtube), "{}", report.text);
+    // Filtered by policy, it stands under the one it is held to.
+    let held = app
+        .get(
+            Auditor,
+            "/v1/reports/deadlines?policy=youtube-api-user-data",
+        )
+        .await;
+    expect(&held, 200);
+    assert_eq!(overdue(&held.json), vec![id.clone()], "{}", held.text);
+    let ccpa = app.get(Auditor, "/v1/reports/deadlines?policy=ccpa").await;
+    expect(&ccpa, 200);
+    assert!(!overdue(&ccpa.json).contains(&id), "{}", ccpa.text);
+    assert_eq!(detail(app, &id).await["receipt"], "overdue");
+
+    let confirmed = app
+        .post(
+            Service,
+            &format!("/v1/deletion-requests/{id}/confirm-receipt"),
+            json!({}),
+        )
+        .await;
+    expect(&confirmed, 200);
+    assert_eq!(detail(app, &id).await["receipt"], "confirmed-late");
+    let report = app.get(Auditor, "/v1/reports/deadlines").await;
+    assert!(!overdue(&report.json).contains(&id), "{}", report.text);
+
+    let trail = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
+        .await;
+    expect(&trail, 200);
+    assert!(
+        trail
+            .text
+            .contains("asked under ccpa, held to youtube-api-user-data"),
+        "{}",
+        trail.text
+    );
+}
+
 crate::on_every_backend!(
     r1_r2_disconnect,
     r1_a_lost_clean_up_is_opened_by_the_retry,
     r3_youtube_seven_days,
+    r3_a_ccpa_request_held_to_youtube_still_confirms_receipt,
     r4_meta_deauthorize,
     r6_r8_file_deletion,
     r8_references_are_limited_on_their_field,

@@ -92,6 +92,7 @@ pub fn request_json(detail: &RequestDetail) -> Value {
         "scope": request.scope,
         "channel": request.channel,
         "policy": request.policy,
+        "asked_policy": request.asked_policy,
         "state": request.state,
         "received_at": request.received_at,
         "due_at": request.due_at,

@@ -150,6 +150,7 @@ pub(crate) fn request_vals(x: &RequestRow) -> Vec<Val> {
         x.residual_copies_purged_by.into(),
         x.confirmation_code.clone().into(),
         x.receipt_confirmed_at.into(),
+        x.asked_policy.clone().into(),
         x.updated_at.into(),
         x.position.into(),
     ]
@@ -161,6 +162,7 @@ pub(crate) fn request_from(r: &Row) -> Result<RequestRow, ReadModelError> {
         scope: r.text("scope")?,
         channel: r.text("channel")?,
         policy: r.text("policy")?,
+        asked_policy: r.opt_text("asked_policy")?,
         requested_by: r.text("requested_by")?,
         recorded_by: r.opt_text("recorded_by")?,
         received_at: r.time("received_at")?,

@@ -1006,49 +1006,71 @@ async fn blocks(
 /// days after receipt (CCPA: 10 business days are 12 to 14 days).
 const RECEIPT_OVERDUE_DAYS_MIN: i64 = 12;
 
-/// The requests of every policy that asks for a confirmation of receipt
-/// (of `only`, when given) whose confirmation is missing past its date,
-/// oldest first, at most [`REPORT_LIST_ROWS_MAX`].
+/// The requests whose confirmation of receipt is missing past its date,
+/// oldest first, at most [`REPORT_LIST_ROWS_MAX`]: those held to a policy
+/// that asks for one, and (R3) those whose caller named such a policy but
+/// that are held to a stricter one. With `only`, those held to that
+/// policy.
 async fn receipts_overdue(
     exec: &mut Exec<'_>,
     only: Option<&str>,
     table: &PolicyTable,
     now: DateTime<Utc>,
 ) -> Result<Vec<DeadlineRow>, ReadModelError> {
-    let mut overdue = Vec::new();
-    for policy in PolicyName::ALL.iter().copied() {
-        if only.is_some_and(|only| only != policy.as_str()) {
+    let mut overdue: Vec<DeadlineRow> = Vec::new();
+    // Ten business days span 12 to 14 calendar days, so a receipt of the
+    // last 12 days is never overdue; the oldest come first, and those the
+    // limit cuts off are the newest (a receipt on a weekend can fall due
+    // before one of the Friday before it, but only within those two
+    // days).
+    let received_before = now - chrono::Duration::days(RECEIPT_OVERDUE_DAYS_MIN);
+    let limit = i64::try_from(REPORT_LIST_ROWS_MAX).unwrap_or(i64::MAX);
+    // Only the policies that ask for a confirmation, each by its index.
+    for asking in PolicyName::ALL.iter().copied() {
+        if table.confirm_receipt_by(asking, now).is_none() {
             continue;
         }
-        // Only the policies that ask for a confirmation.
-        if table.confirm_receipt_by(policy, now).is_none() {
-            continue;
-        }
-        // Ten business days span 12 to 14 calendar days, so a receipt of
-        // the last 12 days is never overdue; the oldest come first, and
-        // those the limit cuts off are the newest (a receipt on a weekend
-        // can fall due before one of the Friday before it, but only
-        // within those two days).
-        let rows = exec
-            .fetch_all(
+        let mut queries = Vec::new();
+        if only.is_none_or(|only| only == asking.as_str()) {
+            queries.push((
                 "SELECT * FROM rm_requests WHERE policy = $1 AND receipt_confirmed_at IS NULL \
                  AND received_at < $2 ORDER BY received_at, request LIMIT $3",
                 vec![
-                    policy.as_str().into(),
-                    Val::from(now - chrono::Duration::days(RECEIPT_OVERDUE_DAYS_MIN)),
-                    i64::try_from(REPORT_LIST_ROWS_MAX)
-                        .unwrap_or(i64::MAX)
-                        .into(),
+                    asking.as_str().into(),
+                    Val::from(received_before),
+                    limit.into(),
                 ],
-            )
-            .await?;
-        for row in &rows {
-            let line = deadline_row(&codec::request_from(row)?, table, now);
-            if line.receipt == Some(ReceiptStatus::Overdue) {
-                overdue.push(line);
+            ));
+        }
+        let mut args = vec![
+            asking.as_str().into(),
+            Val::from(received_before),
+            limit.into(),
+        ];
+        let held_to = match only {
+            Some(only) => {
+                args.push(only.into());
+                " AND policy = $4"
+            }
+            None => "",
+        };
+        let asked = format!(
+            "SELECT * FROM rm_requests WHERE asked_policy = $1 AND receipt_confirmed_at IS NULL \
+             AND received_at < $2{held_to} ORDER BY received_at, request LIMIT $3"
+        );
+        queries.push((asked.as_str(), args));
+        for (sql, args) in queries {
+            for row in &exec.fetch_all(sql, args).await? {
+                let line = deadline_row(&codec::request_from(row)?, table, now);
+                if line.receipt == Some(ReceiptStatus::Overdue)
+                    && !overdue.iter().any(|seen| seen.request == line.request)
+                {
+                    overdue.push(line);
+                }
             }
         }
     }
+    overdue.sort_by(|a, b| (a.received_at, &a.request).cmp(&(b.received_at, &b.request)));
     overdue.truncate(REPORT_LIST_ROWS_MAX);
     Ok(overdue)
 }

@@ -16,7 +16,7 @@ use super::db::Backend;
 /// Bump when a table below changes; stored per projection, and a stored
 /// version that differs makes `open` recreate that projection's tables
 /// empty (the runner then fills them from the log).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Tables that earlier schema versions had and this one does not: opening
 /// the read models drops them (and a rebuild's copy of them).
@@ -189,6 +189,7 @@ pub(crate) const REQUESTS: Table = Table {
         ("residual_copies_purged_by", OptInt),
         ("confirmation_code", OptText),
         ("receipt_confirmed_at", OptInt),
+        ("asked_policy", OptText),
         ("updated_at", Int),
         ("position", Int),
     ],
@@ -209,6 +210,11 @@ pub(crate) const REQUESTS: Table = Table {
             "receipt_pending",
             "policy, received_at, request",
             Some("receipt_confirmed_at IS NULL"),
+        ),
+        (
+            "receipt_pending_asked",
+            "asked_policy, received_at, request",
+            Some("receipt_confirmed_at IS NULL AND asked_policy IS NOT NULL"),
         ),
         ("scope", "scope", None),
     ],

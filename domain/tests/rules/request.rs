@@ -56,6 +56,7 @@ fn requested_as(new: &NewRequest, verification: Verification) -> RequestEvent {
         scope: new.scope.clone(),
         channel: new.channel,
         policy: new.policy,
+        asked_policy: new.asked_policy.filter(|asked| *asked != new.policy),
         received_at: now(),
         due_at: table().due_at(new.policy, now()),
         requested_by: new.requested_by.clone(),
@@ -576,6 +577,47 @@ fn r3_youtube_api_user_data_is_due_seven_days_after_receipt() {
     assert_eq!(*received_at, now());
     assert_eq!(*due_at, now() + Duration::days(7));
     assert_eq!(due_at.to_rfc3339(), "2026-03-08T10:00:00+00:00");
+}
+
+/// R3: the policy the caller named is recorded beside the one the request
+/// is held to when they differ (CCPA's confirmation of receipt still
+/// applies), not when they are the same; requests recorded before the
+/// field existed read as naming none.
+#[test]
+fn r3_the_policy_asked_for_is_kept_beside_the_one_held_to() {
+    let asked = |asked_policy| {
+        let new = NewRequest {
+            channel: Channel::GoogleYoutube,
+            policy: PolicyName::YoutubeApiUserData,
+            asked_policy,
+            ..new_request(1, "integration:yt-1", Initiator::Platform)
+        };
+        let events = given(disconnected_youtube())
+            .when(|inv| receive(inv, new, &table(), now(), &mut new_task_ids()))
+            .events();
+        let RequestEvent::DeletionRequested { asked_policy, .. } = &events[0] else {
+            panic!("{events:?}");
+        };
+        let request = Request::from_events([&events[0]]).unwrap();
+        assert_eq!(request.asked_policy, *asked_policy);
+        (*asked_policy, serde_json::to_value(&events[0]).unwrap())
+    };
+    let (kept, json) = asked(Some(PolicyName::Ccpa));
+    assert_eq!(kept, Some(PolicyName::Ccpa));
+    assert_eq!(json["asked_policy"], "ccpa");
+    for same in [Some(PolicyName::YoutubeApiUserData), None] {
+        let (kept, json) = asked(same);
+        assert_eq!(kept, None);
+        assert!(json.get("asked_policy").is_none(), "{json}");
+        let read: RequestEvent = serde_json::from_value(json).unwrap();
+        assert!(matches!(
+            read,
+            RequestEvent::DeletionRequested {
+                asked_policy: None,
+                ..
+            }
+        ));
+    }
 }
 
 #[test]
