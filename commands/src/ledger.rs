@@ -633,7 +633,7 @@ impl Ledger {
         Ok(NewEvent {
             event_id,
             event_type: event.event_type().to_owned(),
-            schema_version: 1,
+            schema_version: event.schema_version(),
             occurred_at: now,
             payload,
             metadata: ctx.metadata(),
@@ -1233,9 +1233,13 @@ impl Ledger {
                             && existing.channel == input.channel
                             && existing.requested_by == input.requested_by
                             && input.policy.is_none_or(|p| {
-                                // R3 may have held it to the YouTube policy.
-                                p == existing.policy
-                                    || existing.policy == PolicyName::YoutubeApiUserData
+                                // R3 may have held it to the YouTube policy;
+                                // then the policy named is kept beside it.
+                                // (A request stored before that was kept,
+                                // schema 1, replayed naming a policy it
+                                // was not held to is refused: its stored
+                                // form cannot say what it named.)
+                                p == existing.policy || Some(p) == existing.asked_policy
                             })
                             && input
                                 .received_at

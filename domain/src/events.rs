@@ -511,6 +511,19 @@ impl DomainEvent for RequestEvent {
     fn event_type(&self) -> &'static str {
         self.type_name()
     }
+    /// 2 for a `DeletionRequested` that names the policy its caller asked
+    /// for (`asked_policy`), so that a build knowing only version 1
+    /// refuses it instead of dropping the field; 1 otherwise, the shape
+    /// every request had before.
+    fn schema_version(&self) -> u16 {
+        match self {
+            RequestEvent::DeletionRequested {
+                asked_policy: Some(_),
+                ..
+            } => 2,
+            _ => 1,
+        }
+    }
     fn tags(&self) -> Vec<String> {
         let mut tags = vec![format!("request:{}", self.request())];
         match self {
@@ -702,6 +715,9 @@ pub enum LedgerEvent {
     Privacy(PrivacyEvent),
 }
 
+/// The highest schema version of any event type (`DeletionRequested`'s).
+pub const LATEST_SCHEMA_VERSION: u16 = 2;
+
 /// A stored payload that does not decode: an unknown type, or a shape the
 /// type's schema does not accept. The log is corrupt or newer than this
 /// build; an operator must look.
@@ -725,7 +741,7 @@ impl LedgerEvent {
             schema_version,
             reason,
         };
-        if schema_version != 1 {
+        if !(1..=LATEST_SCHEMA_VERSION).contains(&schema_version) {
             return Err(error("unknown schema version".into()));
         }
         // Deserialised from the borrowed value: no copy of the tree.
@@ -755,7 +771,27 @@ impl LedgerEvent {
                 event.event_type()
             )));
         }
+        if event.schema_version() != schema_version {
+            return Err(error(format!(
+                "the payload has the shape of schema {}",
+                event.schema_version()
+            )));
+        }
         Ok(event)
+    }
+
+    /// The schema version of this event's payload; see
+    /// [`DomainEvent::schema_version`].
+    pub fn schema_version(&self) -> u16 {
+        match self {
+            LedgerEvent::Workspace(e) => e.schema_version(),
+            LedgerEvent::Resource(e) => e.schema_version(),
+            LedgerEvent::Integration(e) => e.schema_version(),
+            LedgerEvent::Hold(e) => e.schema_version(),
+            LedgerEvent::Request(e) => e.schema_version(),
+            LedgerEvent::Callback(e) => e.schema_version(),
+            LedgerEvent::Privacy(e) => e.schema_version(),
+        }
     }
 
     pub fn event_type(&self) -> &'static str {

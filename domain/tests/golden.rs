@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::deadline::PolicyName;
 use domain::events::{
     CallbackEvent, ForgetCause, HoldEvent, IntegrationEvent, LedgerEvent, PrivacyEvent,
-    RefusalReason, RequestEvent, ResourceEvent, WorkspaceEvent,
+    RefusalReason, RequestEvent, ResourceEvent, WorkspaceEvent, LATEST_SCHEMA_VERSION,
 };
 use domain::ids::{AccountId, HoldId, IntegrationId, RequestId, TaskId, WorkspaceId};
 use domain::personal::Personal;
@@ -384,10 +384,51 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
     ]
 }
 
-fn golden_path(event_type: &str) -> PathBuf {
+/// Samples of the later schema versions of a type, each beside its
+/// type's first-version sample in [`samples`]: the shapes stored since.
+fn later_versions() -> Vec<LedgerEvent> {
+    let received = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
+    vec![RequestEvent::DeletionRequested {
+        request: request(),
+        scope: s("integration:yt-3"),
+        channel: Channel::InProduct,
+        policy: PolicyName::YoutubeApiUserData,
+        asked_policy: Some(PolicyName::Ccpa),
+        received_at: received,
+        due_at: at("2026-03-08T10:00:00Z"),
+        requested_by: by_alice(),
+        recorded_by: Some("support:olga".to_owned()),
+        verification: Verification::NotRequired,
+        contact: Some(sealed(
+            "request:0190a0b0-0000-7000-8000-000000000001",
+            "contact",
+        )),
+        confirmation_code: Some("c0de-7f3a".to_owned()),
+    }
+    .into()]
+}
+
+/// Every sample, each first-version sample and each later one.
+fn every_version() -> Vec<LedgerEvent> {
+    samples()
+        .into_iter()
+        .map(|(event, _)| event)
+        .chain(later_versions())
+        .collect()
+}
+
+/// `<EventType>.json` for schema version 1, `<EventType>.v<N>.json` after.
+fn golden_name(event_type: &str, version: u16) -> String {
+    match version {
+        1 => format!("{event_type}.json"),
+        n => format!("{event_type}.v{n}.json"),
+    }
+}
+
+fn golden_path(event: &LedgerEvent) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
-        .join(format!("{event_type}.json"))
+        .join(golden_name(event.event_type(), event.schema_version()))
 }
 
 /// The first differing line, for a message a reviewer can read.
@@ -419,6 +460,18 @@ fn every_event_type_has_a_sample() {
         samples().len(),
         "one sample per event type, no more"
     );
+    for (event, _) in samples() {
+        assert_eq!(
+            event.schema_version(),
+            1,
+            "{}: samples() holds first versions; later ones go in later_versions()",
+            event.event_type()
+        );
+    }
+    for event in later_versions() {
+        assert!(event.schema_version() > 1, "{event:?}");
+        assert!(event.schema_version() <= LATEST_SCHEMA_VERSION, "{event:?}");
+    }
     assert_eq!(
         sampled, known,
         "every event type needs a golden sample (and a file under tests/golden/)"
@@ -427,9 +480,9 @@ fn every_event_type_has_a_sample() {
 
 #[test]
 fn every_golden_file_belongs_to_an_event_type() {
-    let known: BTreeSet<String> = LedgerEvent::all_types()
-        .into_iter()
-        .map(|t| format!("{t}.json"))
+    let known: BTreeSet<String> = every_version()
+        .iter()
+        .map(|event| golden_name(event.event_type(), event.schema_version()))
         .collect();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -442,10 +495,10 @@ fn every_golden_file_belongs_to_an_event_type() {
 fn events_serialize_exactly_as_their_golden_files() {
     let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
     let mut problems = Vec::new();
-    for (event, _) in samples() {
+    for event in every_version() {
         let event_type = event.event_type();
         let got = serde_json::to_string_pretty(&event).unwrap() + "\n";
-        let path = golden_path(event_type);
+        let path = golden_path(&event);
         let want = std::fs::read_to_string(&path).ok();
         if want.as_deref() == Some(got.as_str()) {
             continue;
@@ -477,15 +530,15 @@ fn events_serialize_exactly_as_their_golden_files() {
 
 #[test]
 fn golden_files_decode_to_their_samples() {
-    for (event, _) in samples() {
+    for event in every_version() {
         let event_type = event.event_type();
-        let path = golden_path(event_type);
+        let path = golden_path(&event);
         let Ok(stored) = std::fs::read_to_string(&path) else {
             // Reported by events_serialize_exactly_as_their_golden_files.
             continue;
         };
         let payload: serde_json::Value = serde_json::from_str(&stored).unwrap();
-        let decoded = LedgerEvent::decode(event_type, 1, &payload)
+        let decoded = LedgerEvent::decode(event_type, event.schema_version(), &payload)
             .unwrap_or_else(|e| panic!("{event_type}: {e}"));
         assert_eq!(decoded, event, "{event_type}");
         assert_eq!(decoded.event_type(), event_type);
@@ -499,6 +552,23 @@ fn a_payload_decodes_only_under_its_own_type_and_schema() {
     assert!(LedgerEvent::decode("MemberAdded", 1, &payload).is_err());
     assert!(LedgerEvent::decode("WorkspaceCreated", 2, &payload).is_err());
     assert!(LedgerEvent::decode("NoSuchEvent", 1, &payload).is_err());
+    // A request that names the policy its caller asked for is version 2
+    // and decodes only as such; one that does not, only as version 1.
+    let asked = later_versions().remove(0);
+    let payload = serde_json::to_value(&asked).unwrap();
+    assert_eq!(asked.schema_version(), 2);
+    assert_eq!(
+        LedgerEvent::decode("DeletionRequested", 2, &payload),
+        Ok(asked)
+    );
+    assert!(LedgerEvent::decode("DeletionRequested", 1, &payload).is_err());
+    let (first, _) = samples()
+        .into_iter()
+        .find(|(event, _)| event.event_type() == "DeletionRequested")
+        .unwrap();
+    let payload = serde_json::to_value(&first).unwrap();
+    assert!(LedgerEvent::decode("DeletionRequested", 2, &payload).is_err());
+    assert!(LedgerEvent::decode("DeletionRequested", LATEST_SCHEMA_VERSION + 1, &payload).is_err());
 }
 
 #[test]

@@ -311,7 +311,6 @@ pub const DEADLINE_CSV_HEADER: &[&str] = &[
     "request",
     "scope",
     "policy",
-    "asked_policy",
     "channel",
     "received_at",
     "original_due_at",
@@ -329,6 +328,7 @@ pub const DEADLINE_CSV_HEADER: &[&str] = &[
     "confirm_receipt_by",
     "receipt_confirmed_at",
     "receipt",
+    "asked_policy",
 ];
 
 /// One report row as CSV cells, in [`DEADLINE_CSV_HEADER`] order.
@@ -338,7 +338,6 @@ pub fn deadline_csv_cells(row: &DeadlineRow) -> Vec<String> {
         row.request.clone(),
         row.scope.clone(),
         row.policy.clone(),
-        row.asked_policy.clone().unwrap_or_default(),
         row.channel.clone(),
         time(row.received_at),
         time(row.original_due_at),
@@ -361,6 +360,7 @@ pub fn deadline_csv_cells(row: &DeadlineRow) -> Vec<String> {
             .map(ReceiptStatus::as_str)
             .unwrap_or_default()
             .to_owned(),
+        row.asked_policy.clone().unwrap_or_default(),
     ]
 }
 

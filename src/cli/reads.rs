@@ -215,7 +215,10 @@ pub async fn run_report(command: ReportCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "{:<38} {:<22} {:<22} {:<26} {}",
                     text(&row["request"]),
-                    text(&row["policy"]),
+                    match row["asked_policy"].as_str() {
+                        Some(asked) => format!("{} (asked {asked})", text(&row["policy"])),
+                        None => text(&row["policy"]),
+                    },
                     text(&row["state"]),
                     text(&row["due_at"]),
                     text(&row["status"]["status"])

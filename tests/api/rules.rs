@@ -36,6 +36,20 @@ fn steps(detail: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The cells of the column named `name` in a CSV report whose cells hold
+/// no commas.
+fn csv_column(csv: &str, name: &str) -> Vec<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let index = header
+        .iter()
+        .position(|column| *column == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    lines
+        .map(|line| line.split(',').nth(index).unwrap_or_default().to_owned())
+        .collect()
+}
+
 async fn request(app: &TestApp, body: Value) -> Value {
     let answer = app.post(Service, "/v1/deletion-requests", body).await;
     expect(&answer, 202);
@@ -1774,9 +1788,10 @@ pub async fn ccpa_receipt_confirmation(app: &TestApp) {
     );
     assert_eq!(report.json["summary"][0]["receipts_late"], 1);
     let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
-    for status in [",confirmed-late", ",confirmed-on-time"] {
+    let receipts: Vec<String> = csv_column(&csv.text, "receipt");
+    for status in ["confirmed-late", "confirmed-on-time"] {
         assert!(
-            csv.text.lines().any(|line| line.ends_with(status)),
+            receipts.iter().any(|receipt| receipt == status),
             "{status}: {}",
             csv.text
         );
@@ -1800,12 +1815,41 @@ pub async fn ccpa_receipt_confirmation(app: &TestApp) {
 pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &TestApp) {
     seed_workspace(app, "ws-r3ccpa").await;
     connect(app, "ws-r3ccpa", "yt-r3ccpa", "youtube", "UCr3ccpa").await;
-    let answer = request(
-        app,
-        json!({ "scope": "integration:yt-r3ccpa", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" }),
-    )
-    .await;
+    let keyed = |policy: &str| {
+        let body = json!({ "scope": "integration:yt-r3ccpa", "channel": "in-product", "requested_by": "account:acct-owner", "policy": policy });
+        async move {
+            app.raw(
+                axum::http::Method::POST,
+                "/v1/deletion-requests",
+                Some(app.token(Service)),
+                Some("application/json"),
+                body.to_string().into_bytes(),
+                &[("idempotency-key", "r3-ccpa")],
+            )
+            .await
+        }
+    };
+    let answer = keyed("ccpa").await;
+    expect(&answer, 202);
+    let answer = answer.json;
     let received = app.clock_now();
+    // A replay names the same policy; one naming another is another
+    // command, though both would be held to YouTube's.
+    let head = app.head().await;
+    for (policy, status) in [("ccpa", 202), ("youtube-api-user-data", 202), ("gdpr", 422)] {
+        let replayed = keyed(policy).await;
+        expect(&replayed, status);
+        if status == 202 {
+            assert_eq!(replayed.json["request_id"], answer["request_id"]);
+        } else {
+            assert_eq!(
+                replayed.json["field"], "Idempotency-Key",
+                "{}",
+                replayed.text
+            );
+        }
+    }
+    assert_eq!(app.head().await, head, "a replay stored events");
     assert_eq!(time(&answer["due_at"]), received + Duration::days(7));
     let id = answer["request_id"].as_str().unwrap().to_owned();
     let shown = detail(app, &id).await;
@@ -1888,6 +1932,24 @@ pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &Test
     assert_eq!(detail(app, &id).await["receipt"], "confirmed-late");
     let report = app.get(Auditor, "/v1/reports/deadlines").await;
     assert!(!overdue(&report.json).contains(&id), "{}", report.text);
+    // Counted late under the policy it is held to; the CSV names both.
+    let youtube_month = report.json["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["policy"] == "youtube-api-user-data")
+        .unwrap_or_else(|| panic!("{}", report.text));
+    assert_eq!(youtube_month["receipts_late"], 1, "{}", report.text);
+    let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
+    expect(&csv, 200);
+    let requests = csv_column(&csv.text, "request");
+    let asked = csv_column(&csv.text, "asked_policy");
+    let row = requests
+        .iter()
+        .position(|r| *r == id)
+        .expect("the request's row");
+    assert_eq!(asked[row], "ccpa", "{}", csv.text);
+    assert_eq!(csv_column(&csv.text, "receipt")[row], "confirmed-late");
 
     let trail = app
         .get(Auditor, &format!("/v1/audit?subject=request:{id}"))

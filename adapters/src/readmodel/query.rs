@@ -1058,7 +1058,11 @@ async fn receipts_overdue(
             "SELECT * FROM rm_requests WHERE asked_policy = $1 AND receipt_confirmed_at IS NULL \
              AND received_at < $2{held_to} ORDER BY received_at, request LIMIT $3"
         );
-        queries.push((asked.as_str(), args));
+        // None is held to the policy it named (that is kept only when
+        // another one holds it).
+        if only != Some(asking.as_str()) {
+            queries.push((asked.as_str(), args));
+        }
         for (sql, args) in queries {
             for row in &exec.fetch_all(sql, args).await? {
                 let line = deadline_row(&codec::request_from(row)?, table, now);
