@@ -445,20 +445,26 @@ pub async fn key_table_and_master(
     Ok((table, master))
 }
 
-/// [`SqlKeyTable::empty_wal_after_restart`] for the store at `url`; a
-/// busy checkpoint's retries keep running in this process.
-pub async fn empty_wal_after_restart(url: &str) -> Result<(), VaultError> {
-    SqlKeyTable::connect(url)
-        .await?
-        .empty_wal_after_restart()
-        .await
+/// What opening a vault does first besides: [`Startup::Service`] also
+/// runs [`SqlKeyTable::empty_wal_after_restart`] on the vault's own key
+/// table, whose busy checkpoint then keeps retrying in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    /// A short command: nothing more.
+    Command,
+    /// A long-running process (`lethe serve`).
+    Service,
 }
 
 pub async fn open_vault(
     url: &str,
     key_file: Option<&Path>,
+    startup: Startup,
 ) -> Result<(Arc<Vault>, MasterKeyOrigin), VaultError> {
     let table = SqlKeyTable::connect(url).await?;
+    if startup == Startup::Service {
+        table.empty_wal_after_restart().await?;
+    }
     let (master, origin) = find_master_key(url, key_file, &table).await?;
     let vault = Vault::open(Arc::new(table), master).await?;
     Ok((Arc::new(vault), origin))

@@ -163,15 +163,25 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the store, its key table and the ledger over them, on the wall
-/// clock. Fails when the master key does not open the store's keys.
+/// clock, for a short command. Fails when the master key does not open
+/// the store's keys.
 pub async fn open_ledger(arg: &StoreArg) -> anyhow::Result<(Arc<Store>, Ledger)> {
+    open_ledger_for(arg, keys::Startup::Command).await
+}
+
+/// [`open_ledger`] for `startup`: a service also empties the WAL of keys
+/// destroyed before a restart, on its vault's own key table.
+pub async fn open_ledger_for(
+    arg: &StoreArg,
+    startup: keys::Startup,
+) -> anyhow::Result<(Arc<Store>, Ledger)> {
     let url = &arg.store;
     let store = Arc::new(
         store::open(url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the store {}: {e}", store::redacted(url)))?,
     );
-    let (vault, origin) = keys::open_vault(url, arg.master_key_file.as_deref())
+    let (vault, origin) = keys::open_vault(url, arg.master_key_file.as_deref(), startup)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the keys of {}: {e}", store::redacted(url)))?;
     if let MasterKeyOrigin::Created(path) = origin {

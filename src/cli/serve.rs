@@ -14,7 +14,7 @@ use clap::Args;
 use commands::log::EventStore;
 use tokio::sync::watch;
 
-use super::{open_ledger, StoreArg};
+use super::{open_ledger_for, StoreArg};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -226,15 +226,7 @@ async fn run_projections(
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let arg = &args.store;
     let url = &arg.store;
-    let (_store, ledger) = open_ledger(arg).await?;
-    adapters::keys::empty_wal_after_restart(url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot check the WAL of {} for destroyed keys: {e}",
-                adapters::store::redacted(url)
-            )
-        })?;
+    let (_store, ledger) = open_ledger_for(arg, adapters::keys::Startup::Service).await?;
     let read_models = ReadModels::open(url)
         .await
         .map_err(|e| {
