@@ -50,6 +50,19 @@ fn csv_column(csv: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Registers `resource` in workspace `ws` (201).
+async fn register(app: &TestApp, resource: &str, ws: &str) {
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": resource, "workspace_id": ws }),
+        )
+        .await,
+        201,
+    );
+}
+
 async fn request(app: &TestApp, body: Value) -> Value {
     let answer = app.post(Service, "/v1/deletion-requests", body).await;
     expect(&answer, 202);
@@ -549,15 +562,7 @@ pub async fn r8_references_are_limited_on_their_field(app: &TestApp) {
     seed_workspace(app, "ws-r8l").await;
     let files: Vec<String> = (0..60).map(|n| format!("file:ws-r8l-{n}")).collect();
     for file in &files {
-        expect(
-            &app.post(
-                Service,
-                "/v1/resources",
-                json!({ "resource": file, "workspace_id": "ws-r8l" }),
-            )
-            .await,
-            201,
-        );
+        register(app, file, "ws-r8l").await;
     }
     let canvas = |n: usize| {
         json!({ "resource": "canvas:ws-r8l-c", "workspace_id": "ws-r8l",
@@ -921,15 +926,7 @@ pub async fn r13_purge_date(app: &TestApp) {
 /// never enter the ledger.
 pub async fn r14_billing_and_card_numbers(app: &TestApp) {
     seed_workspace(app, "ws-r14").await;
-    expect(
-        &app.post(
-            Service,
-            "/v1/resources",
-            json!({ "resource": "billing-record:inv-1", "workspace_id": "ws-r14" }),
-        )
-        .await,
-        201,
-    );
+    register(app, "billing-record:inv-1", "ws-r14").await;
     let before = app.head().await;
     let card = app
         .post(Service, "/v1/deletion-requests", json!({
@@ -979,15 +976,7 @@ pub async fn r14_billing_and_card_numbers(app: &TestApp) {
 /// lift resumes it, and its task erases the record.
 pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
     seed_workspace(app, "ws-r14e").await;
-    expect(
-        &app.post(
-            Service,
-            "/v1/resources",
-            json!({ "resource": "billing-record:inv-e", "workspace_id": "ws-r14e" }),
-        )
-        .await,
-        201,
-    );
+    register(app, "billing-record:inv-e", "ws-r14e").await;
     let workspace = request(
         app,
         json!({ "scope": "workspace:ws-r14e", "channel": "in-product", "requested_by": "account:acct-owner" }),
@@ -1100,15 +1089,7 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
 /// kept, and the retention sweep does not erase its target when it ends.
 pub async fn r14_the_retention_sweep_leaves_exceptions_recorded_by_hand(app: &TestApp) {
     let (_, id) = blocked_by_a_workspace_hold(app, "ws-r14h", None).await;
-    expect(
-        &app.post(
-            Service,
-            "/v1/resources",
-            json!({ "resource": "billing-record:inv-h", "workspace_id": "ws-r14h" }),
-        )
-        .await,
-        201,
-    );
+    register(app, "billing-record:inv-h", "ws-r14h").await;
     let until = app.clock_now() + Duration::days(1);
     let retentions = format!("/v1/deletion-requests/{id}/retentions");
     for target in ["file:ws-r14h-f", "billing-record:inv-h"] {
@@ -1691,15 +1672,7 @@ pub async fn ccpa_receipt_confirmation(app: &TestApp) {
     seed_workspace(app, "ws-ccpa").await;
     let mut ids = Vec::new();
     for file in ["f-late", "f-prompt"] {
-        expect(
-            &app.post(
-                Service,
-                "/v1/resources",
-                json!({ "resource": format!("file:{file}"), "workspace_id": "ws-ccpa" }),
-            )
-            .await,
-            201,
-        );
+        register(app, &format!("file:{file}"), "ws-ccpa").await;
         let answer = request(
             app,
             json!({ "scope": format!("file:{file}"), "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" }),
@@ -1864,15 +1837,7 @@ pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &Test
 
     // A policy asked for and held to is not recorded twice; one held to
     // YouTube without a policy named owes no confirmation.
-    expect(
-        &app.post(
-            Service,
-            "/v1/resources",
-            json!({ "resource": "file:f-r3ccpa", "workspace_id": "ws-r3ccpa" }),
-        )
-        .await,
-        201,
-    );
+    register(app, "file:f-r3ccpa", "ws-r3ccpa").await;
     let plain = request(
         app,
         json!({ "scope": "file:f-r3ccpa", "channel": "in-product", "requested_by": "account:acct-owner", "policy": "ccpa" }),
