@@ -3,6 +3,7 @@ pub mod auth;
 pub mod http;
 pub mod keys;
 pub mod meta;
+mod pools;
 pub mod privacy;
 pub mod readmodel;
 pub mod resume;

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 /// Connections each side pool keeps at most: these tables see little load.
 const POOL_CONNECTIONS_MAX: u32 = 2;
@@ -37,14 +37,14 @@ pub(crate) async fn connect(
             .filename(path)
             .busy_timeout(BUSY_TIMEOUT);
         SidePool::Sqlite(
-            SqlitePoolOptions::new()
+            crate::pools::without_reaper::<sqlx::Sqlite>()
                 .max_connections(POOL_CONNECTIONS_MAX)
                 .connect_with(sqlite(options))
                 .await?,
         )
     } else {
         SidePool::Postgres(
-            PgPoolOptions::new()
+            crate::pools::without_reaper::<sqlx::Postgres>()
                 .max_connections(POOL_CONNECTIONS_MAX)
                 .connect_with(PgConnectOptions::from_str(url)?)
                 .await?,

@@ -34,8 +34,8 @@ use commands::Vault;
 use domain::subject::Subject;
 use projections::ReadModelError;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use db::Backend;
@@ -136,7 +136,7 @@ impl ReadModels {
                 // the log's own writer keeps FULL.
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
-            let pool = SqlitePoolOptions::new()
+            let pool = crate::pools::without_reaper::<sqlx::Sqlite>()
                 .max_connections(POOL_CONNECTIONS_MAX)
                 .connect_with(options)
                 .await
@@ -148,7 +148,7 @@ impl ReadModels {
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
-            let pool = PgPoolOptions::new()
+            let pool = crate::pools::without_reaper::<sqlx::Postgres>()
                 .max_connections(POOL_CONNECTIONS_MAX)
                 .connect_with(options)
                 .await

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use commands::log::{AppendRequest, Appended, Position, StoreError, Tag};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
 use sqlx::{ConnectOptions, Connection, Row};
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ const COLUMNS: &str = "position, stream, stream_version, event_id, event_type, s
 pub(crate) async fn open(url: &str) -> Result<(PgPool, PgWriter), StoreError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
-    let pool = PgPoolOptions::new()
+    let pool = crate::pools::without_reaper::<sqlx::Postgres>()
         .max_connections(READ_POOL_CONNECTIONS_MAX)
         .connect_with(options.clone())
         .await

@@ -11,7 +11,7 @@ use commands::log::{rfc3339_micros, AppendRequest, Appended, Position, StoreErro
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Arguments, ConnectOptions, Row};
 
@@ -68,7 +68,7 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
         // per batch, not per append.
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT);
-    let pool = SqlitePoolOptions::new()
+    let pool = crate::pools::without_reaper::<sqlx::Sqlite>()
         .max_connections(READ_POOL_CONNECTIONS_MAX)
         .connect_with(options.clone())
         .await
