@@ -50,6 +50,19 @@ fn csv_column(csv: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Lifts hold `hold_id` as legal (200).
+async fn lift(app: &TestApp, hold_id: &str, reason: &str) {
+    expect(
+        &app.post(
+            Legal,
+            &format!("/v1/holds/{hold_id}/lift"),
+            json!({ "reason": reason }),
+        )
+        .await,
+        200,
+    );
+}
+
 /// Registers `resource` in workspace `ws` (201).
 async fn register(app: &TestApp, resource: &str, ws: &str) {
     expect(
@@ -623,15 +636,7 @@ pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
         None
     );
 
-    expect(
-        &app.post(
-            Legal,
-            &format!("/v1/holds/{hold_id}/lift"),
-            json!({ "reason": "matter settled" }),
-        )
-        .await,
-        200,
-    );
+    lift(app, &hold_id, "matter settled").await;
     let resumed = detail(app, &id).await;
     assert_eq!(resumed["state"], "in-progress");
     let total = resumed["tasks_total"].as_u64().unwrap() as usize;
@@ -1067,15 +1072,7 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
     assert_eq!((again.requested, again.failed), (0, 0));
     assert_eq!(app.head().await, head, "a repeated sweep stored events");
 
-    expect(
-        &app.post(
-            Legal,
-            &format!("/v1/holds/{hold_id}/lift"),
-            json!({ "reason": "audit closed" }),
-        )
-        .await,
-        200,
-    );
+    lift(app, &hold_id, "audit closed").await;
     assert_eq!(work_all(app).await, 1, "one task: remove the record");
     let erased = record().await;
     assert_eq!(erased["state"], "erased", "{erased}");
