@@ -63,6 +63,7 @@ conformance!(
     retries_amid_new_appends_get_their_first_result,
     numbers_read_back_exactly,
     a_condition_sees_every_earlier_batch,
+    the_tag_index_is_whole_across_many_batches,
 );
 
 async fn run<F, Fut>(kind: Kind, body: F)
@@ -637,6 +638,110 @@ async fn read_by_tags(h: Arc<Harness>) {
     // Tags come back as they were given, repeats included.
     let fifth = store.read_by_tags(&[Tag::new("c")], 0, 1).await.unwrap();
     assert_eq!(fifth[0].tags, [Tag::new("c"), Tag::new("a"), Tag::new("a")]);
+}
+
+/// Thousands of tag rows, from large appends and from many concurrent
+/// one-event appends (SQLite moves its recent tag rows into the settled
+/// table every couple of thousand rows): every tag still finds each of
+/// its events, once and in order, and conditions see them all.
+async fn the_tag_index_is_whole_across_many_batches(h: Arc<Harness>) {
+    const LARGE_APPENDS: u64 = 25;
+    const LARGE_EVENTS: u64 = 100;
+    const WRITERS: u64 = 32;
+    const WRITER_APPENDS: u64 = 20;
+    let store = h.store.clone();
+    for append in 0..LARGE_APPENDS {
+        let events = (0..LARGE_EVENTS)
+            .map(|i| event("L", &["all", &format!("n:{}", append * LARGE_EVENTS + i)]))
+            .collect();
+        store
+            .append(request("large", ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+    }
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let tag = format!("writer:{writer}");
+            for _ in 0..WRITER_APPENDS {
+                store
+                    .append(request(
+                        &tag,
+                        ExpectedVersion::Any,
+                        vec![event("W", &["all", &tag])],
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let total = LARGE_APPENDS * LARGE_EVENTS + WRITERS * WRITER_APPENDS;
+    assert_eq!(store.head().await.unwrap(), total);
+
+    let mut after = 0;
+    while after < total {
+        let page = store
+            .read_by_tags(&[Tag::new("all")], after, 1_000)
+            .await
+            .unwrap();
+        assert!(!page.is_empty(), "tag `all` lost the events after {after}");
+        for event in page {
+            assert_eq!(event.position, after + 1, "tag `all`: gap or repeat");
+            after = event.position;
+        }
+    }
+    for n in [0, 1_234, 2_499] {
+        let found = store
+            .read_by_tags(&[Tag::new(format!("n:{n}"))], 0, 10)
+            .await
+            .unwrap();
+        let positions: Vec<Position> = found.iter().map(|event| event.position).collect();
+        assert_eq!(positions, [n + 1], "tag n:{n}");
+    }
+    let one_writer = store
+        .read_by_tags(&[Tag::new("writer:7")], 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(one_writer.len() as u64, WRITER_APPENDS);
+    // The first large append's tags are long settled on SQLite.
+    assert_eq!(refused_condition(store.as_ref(), "c1", "n:5", 0).await, 6);
+    assert_eq!(
+        refused_condition(store.as_ref(), "c2", "all", total - 1).await,
+        total
+    );
+    store
+        .append(conditional("c3", &["n:5"], 6, &["n:5"]))
+        .await
+        .unwrap();
+
+    if h.kind == Kind::Sqlite {
+        let url = h.url.clone().unwrap();
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let count = |table: &str| format!("SELECT COUNT(*) FROM {table}");
+        let mut rows = Vec::new();
+        for table in ["event_tags_settled", "event_tags_recent", "event_tags"] {
+            let n: i64 = sqlx::query_scalar(&count(table))
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+            rows.push(n);
+        }
+        // Two tags on each event, and one on the last conditional append.
+        let tag_rows = 2 * total + 1;
+        assert_eq!(rows[2] as u64, tag_rows, "{rows:?}");
+        assert_eq!(rows[0] + rows[1], rows[2]);
+        assert!(
+            rows[0] > 0 && rows[1] < 2_048 + 2 * LARGE_EVENTS as i64,
+            "{rows:?}"
+        );
+    }
+    h.assert_intact().await;
 }
 
 async fn wait_for_wakes_and_times_out(h: Arc<Harness>) {

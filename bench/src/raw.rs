@@ -71,7 +71,11 @@ const SQLITE_SCHEMA: &str = "CREATE TABLE events (
     append_first    INTEGER,
     append_last     INTEGER,
     UNIQUE (stream, stream_version));
-CREATE TABLE event_tags (
+CREATE TABLE event_tags_settled (
+    tag       TEXT    NOT NULL,
+    position  INTEGER NOT NULL,
+    PRIMARY KEY (tag, position)) WITHOUT ROWID;
+CREATE TABLE event_tags_recent (
     tag       TEXT    NOT NULL,
     position  INTEGER NOT NULL,
     PRIMARY KEY (tag, position)) WITHOUT ROWID;
@@ -93,6 +97,7 @@ const INSERT_AT_SQLITE: &str = "INSERT INTO events (position, stream, stream_ver
                                 event_type, schema_version, occurred_at, recorded_at, payload, \
                                 metadata, tags, hash, append_first, append_last) ";
 const INSERT_TAGS: &str = "INSERT INTO event_tags (tag, position) ";
+const INSERT_RECENT_TAGS: &str = "INSERT INTO event_tags_recent (tag, position) ";
 
 /// Streams of the full-batch baseline: one per caller of Lethe's 64
 /// writers, whose batches hold one event of each.
@@ -311,7 +316,12 @@ async fn write_batch(
                 values.push_bind(*position).push_bind(*position);
             });
             query.build().execute(&mut *tx).await?;
-            let mut query = QueryBuilder::<Sqlite>::new(INSERT_TAGS);
+            // SQLite's tag index is a small table of recent rows, moved
+            // into the large one when due, as Lethe's writer keeps it.
+            sqlx::query(adapters::store::sqlite_settle_recent_tags())
+                .execute(&mut *tx)
+                .await?;
+            let mut query = QueryBuilder::<Sqlite>::new(INSERT_RECENT_TAGS);
             query.push_values(&rows.tags, |mut values, (tag, position)| {
                 values.push_bind(tag.as_str()).push_bind(*position);
             });

@@ -31,7 +31,9 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-pub use sqlite::WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS;
+pub use sqlite::{
+    settle_recent_tags as sqlite_settle_recent_tags, WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS,
+};
 pub use verify::{verify, UnfinishedForgets, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};
 

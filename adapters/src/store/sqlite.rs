@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,6 +37,33 @@ pub const WRITER_PRAGMAS: [(&str, &str); 2] = [
     ("temp_store", "memory"),
     ("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
 ];
+
+/// Rows of the recent tag table (`event_tags_recent`, see migration 0500)
+/// at which the next append moves them into the settled one: about 16
+/// batches of 64 two-tag events. Each batch's tags change every page of
+/// a table this size (a few dozen), and each move writes the settled
+/// leaves those rows fall on once, where inserting every batch's tags
+/// there wrote one leaf per tag row.
+const RECENT_TAG_ROWS_MAX: &str = "2048";
+
+/// Moves the recent tag rows into the settled table when there are
+/// [`RECENT_TAG_ROWS_MAX`] of them, inside an append's transaction.
+/// Either way, the index (the union of both) is the same.
+static SETTLE_RECENT_TAGS: LazyLock<String> = LazyLock::new(|| {
+    let due = format!("(SELECT COUNT(*) FROM event_tags_recent) >= {RECENT_TAG_ROWS_MAX}");
+    format!(
+        "INSERT INTO event_tags_settled (tag, position) \
+             SELECT tag, position FROM event_tags_recent WHERE {due}; \
+         DELETE FROM event_tags_recent WHERE {due};"
+    )
+});
+
+/// The statements that move the recent tag rows into the settled table
+/// when they are due (see [`RECENT_TAG_ROWS_MAX`]). Public so that the
+/// benchmark's plain-SQL baseline of a batch writes as the writer does.
+pub fn settle_recent_tags() -> &'static str {
+    &SETTLE_RECENT_TAGS
+}
 
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -169,7 +197,10 @@ pub(crate) async fn read_by_tags(
 ) -> Result<Vec<RawEvent>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM events WHERE position IN ( \
-             SELECT DISTINCT position FROM event_tags \
+             SELECT position FROM event_tags_settled \
+             WHERE tag IN (SELECT value FROM json_each(?1)) AND position > ?2 \
+             UNION \
+             SELECT position FROM event_tags_recent \
              WHERE tag IN (SELECT value FROM json_each(?1)) AND position > ?2 \
              ORDER BY position LIMIT ?3) \
          ORDER BY position"
@@ -349,8 +380,10 @@ async fn commit(
          SELECT 3, value, (SELECT MAX(stream_version) FROM events WHERE stream = value), \
              0, 0, 0, NULL FROM json_each(?3) \
          UNION ALL \
-         SELECT 4, value, (SELECT MAX(position) FROM event_tags WHERE tag = value), 0, 0, 0, NULL \
-             FROM json_each(?4) \
+         SELECT 4, value, NULLIF(MAX( \
+                 COALESCE((SELECT MAX(position) FROM event_tags_settled WHERE tag = value), 0), \
+                 COALESCE((SELECT MAX(position) FROM event_tags_recent WHERE tag = value), 0)), 0), \
+             0, 0, 0, NULL FROM json_each(?4) \
          UNION ALL \
          SELECT 5, NULL, position, 0, 0, 0, NULL FROM log_head WHERE only_row = 1",
     )
@@ -425,8 +458,12 @@ async fn commit(
             Outcome::Done(result) => result,
             Outcome::CommittedConflict { tags, after } => {
                 let position: Option<i64> = sqlx::query_scalar(
-                    "SELECT MIN(position) FROM event_tags \
-                     WHERE tag IN (SELECT value FROM json_each(?1)) AND position > ?2",
+                    "SELECT MIN(position) FROM ( \
+                         SELECT MIN(position) AS position FROM event_tags_settled \
+                         WHERE tag IN (SELECT value FROM json_each(?1)) AND position > ?2 \
+                         UNION ALL \
+                         SELECT MIN(position) FROM event_tags_recent \
+                         WHERE tag IN (SELECT value FROM json_each(?1)) AND position > ?2)",
                 )
                 .bind(json_list(&tags)?)
                 .bind(db_int(after))
@@ -646,8 +683,9 @@ fn push_inserts(plan: &mut Plan<'_>, guard: &str, calls: &mut Calls) -> Result<(
         args.add(name)?;
         args.add(db_int(number))
     };
+    calls.statement(settle_recent_tags());
     Inserts {
-        insert: "INSERT INTO event_tags (tag, position)",
+        insert: "INSERT INTO event_tags_recent (tag, position)",
         columns: 2,
         rows: std::mem::take(&mut plan.tag_rows),
         tail: guard,
@@ -697,7 +735,9 @@ fn guarded_calls(plan: &mut Plan<'_>) -> Result<Vec<Call>, StoreError> {
                      WHERE COALESCE((SELECT MAX(stream_version) FROM events WHERE stream = a.value->>0), 0) \
                          <> a.value->>1) \
                  AND NOT EXISTS (SELECT 1 FROM json_each(?) AS f \
-                     WHERE EXISTS (SELECT 1 FROM event_tags \
+                     WHERE EXISTS (SELECT 1 FROM event_tags_settled \
+                         WHERE tag = f.value->>0 AND position > f.value->>1) \
+                     OR EXISTS (SELECT 1 FROM event_tags_recent \
                          WHERE tag = f.value->>0 AND position > f.value->>1));";
     let mut calls = Calls::default();
     let args = calls.statement(guard);
