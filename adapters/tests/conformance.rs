@@ -1255,6 +1255,55 @@ async fn events_read_back_as_appended(h: Arc<Harness>) {
     );
 }
 
+/// SQLite's writer counts the recent tag rows it adds, and counts the
+/// table when it connects: a store opened on a log whose recent tag rows
+/// were left by another moves them once the two together are due, so
+/// the table stays bounded across restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_recent_tag_rows_are_counted_across_restarts() {
+    let h = Harness::new(Kind::Sqlite).await.unwrap();
+    let url = h.url.clone().unwrap();
+    let recent = || async {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_tags_recent")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        rows as usize
+    };
+    // 15 appends of 50 two-tag events: 1,500 tag rows per store, under
+    // the 2,048 at which one writer moves them.
+    let append_1500_rows = |store: Arc<dyn EventStore>| async move {
+        for append in 0..15 {
+            let events = (0..50)
+                .map(|i| event("R", &["all", &format!("r:{append}:{i}")]))
+                .collect();
+            store
+                .append(request("recent", ExpectedVersion::Any, events))
+                .await
+                .unwrap();
+        }
+    };
+    append_1500_rows(h.store.clone()).await;
+    assert_eq!(recent().await, 1_500);
+    for _ in 0..2 {
+        let reopened: Arc<dyn EventStore> = Arc::new(adapters::store::open(&url).await.unwrap());
+        append_1500_rows(reopened).await;
+        let left = recent().await;
+        assert!(left < 2_048, "{left} recent tag rows after a restart");
+    }
+    let all = h
+        .store
+        .read_by_tags(&[Tag::new("all")], 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3 * 15 * 50);
+    h.assert_intact().await;
+    h.finish().await;
+}
+
 /// Two OS processes appending to one database at once: the child is this
 /// same test binary, started with `LETHE_TEST_CHILD_STORE` set.
 #[test]

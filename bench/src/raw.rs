@@ -283,11 +283,13 @@ fn batch_rows(streams: usize, version: i64, first: i64) -> BatchRows {
     BatchRows { events, tags }
 }
 
-/// Stores one batch and moves the head to `head`, in one transaction.
+/// Stores one batch and moves the head to `head`, in one transaction;
+/// on SQLite, moves the recent tag rows first when `settle`.
 async fn write_batch(
     connection: &mut RawConnection,
     rows: &BatchRows,
     head: i64,
+    settle: bool,
 ) -> anyhow::Result<()> {
     match connection {
         RawConnection::Postgres(connection) => {
@@ -318,9 +320,11 @@ async fn write_batch(
             query.build().execute(&mut *tx).await?;
             // SQLite's tag index is a small table of recent rows, moved
             // into the large one when due, as Lethe's writer keeps it.
-            sqlx::query(adapters::store::sqlite_settle_recent_tags())
-                .execute(&mut *tx)
-                .await?;
+            if settle {
+                sqlx::query(adapters::store::SQLITE_SETTLE_RECENT_TAGS)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let mut query = QueryBuilder::<Sqlite>::new(INSERT_RECENT_TAGS);
             query.push_values(&rows.tags, |mut values, (tag, position)| {
                 values.push_bind(tag.as_str()).push_bind(*position);
@@ -347,6 +351,8 @@ pub struct RawBatchWriter {
     version: i64,
     position: i64,
     next: Option<BatchRows>,
+    /// Rows in SQLite's recent tag table.
+    recent_tag_rows: usize,
 }
 
 impl RawBatchWriter {
@@ -357,6 +363,7 @@ impl RawBatchWriter {
             version: 0,
             position: 0,
             next: None,
+            recent_tag_rows: 0,
         })
     }
 }
@@ -376,7 +383,9 @@ impl Op for RawBatchWriter {
         // one after another on its thread, so a future built beside them
         // would only overlap the first.
         let next = tokio::task::spawn_blocking(move || batch_rows(streams, version, first));
-        write_batch(&mut self.connection, &rows, self.position).await?;
+        let settle = self.recent_tag_rows >= adapters::store::SQLITE_RECENT_TAG_ROWS_MAX;
+        write_batch(&mut self.connection, &rows, self.position, settle).await?;
+        self.recent_tag_rows = if settle { 0 } else { self.recent_tag_rows } + rows.tags.len();
         self.next = Some(next.await?);
         Ok(rows.events.len() as u64)
     }

@@ -32,7 +32,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 pub use sqlite::{
-    settle_recent_tags as sqlite_settle_recent_tags, WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS,
+    RECENT_TAG_ROWS_MAX as SQLITE_RECENT_TAG_ROWS_MAX,
+    SETTLE_RECENT_TAGS as SQLITE_SETTLE_RECENT_TAGS, WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS,
 };
 pub use verify::{verify, UnfinishedForgets, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};

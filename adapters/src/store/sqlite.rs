@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,31 +38,30 @@ pub const WRITER_PRAGMAS: [(&str, &str); 2] = [
 ];
 
 /// Rows of the recent tag table (`event_tags_recent`, see migration 0500)
-/// at which the next append moves them into the settled one: about 16
-/// batches of 64 two-tag events. Each batch's tags change every page of
-/// a table this size (a few dozen), and each move writes the settled
-/// leaves those rows fall on once, where inserting every batch's tags
-/// there wrote one leaf per tag row.
-const RECENT_TAG_ROWS_MAX: &str = "2048";
+/// at which the writer moves them into the settled one: about 16 batches
+/// of 64 two-tag events. Each batch's tags change every page of a table
+/// this size (a few dozen), and each move writes the settled leaves those
+/// rows fall on once, where inserting every batch's tags there wrote one
+/// leaf per tag row.
+///
+/// The writer counts the rows it adds (and counts the table when it
+/// connects), so that no append pays for counting them. Another
+/// process's writer adds rows it does not count, and moves rows it did
+/// count: the table holds at most this many rows per writing process,
+/// plus one batch's.
+pub const RECENT_TAG_ROWS_MAX: usize = 2048;
 
-/// Moves the recent tag rows into the settled table when there are
-/// [`RECENT_TAG_ROWS_MAX`] of them, inside an append's transaction.
-/// Either way, the index (the union of both) is the same.
-static SETTLE_RECENT_TAGS: LazyLock<String> = LazyLock::new(|| {
-    let due = format!("(SELECT COUNT(*) FROM event_tags_recent) >= {RECENT_TAG_ROWS_MAX}");
-    format!(
-        "INSERT INTO event_tags_settled (tag, position) \
-             SELECT tag, position FROM event_tags_recent WHERE {due}; \
-         DELETE FROM event_tags_recent WHERE {due};"
-    )
-});
+/// Moves every recent tag row into the settled table, inside an append's
+/// transaction; the index (the union of both) stays the same. Without a
+/// `WHERE`, SQLite empties the recent table at once rather than row by
+/// row. Public, with [`RECENT_TAG_ROWS_MAX`], so that the benchmark's
+/// plain-SQL baseline of a batch writes as the writer does.
+pub const SETTLE_RECENT_TAGS: &str = "INSERT INTO event_tags_settled (tag, position) \
+         SELECT tag, position FROM event_tags_recent; \
+     DELETE FROM event_tags_recent;";
 
-/// The statements that move the recent tag rows into the settled table
-/// when they are due (see [`RECENT_TAG_ROWS_MAX`]). Public so that the
-/// benchmark's plain-SQL baseline of a batch writes as the writer does.
-pub fn settle_recent_tags() -> &'static str {
-    &SETTLE_RECENT_TAGS
-}
+/// What opens every append's transaction: it takes the write lock.
+const BEGIN: &str = "BEGIN IMMEDIATE;";
 
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -123,6 +121,7 @@ pub(crate) async fn open(path: &str) -> Result<(SqlitePool, SqliteWriter), Store
                     options.pragma(*name, *value)
                 }),
             connection: None,
+            recent_tag_rows: 0,
         },
     ))
 }
@@ -262,6 +261,15 @@ fn from_db_int(value: i64) -> Result<u64, StoreError> {
 pub(crate) struct SqliteWriter {
     options: SqliteConnectOptions,
     connection: Option<SqliteConnection>,
+    /// Rows in `event_tags_recent` as far as this writer knows (see
+    /// [`RECENT_TAG_ROWS_MAX`]).
+    recent_tag_rows: usize,
+}
+
+/// A batch's calls ([`guarded_calls`]) and how many tag rows they add.
+pub(crate) struct SqliteRows {
+    calls: Vec<Call>,
+    tag_rows: usize,
 }
 
 impl SqliteWriter {
@@ -274,6 +282,11 @@ impl SqliteWriter {
                     .execute(&mut connection)
                     .await
                     .map_err(from_db)?;
+                let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_tags_recent")
+                    .fetch_one(&mut connection)
+                    .await
+                    .map_err(from_db)?;
+                self.recent_tag_rows = usize::try_from(recent).unwrap_or(0);
                 slot.insert(connection)
             }
         })
@@ -282,18 +295,29 @@ impl SqliteWriter {
 
 #[async_trait]
 impl BatchCommitter for SqliteWriter {
-    type Rows = Vec<Call>;
+    type Rows = SqliteRows;
 
-    fn rows(plan: &mut Plan<'_>) -> Result<Vec<Call>, StoreError> {
-        guarded_calls(plan)
+    fn rows(plan: &mut Plan<'_>) -> Result<SqliteRows, StoreError> {
+        let tag_rows = plan.tag_rows.len();
+        Ok(SqliteRows {
+            calls: guarded_calls(plan)?,
+            tag_rows,
+        })
     }
 
     /// The calls of [`guarded_calls`]: one transaction, whose guard's
     /// verdict the last call answers. A repeated event id or idempotency
     /// key fails on a unique key, and the transaction is rolled back.
-    async fn store(&mut self, rows: Vec<Call>) -> Result<bool, StoreError> {
+    async fn store(&mut self, rows: SqliteRows) -> Result<bool, StoreError> {
+        let SqliteRows {
+            mut calls,
+            tag_rows,
+        } = rows;
+        // Connecting counts the recent tag rows.
+        self.connection().await?;
+        let settle = self.settle_due() && settle_first(&mut calls);
         let connection = self.connection().await?;
-        let answers = match send(connection, rows).await {
+        let answers = match send(connection, calls).await {
             Ok(last) => last
                 .iter()
                 .map(|row| row.try_get::<bool, _>(0))
@@ -302,7 +326,10 @@ impl BatchCommitter for SqliteWriter {
         };
         match answers {
             Ok(answers) => match answers.as_slice() {
-                [stored] => Ok(*stored),
+                [stored] => {
+                    self.count_recent(settle, tag_rows);
+                    Ok(*stored)
+                }
                 answers => Err(corrupt(format!(
                     "the append's last statement gave {} answers, not one",
                     answers.len()
@@ -324,12 +351,44 @@ impl BatchCommitter for SqliteWriter {
         memory: &mut Memory,
         batch: &[&AppendRequest],
     ) -> Result<Committed, StoreError> {
-        commit(self.connection().await?, memory, batch).await
+        self.connection().await?;
+        let settle = self.settle_due();
+        let stored = commit(self.connection().await?, memory, batch, settle).await?;
+        self.count_recent(stored.settled, stored.tag_rows);
+        Ok(stored.committed)
     }
 
     fn reset(&mut self) {
         self.connection = None;
     }
+}
+
+impl SqliteWriter {
+    fn settle_due(&self) -> bool {
+        self.recent_tag_rows >= RECENT_TAG_ROWS_MAX
+    }
+
+    /// After a committed transaction that added `tag_rows` tag rows, and
+    /// moved the recent ones first when `settled`.
+    fn count_recent(&mut self, settled: bool, tag_rows: usize) {
+        let before = if settled { 0 } else { self.recent_tag_rows };
+        self.recent_tag_rows = before + tag_rows;
+    }
+}
+
+/// Puts [`SETTLE_RECENT_TAGS`] into the first call, right after the
+/// `BEGIN IMMEDIATE` that opens the transaction; `false` (nothing moved)
+/// when that call does not open one. The call's text differs from the
+/// usual one only in the batches that move the rows.
+fn settle_first(calls: &mut [Call]) -> bool {
+    let Some((sql, _)) = calls.first_mut() else {
+        return false;
+    };
+    let Some(rest) = sql.strip_prefix(BEGIN) else {
+        return false;
+    };
+    *sql = format!("{BEGIN} {SETTLE_RECENT_TAGS} {rest}");
+    true
 }
 
 /// Decides and stores a batch in two calls into SQLite: `BEGIN IMMEDIATE`
@@ -348,7 +407,8 @@ async fn commit(
     connection: &mut SqliteConnection,
     memory: &mut Memory,
     batch: &[&AppendRequest],
-) -> Result<Committed, StoreError> {
+    settle: bool,
+) -> Result<Stored, StoreError> {
     let wanted = Wanted::of(batch);
     let ids: Vec<String> = wanted
         .event_ids
@@ -483,6 +543,9 @@ async fn commit(
         });
     }
 
+    let tag_rows = plan.tag_rows.len();
+    // A batch with nothing to store moves nothing either.
+    let settled = settle && !plan.rows.is_empty();
     if plan.rows.is_empty() {
         sqlx::query("COMMIT")
             .execute(&mut *connection)
@@ -490,15 +553,30 @@ async fn commit(
             .map_err(from_db)?;
     } else {
         let mut calls = Calls::default();
+        if settled {
+            calls.statement(SETTLE_RECENT_TAGS);
+        }
         push_inserts(&mut plan, "", &mut calls)?;
         calls.statement("COMMIT;");
         send(connection, calls.finish()).await.map_err(from_db)?;
     }
     memory.committed(&plan);
-    Ok(Committed {
-        outcomes,
-        head: plan.head,
+    Ok(Stored {
+        committed: Committed {
+            outcomes,
+            head: plan.head,
+        },
+        settled,
+        tag_rows,
     })
+}
+
+/// What [`commit`] stored: its answer, whether it moved the recent tag
+/// rows first, and how many tag rows it added.
+struct Stored {
+    committed: Committed,
+    settled: bool,
+    tag_rows: usize,
 }
 
 /// Row counts of the multi-row `VALUES` statements that carry a batch's
@@ -683,7 +761,6 @@ fn push_inserts(plan: &mut Plan<'_>, guard: &str, calls: &mut Calls) -> Result<(
         args.add(name)?;
         args.add(db_int(number))
     };
-    calls.statement(settle_recent_tags());
     Inserts {
         insert: "INSERT INTO event_tags_recent (tag, position)",
         columns: 2,
@@ -725,6 +802,8 @@ fn guarded_calls(plan: &mut Plan<'_>) -> Result<Vec<Call>, StoreError> {
     };
     let expected_head = db_int(first.event.header.position - 1);
     let assumed = std::mem::take(&mut plan.assumed);
+    // Opens with `BEGIN`, after which `settle_first` puts the move of the
+    // recent tag rows.
     let guard = "BEGIN IMMEDIATE; \
          DELETE FROM temp.append_guard; \
          INSERT INTO temp.append_guard \

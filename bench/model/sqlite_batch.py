@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""A model of one group-commit batch on SQLite, in plain SQL.
+
+Each transaction stores the next event of each of 64 streams (the
+columns of Lethe's `events` table, a payload of about 250 bytes) and,
+depending on the variant, their two tag rows, as the store's writer
+does with 64 callers; WAL, `synchronous=FULL` unless the variant says
+otherwise, statement journals in memory, a checkpoint every 8,000
+pages. It prints events/s and the time of the inserts and of the
+COMMIT per batch, so that the cost of each index can be told apart.
+bench/README.md quotes its figures ("SQLite's tag index in two tables").
+
+    python3 bench/model/sqlite_batch.py [seconds per variant]
+"""
+
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EVENT_LOG = os.path.join(HERE, "..", "..", "adapters", "migrations", "sqlite", "0001_event_log.sql")
+STREAMS = 64
+RECENT = (
+    "CREATE TABLE event_tags_recent (tag TEXT NOT NULL, position INTEGER NOT NULL, "
+    "PRIMARY KEY (tag, position)) WITHOUT ROWID;"
+)
+PAYLOAD = json.dumps({
+    "request_id": str(uuid.uuid4()), "scope": "file:f-1-1", "policy": "gdpr",
+    "channel": "in_product", "requested_by": {"member": "acct-1"},
+    "due_at": "2026-04-01T10:00:00.000000Z",
+    "note": "benchmark event shaped like a deletion request",
+})
+METADATA = json.dumps({
+    "actor": "service:bench", "correlation_id": str(uuid.uuid4()),
+    "causation_id": None, "idempotency_key": None, "source_channel": "bench",
+})
+NOW = "2026-12-01T00:00:00.000000Z"
+
+
+def run(name, tags="direct", move_every=16, stream_key=True, synchronous="full", seconds=6.0):
+    """tags: "direct" (into the one index), "recent" (into a small table
+    moved into the large one every `move_every` batches) or "none"."""
+    with tempfile.TemporaryDirectory() as directory:
+        db = sqlite3.connect(os.path.join(directory, "model.db"), isolation_level=None)
+        for pragma in ("journal_mode=wal", f"synchronous={synchronous}",
+                       "temp_store=memory", "wal_autocheckpoint=8000"):
+            db.execute(f"PRAGMA {pragma}")
+        schema = open(EVENT_LOG).read()
+        if not stream_key:
+            schema = schema.replace(",\n    UNIQUE (stream, stream_version)", "")
+        db.executescript(schema)
+        db.executescript(RECENT)
+        position, versions, batches = 0, [0] * STREAMS, 0
+        inserting = committing = 0.0
+        start = time.time()
+        while time.time() - start < seconds:
+            began = time.perf_counter()
+            db.execute("BEGIN")
+            events, tag_rows = [], []
+            for stream in range(STREAMS):
+                position += 1
+                versions[stream] += 1
+                events.append((
+                    position, f"raw-{stream}", versions[stream],
+                    str(uuid.UUID(int=(position << 64) | stream)), "DeletionRequested", 1,
+                    NOW, NOW, PAYLOAD, METADATA, "[]", b"Z" * 32, position, position))
+                tag_rows.append((f"workspace:ws-{stream}", position))
+                tag_rows.append((f"resource:file:f-{stream}-{versions[stream]}", position))
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
+            if tags == "direct":
+                db.executemany("INSERT INTO event_tags VALUES (?, ?)", tag_rows)
+            elif tags == "recent":
+                db.executemany("INSERT INTO event_tags_recent VALUES (?, ?)", tag_rows)
+                if (batches + 1) % move_every == 0:
+                    db.execute("INSERT INTO event_tags SELECT tag, position FROM event_tags_recent")
+                    db.execute("DELETE FROM event_tags_recent")
+            inserted = time.perf_counter()
+            db.execute("COMMIT")
+            committed = time.perf_counter()
+            inserting += inserted - began
+            committing += committed - inserted
+            batches += 1
+        elapsed = time.time() - start
+        db.close()
+    print(f"{name:<44} {batches * STREAMS / elapsed:>8.0f} events/s   "
+          f"insert {inserting / batches * 1000:.2f} ms   commit {committing / batches * 1000:.2f} ms",
+          flush=True)
+
+
+def multi_row(seconds):
+    """The multi-row baseline: 100 events of one stream per transaction."""
+    with tempfile.TemporaryDirectory() as directory:
+        db = sqlite3.connect(os.path.join(directory, "model.db"), isolation_level=None)
+        for pragma in ("journal_mode=wal", "synchronous=full",
+                       "temp_store=memory", "wal_autocheckpoint=8000"):
+            db.execute(f"PRAGMA {pragma}")
+        db.executescript(open(EVENT_LOG).read())
+        position, stored = 0, 0
+        start = time.time()
+        while time.time() - start < seconds:
+            db.execute("BEGIN")
+            events = []
+            for _ in range(100):
+                position += 1
+                events.append((
+                    position, "raw-0", position, str(uuid.UUID(int=position << 64)),
+                    "DeletionRequested", 1, NOW, NOW, PAYLOAD, METADATA, "[]", b"Z" * 32,
+                    position, position))
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
+            db.execute("COMMIT")
+            stored += 100
+        elapsed = time.time() - start
+        db.close()
+    print(f"{'100 events of one stream per transaction':<44} {stored / elapsed:>8.0f} events/s",
+          flush=True)
+
+
+def main():
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
+    for _ in range(2):
+        run("tags into the one index", seconds=seconds)
+        run("tags into the one index, synchronous=NORMAL", synchronous="normal", seconds=seconds)
+        run("tags into the one index, synchronous=OFF", synchronous="off", seconds=seconds)
+        for every in (8, 16, 64):
+            run(f"tags into a recent table, moved every {every}", "recent", every, seconds=seconds)
+        run("recent tags, no (stream, stream_version) key", "recent", 16, False, seconds=seconds)
+        run("no tag rows", "none", seconds=seconds)
+        multi_row(seconds)
+
+
+if __name__ == "__main__":
+    main()
