@@ -13,6 +13,7 @@ use commands::log::{
 };
 use support::{event, request, Harness, Kind};
 use tokio::sync::Barrier;
+use uuid::Uuid;
 
 /// Runs each listed test body against each backend.
 macro_rules! conformance {
@@ -640,15 +641,17 @@ async fn read_by_tags(h: Arc<Harness>) {
     assert_eq!(fifth[0].tags, [Tag::new("c"), Tag::new("a"), Tag::new("a")]);
 }
 
-/// Thousands of tag rows, from large appends and from many concurrent
-/// one-event appends (SQLite moves its recent tag rows into the settled
-/// table every couple of thousand rows): every tag still finds each of
-/// its events, once and in order, and conditions see them all.
+/// Thousands of tag rows, from large appends, from many concurrent
+/// one-event appends and from one append of more tag rows than SQLite
+/// keeps in its recent tag table (SQLite moves those rows into the
+/// settled table every couple of thousand rows): every tag still finds
+/// each of its events, once and in order, and conditions see them all.
 async fn the_tag_index_is_whole_across_many_batches(h: Arc<Harness>) {
     const LARGE_APPENDS: u64 = 25;
     const LARGE_EVENTS: u64 = 100;
     const WRITERS: u64 = 32;
-    const WRITER_APPENDS: u64 = 20;
+    const WRITER_APPENDS: u64 = 40;
+    const HUGE_EVENTS: u64 = 1_100;
     let store = h.store.clone();
     for append in 0..LARGE_APPENDS {
         let events = (0..LARGE_EVENTS)
@@ -659,6 +662,9 @@ async fn the_tag_index_is_whole_across_many_batches(h: Arc<Harness>) {
             .await
             .unwrap();
     }
+    // On SQLite: 600 recent rows now, and 2,560 more from the writers,
+    // so rows move while the writer's batches overlap.
+    let settled_before = sqlite_tag_rows(&h, "event_tags_settled").await;
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
         let store = store.clone();
@@ -679,7 +685,21 @@ async fn the_tag_index_is_whole_across_many_batches(h: Arc<Harness>) {
     for writer in writers {
         writer.await.unwrap();
     }
-    let total = LARGE_APPENDS * LARGE_EVENTS + WRITERS * WRITER_APPENDS;
+    let settled_after = sqlite_tag_rows(&h, "event_tags_settled").await;
+    if h.kind == Kind::Sqlite {
+        assert!(
+            settled_after > settled_before,
+            "no rows moved: {settled_after}"
+        );
+    }
+    let huge = (0..HUGE_EVENTS)
+        .map(|i| event("H", &["all", &format!("huge:{i}")]))
+        .collect();
+    store
+        .append(request("huge", ExpectedVersion::Any, huge))
+        .await
+        .unwrap();
+    let total = LARGE_APPENDS * LARGE_EVENTS + WRITERS * WRITER_APPENDS + HUGE_EVENTS;
     assert_eq!(store.head().await.unwrap(), total);
 
     let mut after = 0;
@@ -707,6 +727,11 @@ async fn the_tag_index_is_whole_across_many_batches(h: Arc<Harness>) {
         .await
         .unwrap();
     assert_eq!(one_writer.len() as u64, WRITER_APPENDS);
+    let last_huge = store
+        .read_by_tags(&[Tag::new(format!("huge:{}", HUGE_EVENTS - 1))], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(last_huge.len(), 1);
     // The first large append's tags are long settled on SQLite.
     assert_eq!(refused_condition(store.as_ref(), "c1", "n:5", 0).await, 6);
     assert_eq!(
@@ -719,29 +744,42 @@ async fn the_tag_index_is_whole_across_many_batches(h: Arc<Harness>) {
         .unwrap();
 
     if h.kind == Kind::Sqlite {
-        let url = h.url.clone().unwrap();
-        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-            .await
-            .unwrap();
-        let count = |table: &str| format!("SELECT COUNT(*) FROM {table}");
-        let mut rows = Vec::new();
-        for table in ["event_tags_settled", "event_tags_recent", "event_tags"] {
-            let n: i64 = sqlx::query_scalar(&count(table))
-                .fetch_one(&mut db)
-                .await
-                .unwrap();
-            rows.push(n);
-        }
         // Two tags on each event, and one on the last conditional append.
-        let tag_rows = 2 * total + 1;
-        assert_eq!(rows[2] as u64, tag_rows, "{rows:?}");
-        assert_eq!(rows[0] + rows[1], rows[2]);
-        assert!(
-            rows[0] > 0 && rows[1] < 2_048 + 2 * LARGE_EVENTS as i64,
-            "{rows:?}"
-        );
+        assert_eq!(sqlite_tag_rows(&h, "event_tags").await, 2 * total + 1);
+        let twice = sqlite_tag_rows(
+            &h,
+            "(SELECT 1 FROM event_tags GROUP BY tag, position HAVING COUNT(*) > 1)",
+        )
+        .await;
+        assert_eq!(twice, 0, "rows in both tables");
+        let recent = sqlite_tag_rows(&h, "event_tags_recent").await;
+        assert!(recent < 2_048 + 2 * LARGE_EVENTS, "{recent} recent rows");
+        // The huge append's rows went to the settled table themselves.
+        let huge_recent = sqlite_tag_rows(
+            &h,
+            "event_tags_recent WHERE tag >= 'huge:' AND tag < 'huge;'",
+        )
+        .await;
+        assert_eq!(huge_recent, 0);
     }
     h.assert_intact().await;
+}
+
+/// `SELECT COUNT(*) FROM {from}` on the harness's SQLite database; 0 on
+/// the other backends.
+async fn sqlite_tag_rows(h: &Harness, from: &str) -> u64 {
+    if h.kind != Kind::Sqlite {
+        return 0;
+    }
+    let url = h.url.clone().unwrap();
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {from}"))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    rows as u64
 }
 
 async fn wait_for_wakes_and_times_out(h: Arc<Harness>) {
@@ -1257,28 +1295,18 @@ async fn events_read_back_as_appended(h: Arc<Harness>) {
 
 /// SQLite's writer counts the recent tag rows it adds, and counts the
 /// table when it connects: a store opened on a log whose recent tag rows
-/// were left by another moves them once the two together are due, so
-/// the table stays bounded across restarts.
+/// were left by another moves them once the two together are due (with
+/// its first append, decided on looked-up state, when they already are),
+/// so the table stays bounded across restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_recent_tag_rows_are_counted_across_restarts() {
     let h = Harness::new(Kind::Sqlite).await.unwrap();
     let url = h.url.clone().unwrap();
-    let recent = || async {
-        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-            .await
-            .unwrap();
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_tags_recent")
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
-        rows as usize
-    };
-    // 15 appends of 50 two-tag events: 1,500 tag rows per store, under
-    // the 2,048 at which one writer moves them.
-    let append_1500_rows = |store: Arc<dyn EventStore>| async move {
-        for append in 0..15 {
-            let events = (0..50)
-                .map(|i| event("R", &["all", &format!("r:{append}:{i}")]))
+    // `appends` appends of `events` two-tag events each.
+    let append = |store: Arc<dyn EventStore>, appends: usize, events: usize| async move {
+        for _ in 0..appends {
+            let events = (0..events)
+                .map(|_| event("R", &["all", &format!("r:{}", Uuid::now_v7())]))
                 .collect();
             store
                 .append(request("recent", ExpectedVersion::Any, events))
@@ -1286,20 +1314,89 @@ async fn sqlite_recent_tag_rows_are_counted_across_restarts() {
                 .unwrap();
         }
     };
-    append_1500_rows(h.store.clone()).await;
-    assert_eq!(recent().await, 1_500);
-    for _ in 0..2 {
-        let reopened: Arc<dyn EventStore> = Arc::new(adapters::store::open(&url).await.unwrap());
-        append_1500_rows(reopened).await;
-        let left = recent().await;
-        assert!(left < 2_048, "{left} recent tag rows after a restart");
-    }
+    let reopen = || async { Arc::new(adapters::store::open(&url).await.unwrap()) };
+
+    // 2,000 rows, then 200 more in an append that starts under 2,048.
+    append(h.store.clone(), 20, 50).await;
+    append(h.store.clone(), 1, 100).await;
+    assert_eq!(sqlite_tag_rows(&h, "event_tags_recent").await, 2_200);
+
+    // A restart counts 2,200: its first append moves them.
+    let second = reopen().await;
+    append(second.clone(), 1, 50).await;
+    assert_eq!(sqlite_tag_rows(&h, "event_tags_recent").await, 100);
+    append(second.clone(), 15, 50).await;
+    assert_eq!(sqlite_tag_rows(&h, "event_tags_recent").await, 1_600);
+    second.close().await;
+
+    // A restart counts 1,600, and moves them once 2,048 are due.
+    let third = reopen().await;
+    append(third.clone(), 15, 50).await;
+    let left = sqlite_tag_rows(&h, "event_tags_recent").await;
+    assert!(left < 2_048, "{left} recent tag rows after a restart");
+    third.close().await;
+
+    let events = 20 * 50 + 100 + 50 + 15 * 50 + 15 * 50;
+    assert_eq!(sqlite_tag_rows(&h, "event_tags").await, 2 * events);
     let all = h
         .store
         .read_by_tags(&[Tag::new("all")], 0, 10_000)
         .await
         .unwrap();
-    assert_eq!(all.len(), 3 * 15 * 50);
+    assert_eq!(all.len() as u64, events);
+    h.assert_intact().await;
+    h.finish().await;
+}
+
+/// SQLite's `event_tags` view takes a hand-written row as one table with
+/// one key would: a row either table holds is refused. A row written
+/// there ahead of its event, which the event then brings again, is kept
+/// once when the recent rows move, and appends go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tag_rows_written_by_hand_are_kept_once() {
+    let h = Harness::new(Kind::Sqlite).await.unwrap();
+    let url = h.url.clone().unwrap();
+    let one = |tag: &str| request("s", ExpectedVersion::Any, vec![event("T", &[tag])]);
+    h.store.append(one("tag:a")).await.unwrap();
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    // Position 1's row is in the recent table: the view refuses it again.
+    let again = sqlx::query("INSERT INTO event_tags (tag, position) VALUES ('tag:a', 1)")
+        .execute(&mut db)
+        .await;
+    assert!(
+        matches!(&again, Err(sqlx::Error::Database(e)) if e.message().contains("UNIQUE")),
+        "{again:?}"
+    );
+    // A row ahead of its event: position 2, which the next append takes.
+    sqlx::query("INSERT INTO event_tags (tag, position) VALUES ('tag:b', 2)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    h.store.append(one("tag:b")).await.unwrap();
+    // Enough rows for a move, and appends after it.
+    for _ in 0..25 {
+        let events = (0..50)
+            .map(|i| event("R", &["all", &format!("r:{i}:{}", Uuid::now_v7())]))
+            .collect();
+        h.store
+            .append(request("many", ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+    }
+    h.store.append(one("tag:b")).await.unwrap();
+    let b_at_2 = sqlite_tag_rows(&h, "event_tags WHERE tag = 'tag:b' AND position = 2").await;
+    assert_eq!(b_at_2, 1);
+    assert_eq!(sqlite_tag_rows(&h, "event_tags").await, 2 + 25 * 50 * 2 + 1);
+    let found = h
+        .store
+        .read_by_tags(&[Tag::new("tag:b")], 0, 10)
+        .await
+        .unwrap();
+    let positions: Vec<Position> = found.iter().map(|event| event.position).collect();
+    assert_eq!(positions, [2, 2 + 25 * 50 + 1]);
+    sqlx::Connection::close(db).await.unwrap();
     h.assert_intact().await;
     h.finish().await;
 }

@@ -225,8 +225,6 @@ const BLOCKED_REQUEST_ON_RESOURCE: &str = "EXISTS (SELECT 1 FROM rm_resource_sco
 const BLOCKED_REQUEST_ON_RECORD: &str =
     "EXISTS (SELECT 1 FROM rm_requests q WHERE q.scope = r.subject AND q.state = 'blocked')";
 
-/// The resources shown blocked by a hold: tasks released and stopped by
-/// an active hold, or a deletion that met a hold before its release.
 /// The positions of the log's tag index rows (as `s`) that `filter`
 /// keeps. SQLite's index is two tables (its migration 0500), each
 /// searched by its own key: through their union view the filter would
@@ -241,6 +239,8 @@ fn tag_positions(backend: super::Backend, filter: &str) -> String {
     }
 }
 
+/// The resources shown blocked by a hold: tasks released and stopped by
+/// an active hold, or a deletion that met a hold before its release.
 fn blocked_by_hold_filter() -> String {
     format!(
         " AND ((r.state = 'deletion-pending' AND {ACTIVE_HOLD_ON_RESOURCE}) \
