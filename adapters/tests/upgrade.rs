@@ -4,7 +4,7 @@
 mod support;
 
 use adapters::store;
-use commands::log::{EventStore, ExpectedVersion, StoreError, StreamId};
+use commands::log::{AppendCondition, EventStore, ExpectedVersion, StoreError, StreamId, Tag};
 use support::{alter, broken_at, event, refused_as_corrupt, request, Harness, Kind};
 
 /// The schema before the head record: a version row per stream, moved
@@ -132,3 +132,66 @@ support::on_both_backends!(
     a_removed_tail_survives_the_head_record_migration,
     unrecorded_events_survive_the_head_record_migration,
 );
+
+/// SQLite's tag index before migration 0500: one table, `event_tags`.
+const BEFORE_RECENT_TAGS: &str = "DROP TRIGGER event_tags_insert; \
+     DROP TRIGGER event_tags_delete; \
+     DROP VIEW event_tags; \
+     INSERT INTO event_tags_settled SELECT tag, position FROM event_tags_recent; \
+     DROP TABLE event_tags_recent; \
+     ALTER TABLE event_tags_settled RENAME TO event_tags; \
+     DELETE FROM _sqlx_migrations WHERE version = 500";
+
+/// A SQLite log whose tag index is one table opens with its rows in the
+/// settled table: every tag finds its events, conditions see them, the
+/// log verifies, and appends go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tags_survive_the_recent_tags_migration() {
+    let h = Harness::new(Kind::Sqlite).await.unwrap();
+    for stream in ["s0", "s1", "s2"] {
+        let events = (0..3).map(|_| event("T", &["tag:a", stream])).collect();
+        h.store
+            .append(request(stream, ExpectedVersion::NoStream, events))
+            .await
+            .unwrap();
+    }
+    alter(&h, Kind::Sqlite, BEFORE_RECENT_TAGS).await;
+
+    let reopened = store::open(h.url.as_deref().unwrap()).await.unwrap();
+    let report = store::verify(&reopened).await.expect("the log verifies");
+    assert_eq!(report.events, 9);
+    let positions = |tag: &'static str| {
+        let reopened = &reopened;
+        async move {
+            reopened
+                .read_by_tags(&[Tag::new(tag)], 0, 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|event| event.position)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(positions("tag:a").await, (1..=9).collect::<Vec<_>>());
+    assert_eq!(positions("s1").await, [4, 5, 6]);
+    let mut guarded = request("s3", ExpectedVersion::NoStream, vec![event("T", &["s1"])]);
+    guarded.condition = Some(AppendCondition {
+        tags: vec![Tag::new("s1")],
+        after: 5,
+    });
+    match reopened.append(guarded).await {
+        Err(StoreError::ConditionFailed { position, .. }) => assert_eq!(position, 6),
+        other => panic!("expected a condition refusal, got {other:?}"),
+    }
+    reopened
+        .append(request(
+            "s1",
+            ExpectedVersion::Exact(3),
+            vec![event("T", &["s1"])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(positions("s1").await, [4, 5, 6, 10]);
+    reopened.close().await;
+    h.finish().await;
+}
