@@ -27,6 +27,18 @@ pub const MASTER_KEY_ENV: &str = "LETHE_MASTER_KEY";
 /// The environment variable naming the master key file.
 pub const MASTER_KEY_FILE_ENV: &str = "LETHE_MASTER_KEY_FILE";
 
+/// SQL: the key table holds a tombstone for the subject of the forget
+/// whose stream is the column `stream` (a forget's stream is `subject-`
+/// and the key's owner): its key destroyed, or a tombstone written where
+/// it had none. Without one, the forget did not finish. The log's
+/// verification and the read models' list of recorded forgets both ask.
+pub(crate) fn tombstone_for_forget(stream: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM data_keys k \
+             WHERE k.owner = substr({stream}, 9) AND k.wrapped IS NULL)"
+    )
+}
+
 fn unavailable(error: impl fmt::Display) -> VaultError {
     VaultError::Unavailable(error.to_string())
 }

@@ -583,22 +583,8 @@ async fn every_table_has_its_primary_key(h: &Harness) {
 /// query use indexes, not sequential scans, once PostgreSQL knows the data.
 async fn plans_use_indexes(h: &Harness) {
     h.execute("ANALYZE").await;
-    let audit = h
-        .models
-        .explain_audit(&AuditQuery {
-            subject: Some("request:00000000-0000-7000-8000-000000000000".into()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
-    let audit_by_file = h
-        .models
-        .explain_audit(&AuditQuery {
-            subject: Some("file:f-7-1".into()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
+    let audit = audit_plan(h, "request:00000000-0000-7000-8000-000000000000").await;
+    let audit_by_file = audit_plan(h, "file:f-7-1").await;
     let report = h
         .models
         .explain_report(&DeadlineQuery {
@@ -626,14 +612,7 @@ async fn plans_use_indexes(h: &Harness) {
 /// the audit lookup of one subject searches each by its key, and scans
 /// neither, nor the events or the audit trail.
 async fn sqlite_audit_lookup_searches_both_tag_tables(h: &Harness) {
-    let plan = h
-        .models
-        .explain_audit(&AuditQuery {
-            subject: Some("file:f-7-1".into()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
+    let plan = audit_plan(h, "file:f-7-1").await;
     eprintln!("audit plan:\n{plan}");
     // Both tables go by the alias `s`: one keyed search each.
     let keyed = plan
@@ -655,6 +634,17 @@ async fn sqlite_audit_lookup_searches_both_tag_tables(h: &Harness) {
             "a scan of {table}:\n{plan}"
         );
     }
+}
+
+/// The database's plan for the audit lookup of `subject`.
+async fn audit_plan(h: &Harness, subject: &str) -> String {
+    h.models
+        .explain_audit(&AuditQuery {
+            subject: Some(subject.into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
 }
 
 /// Read models stored under an older schema version (an upgrade of

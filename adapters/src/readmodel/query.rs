@@ -689,13 +689,14 @@ impl ReadModels {
         let rows = conn
             .exec()
             .fetch_all(
-                "SELECT a.position, substr(a.stream, 9) AS subject, \
-                     CAST(CASE WHEN EXISTS (SELECT 1 FROM data_keys k \
-                         WHERE k.owner = substr(a.stream, 9) AND k.wrapped IS NULL) \
-                     THEN 0 ELSE 1 END AS BIGINT) AS unfinished \
-                 FROM rm_audit a \
-                 WHERE a.event_type = 'SubjectForgotten' AND a.position > $1 \
-                 ORDER BY a.position LIMIT $2",
+                &format!(
+                    "SELECT a.position, substr(a.stream, 9) AS subject, \
+                         CAST(CASE WHEN {} THEN 0 ELSE 1 END AS BIGINT) AS unfinished \
+                     FROM rm_audit a \
+                     WHERE a.event_type = 'SubjectForgotten' AND a.position > $1 \
+                     ORDER BY a.position LIMIT $2",
+                    crate::keys::tombstone_for_forget("a.stream")
+                ),
                 vec![
                     after.into(),
                     i64::try_from(limit).unwrap_or(i64::MAX).into(),

@@ -44,16 +44,18 @@ async fn unfinished_forgets(
     backend: &Backend,
     head: Position,
 ) -> Result<UnfinishedForgets, StoreError> {
-    const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT), MIN(e.position) FROM events e \
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT), MIN(e.position) FROM events e \
          WHERE e.event_type = 'SubjectForgotten' AND e.position <= $1 \
-         AND NOT EXISTS (SELECT 1 FROM data_keys k \
-             WHERE k.owner = substr(e.stream, 9) AND k.wrapped IS NULL)";
+         AND NOT {}",
+        crate::keys::tombstone_for_forget("e.stream")
+    );
     let head = i64::try_from(head).unwrap_or(i64::MAX);
     let unavailable =
         |e: sqlx::Error| StoreError::Unavailable(format!("checking the recorded forgets: {e}"));
     let (count, first): (i64, Option<i64>) = match backend {
-        Backend::Sqlite(pool) => sqlx::query_as(SQL).bind(head).fetch_one(pool).await,
-        Backend::Postgres(pool) => sqlx::query_as(SQL).bind(head).fetch_one(pool).await,
+        Backend::Sqlite(pool) => sqlx::query_as(&sql).bind(head).fetch_one(pool).await,
+        Backend::Postgres(pool) => sqlx::query_as(&sql).bind(head).fetch_one(pool).await,
     }
     .map_err(unavailable)?;
     Ok(UnfinishedForgets {
