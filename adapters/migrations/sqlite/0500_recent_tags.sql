@@ -13,7 +13,7 @@
 -- `event_tags` stays the name to read the whole index by: a view of both
 -- tables. Its triggers let a repair (or a test) delete rows from it and
 -- insert rows into it as into one table with one key: a row either
--- table holds is refused.
+-- table holds is refused, with the same error either way.
 ALTER TABLE event_tags RENAME TO event_tags_settled;
 
 CREATE TABLE event_tags_recent (
@@ -36,7 +36,7 @@ END;
 CREATE TRIGGER event_tags_insert INSTEAD OF INSERT ON event_tags
 BEGIN
     SELECT RAISE(ABORT, 'UNIQUE constraint failed: event_tags.tag, event_tags.position')
-        WHERE EXISTS (SELECT 1 FROM event_tags_recent
+        WHERE EXISTS (SELECT 1 FROM event_tags
             WHERE tag = NEW.tag AND position = NEW.position);
     INSERT INTO event_tags_settled (tag, position) VALUES (NEW.tag, NEW.position);
 END;

@@ -778,10 +778,12 @@ fn push_inserts(plan: &mut Plan<'_>, guard: &str, calls: &mut Calls) -> Result<(
         args.add(name)?;
         args.add(db_int(number))
     };
+    // A row either table holds already (written by hand ahead of its
+    // event) is the same fact, kept once, as the move keeps it.
     let tags_into = if recent_rows(plan) == plan.tag_rows.len() {
-        "INSERT INTO event_tags_recent (tag, position)"
+        "INSERT OR IGNORE INTO event_tags_recent (tag, position)"
     } else {
-        "INSERT INTO event_tags_settled (tag, position)"
+        "INSERT OR IGNORE INTO event_tags_settled (tag, position)"
     };
     Inserts {
         insert: tags_into,
