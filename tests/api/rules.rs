@@ -133,6 +133,30 @@ async fn disconnect(app: &TestApp, id: &str, body: Value) -> Answer {
     app.post(Service, &uri, body).await
 }
 
+/// A workspace `ws` with YouTube connection `integration` (channel
+/// `channel`), and the answer to a deletion request for that connection's
+/// data, received from Google.
+async fn youtube_request(app: &TestApp, ws: &str, integration: &str, channel: &str) -> Value {
+    seed_workspace(app, ws).await;
+    connect(app, ws, integration, "youtube", channel).await;
+    request(
+        app,
+        json!({ "scope": format!("integration:{integration}"), "channel": "google-youtube", "requested_by": "account:acct-owner" }),
+    )
+    .await
+}
+
+/// Records, as a service, that request `id`'s requester was told it was
+/// received (CCPA).
+async fn confirm_receipt(app: &TestApp, id: &str) -> Answer {
+    app.post(
+        Service,
+        &format!("/v1/deletion-requests/{id}/confirm-receipt"),
+        json!({}),
+    )
+    .await
+}
+
 async fn connect(app: &TestApp, ws: &str, id: &str, platform: &str, external: &str) {
     expect(
         &app.post(
@@ -234,13 +258,7 @@ pub async fn r1_r2_disconnect(app: &TestApp) {
 
 /// R3: YouTube API user data is due within 7 calendar days.
 pub async fn r3_youtube_seven_days(app: &TestApp) {
-    seed_workspace(app, "ws-r3").await;
-    connect(app, "ws-r3", "yt-r3", "youtube", "UCr3").await;
-    let answer = request(
-        app,
-        json!({ "scope": "integration:yt-r3", "channel": "google-youtube", "requested_by": "account:acct-owner" }),
-    )
-    .await;
+    let answer = youtube_request(app, "ws-r3", "yt-r3", "UCr3").await;
     assert_eq!(time(&answer["due_at"]), app.clock_now() + Duration::days(7));
     let first = detail(app, answer["request_id"].as_str().unwrap()).await;
     assert_eq!(first["policy"], "youtube-api-user-data");
@@ -1483,13 +1501,7 @@ pub async fn idempotent_requests(app: &TestApp) {
 /// request was already late does not excuse it: the report keeps it
 /// overdue, not blocked.
 pub async fn a_late_request_stays_overdue_when_a_hold_comes(app: &TestApp) {
-    seed_workspace(app, "ws-late").await;
-    connect(app, "ws-late", "yt-late", "youtube", "UClate").await;
-    let answer = request(
-        app,
-        json!({ "scope": "integration:yt-late", "channel": "google-youtube", "requested_by": "account:acct-owner" }),
-    )
-    .await;
+    let answer = youtube_request(app, "ws-late", "yt-late", "UClate").await;
     let id = answer["request_id"].as_str().unwrap().to_owned();
     app.clock.advance(Duration::days(10));
     expect(
@@ -1724,23 +1736,11 @@ pub async fn ccpa_receipt_confirmation(app: &TestApp) {
     assert_eq!(detail(app, prompt).await["receipt"], "confirmed-on-time");
 
     // Confirmed late; a repeat answers with the first time, stores nothing.
-    let first = app
-        .post(
-            Service,
-            &format!("/v1/deletion-requests/{late}/confirm-receipt"),
-            json!({}),
-        )
-        .await;
+    let first = confirm_receipt(app, late).await;
     expect(&first, 200);
     let head = app.head().await;
     app.clock.advance(Duration::hours(1));
-    let again = app
-        .post(
-            Service,
-            &format!("/v1/deletion-requests/{late}/confirm-receipt"),
-            json!({}),
-        )
-        .await;
+    let again = confirm_receipt(app, late).await;
     expect(&again, 200);
     assert_eq!(again.json, first.json);
     assert_eq!(
@@ -1843,13 +1843,7 @@ pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &Test
     let plain = detail(app, plain["request_id"].as_str().unwrap()).await;
     assert_eq!(plain["policy"], "ccpa");
     assert_eq!(plain["asked_policy"], Value::Null);
-    seed_workspace(app, "ws-r3yt").await;
-    connect(app, "ws-r3yt", "yt-r3yt", "youtube", "UCr3yt").await;
-    let youtube = request(
-        app,
-        json!({ "scope": "integration:yt-r3yt", "channel": "google-youtube", "requested_by": "account:acct-owner" }),
-    )
-    .await;
+    let youtube = youtube_request(app, "ws-r3yt", "yt-r3yt", "UCr3yt").await;
     let youtube = youtube["request_id"].as_str().unwrap().to_owned();
     let shown = detail(app, &youtube).await;
     assert_eq!(shown["asked_policy"], Value::Null);
@@ -1883,13 +1877,7 @@ pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &Test
     assert!(!overdue(&ccpa.json).contains(&id), "{}", ccpa.text);
     assert_eq!(detail(app, &id).await["receipt"], "overdue");
 
-    let confirmed = app
-        .post(
-            Service,
-            &format!("/v1/deletion-requests/{id}/confirm-receipt"),
-            json!({}),
-        )
-        .await;
+    let confirmed = confirm_receipt(app, &id).await;
     expect(&confirmed, 200);
     assert_eq!(detail(app, &id).await["receipt"], "confirmed-late");
     let report = app.get(Auditor, "/v1/reports/deadlines").await;
