@@ -181,13 +181,26 @@ impl TestApp {
     }
 
     pub async fn post(&self, role: ApiRole, uri: &str, body: Value) -> Answer {
+        self.post_keyed(role, uri, body, None).await
+    }
+
+    /// A JSON post as `role`, with an `Idempotency-Key` header when `key`
+    /// is given.
+    pub async fn post_keyed(
+        &self,
+        role: ApiRole,
+        uri: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> Answer {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
         self.raw(
             Method::POST,
             uri,
             Some(self.token(role)),
             Some("application/json"),
             body.to_string().into_bytes(),
-            &[],
+            &headers,
         )
         .await
     }

@@ -495,16 +495,11 @@ pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
         .await;
 
     let disconnect = |key: Option<&'static str>| async move {
-        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
-        app.raw(
-            axum::http::Method::POST,
+        app.post_keyed(
+            Service,
             "/v1/integrations/yt-r1l/disconnect",
-            Some(app.token(Service)),
-            Some("application/json"),
-            json!({ "disconnected_by": "platform" })
-                .to_string()
-                .into_bytes(),
-            &headers,
+            json!({ "disconnected_by": "platform" }),
+            key,
         )
         .await
     };
@@ -1220,14 +1215,7 @@ pub async fn r15_email_request(app: &TestApp) {
             "verification": "replied from the registered address",
             "received_at": at.to_rfc3339(),
         });
-        app.raw(
-            axum::http::Method::POST,
-            "/v1/deletion-requests",
-            Some(app.token(Service)),
-            Some("application/json"),
-            body.to_string().into_bytes(),
-            &[("idempotency-key", "mail-4711")],
-        )
+        app.post_keyed(Service, "/v1/deletion-requests", body, Some("mail-4711"))
     };
     expect(&keyed(arrived).await, 202);
     expect(&keyed(arrived).await, 202);
@@ -1307,15 +1295,7 @@ pub async fn idempotent_requests(app: &TestApp) {
     seed_workspace(app, "ws-idem").await;
     let body = json!({ "scope": "file:ws-idem-f", "channel": "in-product", "requested_by": "account:acct-owner" });
     let send_as = |role, uri: String, body: Value, key: &'static str| async move {
-        app.raw(
-            axum::http::Method::POST,
-            &uri,
-            Some(app.token(role)),
-            Some("application/json"),
-            body.to_string().into_bytes(),
-            &[("idempotency-key", key)],
-        )
-        .await
+        app.post_keyed(role, &uri, body, Some(key)).await
     };
     let send = || {
         send_as(
@@ -1788,15 +1768,8 @@ pub async fn r3_a_ccpa_request_held_to_youtube_still_confirms_receipt(app: &Test
     let keyed = |policy: &str| {
         let body = json!({ "scope": "integration:yt-r3ccpa", "channel": "in-product", "requested_by": "account:acct-owner", "policy": policy });
         async move {
-            app.raw(
-                axum::http::Method::POST,
-                "/v1/deletion-requests",
-                Some(app.token(Service)),
-                Some("application/json"),
-                body.to_string().into_bytes(),
-                &[("idempotency-key", "r3-ccpa")],
-            )
-            .await
+            app.post_keyed(Service, "/v1/deletion-requests", body, Some("r3-ccpa"))
+                .await
         }
     };
     let answer = keyed("ccpa").await;
