@@ -11,7 +11,8 @@ use support::{alter, broken_at, event, refused_as_corrupt, request, Harness, Kin
 
 const EVENTS: u64 = 10;
 
-/// A log of ten events (each tagged), checked intact, then altered by
+/// A log of ten events (the event at position p tagged `tag:a` and
+/// `tag:{p - 1}`), checked intact, then altered by
 /// `sql`; verify must break at `position`.
 async fn tampered(kind: Kind, sql: &str, position: u64) {
     let Some(h) = Harness::new(kind).await else {
@@ -80,6 +81,20 @@ tamper_tests!(
          SELECT 0, 'forged', 1, '00000000-0000-4000-8000-000000000000', event_type, \
              schema_version, occurred_at, recorded_at, payload, metadata, tags, hash, 0, 0 \
          FROM events WHERE position = 1" => 0,
+    tag_index_row_added_to_an_event:
+        "INSERT INTO event_tags (tag, position) VALUES ('tag:z', 4)" => 4,
+    tag_index_entry_renamed:
+        "DELETE FROM event_tags WHERE position = 6 AND tag = 'tag:a'; \
+         INSERT INTO event_tags (tag, position) VALUES ('tag:b', 6)" => 6,
+    tag_index_entry_moved_to_an_earlier_event:
+        "DELETE FROM event_tags WHERE position = 8 AND tag = 'tag:7'; \
+         INSERT INTO event_tags (tag, position) VALUES ('tag:7', 2)" => 2,
+    tag_index_row_added_before_an_altered_event:
+        "INSERT INTO event_tags (tag, position) VALUES ('tag:z', 3); \
+         UPDATE events SET payload = ' ' || payload WHERE position = 7" => 3,
+    tag_index_entry_removed_before_an_altered_event:
+        "DELETE FROM event_tags WHERE position = 2 AND tag = 'tag:1'; \
+         UPDATE events SET payload = ' ' || payload WHERE position = 3" => 2,
     tag_index_row_past_the_head:
         "INSERT INTO event_tags (tag, position) VALUES ('tag:a', 99)" => 99,
     head_record_removed:

@@ -117,7 +117,7 @@ async fn measure_http(env: &Env, backend: Backend, plan: Plan, figures: &mut Vec
 struct ReadSide {
     backend: Backend,
     events: u64,
-    measurements: [String; 6],
+    measurements: [String; 7],
 }
 
 const CATCH_UP: usize = 0;
@@ -126,6 +126,7 @@ const READ_LOG: usize = 2;
 const REBUILD: usize = 3;
 const LOOKUP: usize = 4;
 const EXPORT_ALL: usize = 5;
+const VERIFY: usize = 6;
 
 impl ReadSide {
     fn new(backend: Backend, events: u64) -> Self {
@@ -143,6 +144,10 @@ impl ReadSide {
                 format!("rebuild all projections, {} events", count(events)),
                 format!("audit lookup of one subject, {} events", count(events)),
                 format!("export {} entries (CSV): peak RSS rise", count(events)),
+                format!(
+                    "verify the whole log (lethe verify), {} events",
+                    count(events)
+                ),
             ],
         }
     }
@@ -195,16 +200,24 @@ impl ReadSide {
                 "MB",
                 Some(EXPORT_TENTH),
             ),
+            spec(
+                VERIFY,
+                "lethe store",
+                Self::NAMES[VERIFY],
+                "events/s",
+                Some(READ_LOG),
+            ),
         ]
     }
 
-    const NAMES: [&'static str; 6] = [
+    const NAMES: [&'static str; 7] = [
         "read.catch_up",
         "read.export_rss_tenth",
         "store.read_log",
         "read.rebuild",
         "read.audit_lookup",
         "read.export_rss",
+        "store.verify",
     ];
 
     /// Fills the log to a tenth, catches the read models up and exports;
@@ -296,6 +309,22 @@ impl ReadSide {
             figures,
             specs[REBUILD].figure(&read::once(report.events, elapsed)),
         );
+
+        if wanted(&specs[VERIFY].key()) {
+            let started = Instant::now();
+            let report = adapters::store::verify(store)
+                .await
+                .map_err(|e| anyhow::anyhow!("verify: {e}"))?;
+            anyhow::ensure!(
+                report.events == self.events,
+                "verified {} events",
+                report.events
+            );
+            push(
+                figures,
+                specs[VERIFY].figure(&read::once(report.events, started.elapsed())),
+            );
+        }
 
         let lookups = read::lookups(models, loader.tenants_complete());
         record(figures, &specs[LOOKUP], Ok(lookups), plan.window).await;

@@ -152,19 +152,52 @@ pub(crate) async fn head(pool: &PgPool) -> Result<Position, StoreError> {
     from_db_int(head)
 }
 
-/// (tag, position) index rows for positions in `(after, until]`.
-pub(crate) async fn tag_rows(
+/// The first of `expected` (position, tag) rows that the tag index does
+/// not hold: one key lookup per row.
+pub(crate) async fn missing_tag_row(
     pool: &PgPool,
-    after: Position,
-    until: Position,
-) -> Result<Vec<(String, i64)>, StoreError> {
+    expected: &[(Position, &str)],
+) -> Result<Option<(i64, String)>, StoreError> {
+    let positions: Vec<i64> = expected.iter().map(|(p, _)| db_int(*p)).collect();
+    let tags: Vec<&str> = expected.iter().map(|(_, tag)| *tag).collect();
     sqlx::query_as(
-        "SELECT tag, position FROM event_tags WHERE position > $1 AND position <= $2 \
-         ORDER BY position, tag COLLATE \"C\"",
+        "SELECT x.position, x.tag FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS x(position, tag) \
+         WHERE NOT EXISTS (SELECT 1 FROM event_tags t \
+             WHERE t.tag = x.tag AND t.position = x.position) \
+         ORDER BY x.position, x.tag COLLATE \"C\" LIMIT 1",
     )
-    .bind(db_int(after))
+    .bind(positions)
+    .bind(tags)
+    .fetch_optional(pool)
+    .await
+    .map_err(from_db)
+}
+
+/// How many rows the tag index holds for positions 1 to `until`.
+pub(crate) async fn tag_row_count(pool: &PgPool, until: Position) -> Result<u64, StoreError> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM event_tags WHERE position BETWEEN 1 AND $1")
+            .bind(db_int(until))
+            .fetch_one(pool)
+            .await
+            .map_err(from_db)?;
+    from_db_int(count)
+}
+
+/// The first tag index row at positions 1 to `until` whose event does not
+/// carry its tag (or that has no event), by the events' stored tags.
+pub(crate) async fn foreign_tag_row(
+    pool: &PgPool,
+    until: Position,
+) -> Result<Option<(i64, String)>, StoreError> {
+    sqlx::query_as(
+        "SELECT t.position, t.tag FROM event_tags t LEFT JOIN events e ON e.position = t.position \
+         WHERE t.position BETWEEN 1 AND $1 AND (e.position IS NULL \
+             OR NOT e.tags::JSONB @> jsonb_build_array(t.tag)) \
+         ORDER BY t.position, t.tag COLLATE \"C\" LIMIT 1",
+    )
     .bind(db_int(until))
-    .fetch_all(pool)
+    .fetch_optional(pool)
     .await
     .map_err(from_db)
 }

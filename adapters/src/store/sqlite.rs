@@ -226,19 +226,63 @@ pub(crate) async fn head(pool: &SqlitePool) -> Result<Position, StoreError> {
     from_db_int(head)
 }
 
-/// (tag, position) index rows for positions in `(after, until]`.
-pub(crate) async fn tag_rows(
+/// The first of `expected` (position, tag) rows that the tag index does
+/// not hold: one key lookup per row, in either of its two tables.
+pub(crate) async fn missing_tag_row(
     pool: &SqlitePool,
-    after: Position,
-    until: Position,
-) -> Result<Vec<(String, i64)>, StoreError> {
+    expected: &[(Position, &str)],
+) -> Result<Option<(i64, String)>, StoreError> {
+    let rows: Vec<(i64, &str)> = expected
+        .iter()
+        .map(|(position, tag)| (db_int(*position), *tag))
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(|e| corrupt(format!("tag rows: {e}")))?;
     sqlx::query_as(
-        "SELECT tag, position FROM event_tags WHERE position > ?1 AND position <= ?2 \
-         ORDER BY position, tag",
+        "SELECT position, tag FROM ( \
+             SELECT CAST(j.value ->> 0 AS INTEGER) AS position, j.value ->> 1 AS tag \
+             FROM json_each(?1) j) x \
+         WHERE NOT EXISTS (SELECT 1 FROM event_tags_settled s \
+                 WHERE s.tag = x.tag AND s.position = x.position) \
+             AND NOT EXISTS (SELECT 1 FROM event_tags_recent r \
+                 WHERE r.tag = x.tag AND r.position = x.position) \
+         ORDER BY position, tag LIMIT 1",
     )
-    .bind(db_int(after))
+    .bind(rows)
+    .fetch_optional(pool)
+    .await
+    .map_err(from_db)
+}
+
+/// How many distinct rows the tag index holds for positions 1 to `until`
+/// (a row in both tables counts once: the lookups read their union).
+pub(crate) async fn tag_row_count(pool: &SqlitePool, until: Position) -> Result<u64, StoreError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM event_tags_settled WHERE position BETWEEN 1 AND ?1) \
+              + (SELECT COUNT(*) FROM event_tags_recent r WHERE position BETWEEN 1 AND ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM event_tags_settled s \
+                     WHERE s.tag = r.tag AND s.position = r.position))",
+    )
     .bind(db_int(until))
-    .fetch_all(pool)
+    .fetch_one(pool)
+    .await
+    .map_err(from_db)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The first tag index row at positions 1 to `until` whose event does not
+/// carry its tag (or that has no event), by the events' stored tags.
+pub(crate) async fn foreign_tag_row(
+    pool: &SqlitePool,
+    until: Position,
+) -> Result<Option<(i64, String)>, StoreError> {
+    sqlx::query_as(
+        "SELECT t.position, t.tag FROM event_tags t LEFT JOIN events e ON e.position = t.position \
+         WHERE t.position BETWEEN 1 AND ?1 AND (e.position IS NULL OR NOT EXISTS \
+             (SELECT 1 FROM json_each(e.tags) j WHERE j.value = t.tag)) \
+         ORDER BY t.position, t.tag LIMIT 1",
+    )
+    .bind(db_int(until))
+    .fetch_optional(pool)
     .await
     .map_err(from_db)
 }
