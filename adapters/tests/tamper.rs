@@ -224,6 +224,76 @@ async fn no_append_hides_a_removed_tail(kind: Kind) {
     h.finish().await;
 }
 
+/// Verify reads the log in pages of 1,000 events. A tag index row that no
+/// event carries, on the first page, is named before a break on a later
+/// page: an altered event, or a tag row missing there.
+async fn a_stray_tag_row_is_named_before_a_later_page(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for _ in 0..12 {
+        let events = (0..100).map(|_| event("T", &["tag:a"])).collect();
+        h.store
+            .append(request("s", ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.assert_intact().await, 1_200);
+    alter(
+        &h,
+        kind,
+        "DELETE FROM event_tags WHERE position = 1050 AND tag = 'tag:a'",
+    )
+    .await;
+    broken_at(h.db.as_ref().unwrap(), 1_050).await;
+    alter(
+        &h,
+        kind,
+        "UPDATE events SET payload = ' ' || payload WHERE position = 1100; \
+         INSERT INTO event_tags (tag, position) VALUES ('tag:z', 5)",
+    )
+    .await;
+    let named = broken_at(h.db.as_ref().unwrap(), 5).await;
+    assert!(named.reason.contains("tag:z"), "{named}");
+    h.finish().await;
+}
+
+/// A tag row held by both of SQLite's tag tables (the recent rows and the
+/// settled ones) is one row of the index: reads return it once, and
+/// verify counts it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_tag_row_in_both_tables_counts_once() {
+    let kind = Kind::Sqlite;
+    let h = Harness::new(kind).await.unwrap();
+    for i in 0..EVENTS {
+        h.store
+            .append(request(
+                "s",
+                ExpectedVersion::Any,
+                vec![event("T", &["tag:a", &format!("tag:{i}")])],
+            ))
+            .await
+            .unwrap();
+    }
+    alter(
+        &h,
+        kind,
+        "INSERT INTO event_tags_settled SELECT tag, position FROM event_tags_recent \
+         WHERE position = 3",
+    )
+    .await;
+    assert_eq!(h.assert_intact().await, EVENTS);
+    // A row beside them that no event carries still breaks it.
+    alter(
+        &h,
+        kind,
+        "INSERT INTO event_tags_recent (tag, position) VALUES ('tag:z', 7)",
+    )
+    .await;
+    broken_at(h.db.as_ref().unwrap(), 7).await;
+    h.finish().await;
+}
+
 /// The tests above of a whole log, beside `tamper_tests!`'s own
 /// `sqlite` and `postgres` modules.
 mod whole_log {
@@ -233,5 +303,6 @@ mod whole_log {
         long_read_refuses_an_altered_event,
         idempotency_keys_are_checked_against_their_appends,
         no_append_hides_a_removed_tail,
+        a_stray_tag_row_is_named_before_a_later_page,
     );
 }

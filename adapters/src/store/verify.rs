@@ -183,8 +183,9 @@ async fn first_break(backend: &Backend, found: ChainBreak) -> Result<ChainBreak,
 /// The tag index is checked in two halves, so that the time stays linear
 /// in the log's length: each page's tags are looked up by the index's own
 /// key, and at the end one count says whether the index holds any row
-/// besides them. Only if it does (or the walk breaks) is the row named,
-/// by one pass over the index against the events' stored tags.
+/// besides them. Only if it does, or the walk finds a break or a missing
+/// row, is the index read whole: one pass against the events' stored
+/// tags names the first row no event carries, if it comes first.
 pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
     let backend = &store.backend;
     let mut previous = GENESIS_HASH;
