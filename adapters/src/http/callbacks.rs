@@ -145,19 +145,33 @@ fn external_account(signed: &SignedRequest) -> Result<ExternalAccountId, ApiErro
         .map_err(|e| ApiError::invalid("signed_request", format!("user_id: {}", e.detail)))
 }
 
+/// The verified callback and the person it names, or the answer to a
+/// refused one (recorded first, as every refusal is).
+async fn verified_account(
+    state: &AppState,
+    endpoint: &'static str,
+    headers: &HeaderMap,
+    req: Request,
+) -> Result<(SignedRequest, ExternalAccountId), Response> {
+    let checked = match verified(state, headers, req).await {
+        Ok(signed) => external_account(&signed).map(|external| (signed, external)),
+        Err(error) => Err(error),
+    };
+    match checked {
+        Ok(checked) => Ok(checked),
+        Err(error) => Err(refuse(state, endpoint, error).await.into_response()),
+    }
+}
+
 /// R4: disconnects every Instagram connection of the person.
 pub async fn meta_deauthorize(
     State(state): State<AppState>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let signed = match verified(&state, &headers, req).await {
-        Ok(signed) => signed,
-        Err(error) => return refuse(&state, DEAUTHORIZE, error).await.into_response(),
-    };
-    let external = match external_account(&signed) {
-        Ok(external) => external,
-        Err(error) => return refuse(&state, DEAUTHORIZE, error).await.into_response(),
+    let (_, external) = match verified_account(&state, DEAUTHORIZE, &headers, req).await {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
     match state.ledger.meta_deauthorize(&context(), external).await {
         Ok(summaries) => Json(json!({
@@ -176,13 +190,9 @@ pub async fn meta_data_deletion(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let signed = match verified(&state, &headers, req).await {
-        Ok(signed) => signed,
-        Err(error) => return refuse(&state, DATA_DELETION, error).await.into_response(),
-    };
-    let external = match external_account(&signed) {
-        Ok(external) => external,
-        Err(error) => return refuse(&state, DATA_DELETION, error).await.into_response(),
+    let (signed, external) = match verified_account(&state, DATA_DELETION, &headers, req).await {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
     match state
         .ledger
