@@ -217,6 +217,19 @@ impl TestApp {
         .await
     }
 
+    /// The row of `subject` in the `/v1/resources` page at `uri`, as an
+    /// auditor reads it (the page must answer 200), or `None`.
+    pub async fn resource_row(&self, uri: &str, subject: &str) -> Option<Value> {
+        let page = self.get(ApiRole::Auditor, uri).await;
+        expect(&page, 200);
+        page.json["resources"]
+            .as_array()
+            .expect("a resources page")
+            .iter()
+            .find(|row| row["subject"] == subject)
+            .cloned()
+    }
+
     pub async fn delete(&self, role: ApiRole, uri: &str) -> Answer {
         self.raw(
             Method::DELETE,

@@ -85,15 +85,12 @@ pub async fn data_deletion_callback(app: &TestApp) {
     // Every connection row of that Instagram account, in both workspaces.
     assert!(work_all(app).await > 0);
     for ws in ["ws-m1", "ws-m2"] {
-        let resources = app
-            .get(Auditor, &format!("/v1/resources?workspace={ws}"))
-            .await;
-        let row = resources.json["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["subject"] == format!("integration:ig-{ws}"))
-            .cloned()
+        let row = app
+            .resource_row(
+                &format!("/v1/resources?workspace={ws}"),
+                &format!("integration:ig-{ws}"),
+            )
+            .await
             .unwrap();
         assert_ne!(row["display_state"], "active", "{ws}: {row}");
     }

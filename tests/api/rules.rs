@@ -244,14 +244,9 @@ pub async fn r1_r2_disconnect(app: &TestApp) {
     assert_eq!(work_all(app).await, steps.len());
     let done = self::detail(app, &request_id).await;
     assert_eq!(done["state"], "completed");
-    let resources = app.get(Auditor, "/v1/resources?workspace=ws-r1").await;
-    expect(&resources, 200);
-    let row = resources.json["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["subject"] == "integration:yt-r1")
-        .cloned()
+    let row = app
+        .resource_row("/v1/resources?workspace=ws-r1", "integration:yt-r1")
+        .await
         .unwrap();
     assert_ne!(row["display_state"], "active");
 }
@@ -328,15 +323,12 @@ pub async fn r4_meta_deauthorize(app: &TestApp) {
         ("ws-r4b", "ig-r4b", "disconnected"),
         ("ws-r4b", "ig-other", "active"),
     ] {
-        let resources = app
-            .get(Auditor, &format!("/v1/resources?workspace={ws}"))
-            .await;
-        let row = resources.json["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["subject"] == format!("integration:{id}"))
-            .cloned()
+        let row = app
+            .resource_row(
+                &format!("/v1/resources?workspace={ws}"),
+                &format!("integration:{id}"),
+            )
+            .await
             .unwrap();
         if state == "disconnected" {
             // Disconnected, and its clean-up released (R1).
@@ -623,13 +615,8 @@ pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
     // The file is shown waiting on the hold, not as merely active, though
     // no task was released yet.
     let state_of = |uri: String| async move {
-        let page = app.get(Auditor, &uri).await;
-        expect(&page, 200);
-        page.json["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["subject"] == "file:ws-r7-f")
+        app.resource_row(&uri, "file:ws-r7-f")
+            .await
             .map(|r| r["display_state"].as_str().unwrap().to_owned())
     };
     assert_eq!(
@@ -813,15 +800,13 @@ pub async fn r10_removed_member_content_stays(app: &TestApp) {
             .await,
         409,
     );
-    let resources = app
-        .get(Auditor, "/v1/resources?workspace=ws-r10&state=active")
-        .await;
-    expect(&resources, 200);
-    assert!(resources.json["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["subject"] == "file:ws-r10-f"));
+    assert!(app
+        .resource_row(
+            "/v1/resources?workspace=ws-r10&state=active",
+            "file:ws-r10-f"
+        )
+        .await
+        .is_some());
 }
 
 /// R11: account deletion needs verification and is refused while the
