@@ -200,6 +200,20 @@ pub async fn open_ledger_for(
     Ok((store, ledger))
 }
 
+/// The read models in the store at `url`, reading sealed values with the
+/// ledger's vault.
+pub async fn open_read_models(url: &str, ledger: &Ledger) -> anyhow::Result<ReadModels> {
+    Ok(ReadModels::open(url)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the read models in {}: {e}",
+                adapters::store::redacted(url)
+            )
+        })?
+        .with_vault(ledger.vault().clone()))
+}
+
 /// Opens the read models of the store at `url` (open the store first:
 /// it creates the SQLite file) and catches them up with its log, so that
 /// a read shows every event written so far.
@@ -208,16 +222,7 @@ pub async fn caught_up_read_models(
     store: &Store,
     ledger: &Ledger,
 ) -> anyhow::Result<(ReadModels, Position)> {
-    let url = &arg.store;
-    let models = ReadModels::open(url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the read models in {}: {e}",
-                adapters::store::redacted(url)
-            )
-        })?
-        .with_vault(ledger.vault().clone());
+    let models = open_read_models(&arg.store, ledger).await?;
     let position = models
         .catch_up(store)
         .await

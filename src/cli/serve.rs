@@ -227,15 +227,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let arg = &args.store;
     let url = &arg.store;
     let (_store, ledger) = open_ledger_for(arg, adapters::keys::Startup::Service).await?;
-    let read_models = ReadModels::open(url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the read models in {}: {e}",
-                adapters::store::redacted(url)
-            )
-        })?
-        .with_vault(ledger.vault().clone());
+    let read_models = super::open_read_models(url, &ledger).await?;
     let tokens = Tokens::connect(url).await?;
     if args.bootstrap_tokens {
         bootstrap(&tokens, &args.listen).await?;
