@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use adapters::store::{self, VerifyError};
 use clap::{Parser, Subcommand};
 
+/// jemalloc, not the system allocator: with glibc's malloc the ledger's
+/// commands and a rebuild of the read models after a spell of writing ran
+/// about a tenth slower (bench/README.md, "The allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Lethe, an event-sourced deletion ledger.
 #[derive(Debug, Parser)]
 #[command(version, about)]

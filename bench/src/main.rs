@@ -35,6 +35,12 @@ use env::{Backend, Env};
 use measure::{drive, Op, Window};
 use report::{Figure, Rule, Target};
 
+/// The service's allocator (see the `lethe` binary), so that Lethe is
+/// measured as it runs there; the baselines in this process share it.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The concurrency of the "many writers" measurements.
 const WRITERS_MANY: usize = 64;
 /// Events per append in the batch measurements.
