@@ -282,6 +282,25 @@ async fn sqlite_a_tag_row_in_both_tables_counts_once() {
          WHERE position = 3",
     )
     .await;
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(h.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let in_both: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM event_tags_settled s JOIN event_tags_recent r \
+         ON r.tag = s.tag AND r.position = s.position",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    sqlx::Connection::close(db).await.unwrap();
+    assert_eq!(in_both, 2, "position 3's two rows are in both tables");
+    let read = h
+        .store
+        .read_by_tags(&[commands::log::Tag::new("tag:a")], 0, 100)
+        .await
+        .unwrap();
+    let positions: Vec<u64> = read.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=EVENTS).collect::<Vec<_>>());
     assert_eq!(h.assert_intact().await, EVENTS);
     // A row beside them that no event carries still breaks it.
     alter(
