@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::io::IsTerminal;
 
 use adapters::http::queries;
-use adapters::readmodel::{AuditQuery, ExportFormat, ReadModels, ResourceQuery, PAGE_ROWS_MAX};
+use adapters::readmodel::{AuditQuery, ExportFormat, ResourceQuery, PAGE_ROWS_MAX};
 use clap::{Args, Subcommand};
 use domain::ids::{RequestId, WorkspaceId};
 use domain::subject::Subject;
@@ -362,13 +362,8 @@ pub async fn run_projections(command: ProjectionsCommand) -> anyhow::Result<Exit
         .transpose()?;
     let arg = &store;
     let url = &arg.store;
-    let (store, _ledger) = open_ledger(arg).await?;
-    let models = ReadModels::open(url).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the read models in {}: {e}",
-            adapters::store::redacted(url)
-        )
-    })?;
+    let (store, ledger) = open_ledger(arg).await?;
+    let models = super::open_read_models(url, &ledger).await?;
     let what = which.map_or("every read model".to_owned(), |n| format!("read model {n}"));
     if std::io::stderr().is_terminal() {
         eprint!("Rebuilding {what} from position 0 (queries keep answering meanwhile)...");
