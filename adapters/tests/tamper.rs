@@ -11,13 +11,9 @@ use support::{alter, broken_at, event, refused_as_corrupt, request, Harness, Kin
 
 const EVENTS: u64 = 10;
 
-/// A log of ten events (the event at position p tagged `tag:a` and
-/// `tag:{p - 1}`), checked intact, then altered by
-/// `sql`; verify must break at `position`.
-async fn tampered(kind: Kind, sql: &str, position: u64) {
-    let Some(h) = Harness::new(kind).await else {
-        return;
-    };
+/// Appends ten events, the event at position p tagged `tag:a` and
+/// `tag:{p - 1}`, and checks the log intact.
+async fn ten_tagged_events(h: &Harness) {
     for i in 0..EVENTS {
         h.store
             .append(request(
@@ -29,6 +25,15 @@ async fn tampered(kind: Kind, sql: &str, position: u64) {
             .unwrap();
     }
     assert_eq!(h.assert_intact().await, EVENTS);
+}
+
+/// A log of ten tagged events ([`ten_tagged_events`]) altered by `sql`;
+/// verify must break at `position`.
+async fn tampered(kind: Kind, sql: &str, position: u64) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    ten_tagged_events(&h).await;
 
     alter(&h, kind, sql).await;
 
@@ -265,16 +270,7 @@ async fn a_stray_tag_row_is_named_before_a_later_page(kind: Kind) {
 async fn sqlite_a_tag_row_in_both_tables_counts_once() {
     let kind = Kind::Sqlite;
     let h = Harness::new(kind).await.unwrap();
-    for i in 0..EVENTS {
-        h.store
-            .append(request(
-                "s",
-                ExpectedVersion::Any,
-                vec![event("T", &["tag:a", &format!("tag:{i}")])],
-            ))
-            .await
-            .unwrap();
-    }
+    ten_tagged_events(&h).await;
     alter(
         &h,
         kind,
