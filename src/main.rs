@@ -2,7 +2,9 @@
 
 mod cli;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use adapters::store::{self, VerifyError};
 use clap::{Parser, Subcommand};
@@ -36,6 +38,9 @@ enum Command {
     #[command(flatten)]
     Ledger(cli::Command),
 }
+
+/// How often `lethe verify` on a terminal says how far it has walked.
+const VERIFY_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The log was altered.
 const EXIT_BROKEN: u8 = 1;
@@ -76,7 +81,16 @@ async fn verify(url: &str) -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    let outcome = store::verify(&store).await;
+    // On a terminal, a line every few seconds of a long walk.
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown_at = Instant::now();
+    let outcome = store::verify_with_progress(&store, |walked| {
+        if terminal && shown_at.elapsed() >= VERIFY_PROGRESS_EVERY {
+            eprintln!("lethe verify: intact up to position {walked}, walking on...");
+            shown_at = Instant::now();
+        }
+    })
+    .await;
     store.close().await;
     match outcome {
         Ok(report) => {

@@ -309,6 +309,27 @@ async fn sqlite_a_tag_row_in_both_tables_counts_once() {
     h.finish().await;
 }
 
+/// Verify says how far it has walked after every page of 1,000 events.
+async fn verify_reports_its_progress_page_by_page(kind: Kind) {
+    let Some(h) = Harness::new(kind).await else {
+        return;
+    };
+    for _ in 0..25 {
+        let events = (0..100).map(|_| event("T", &["tag:a"])).collect();
+        h.store
+            .append(request("s", ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+    }
+    let mut walked = Vec::new();
+    let report = store::verify_with_progress(h.db.as_ref().unwrap(), |p| walked.push(p))
+        .await
+        .unwrap();
+    assert_eq!(report.events, 2_500);
+    assert_eq!(walked, [1_000, 2_000, 2_500]);
+    h.finish().await;
+}
+
 /// The tests above of a whole log, beside `tamper_tests!`'s own
 /// `sqlite` and `postgres` modules.
 mod whole_log {
@@ -319,5 +340,6 @@ mod whole_log {
         idempotency_keys_are_checked_against_their_appends,
         no_append_hides_a_removed_tail,
         a_stray_tag_row_is_named_before_a_later_page,
+        verify_reports_its_progress_page_by_page,
     );
 }

@@ -35,7 +35,9 @@ pub use sqlite::{
     RECENT_TAG_ROWS_MAX as SQLITE_RECENT_TAG_ROWS_MAX,
     SETTLE_RECENT_TAGS as SQLITE_SETTLE_RECENT_TAGS, WRITER_PRAGMAS as SQLITE_WRITER_PRAGMAS,
 };
-pub use verify::{verify, UnfinishedForgets, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS};
+pub use verify::{
+    verify, verify_with_progress, UnfinishedForgets, VerifyError, VerifyReport, VERIFY_PAGE_EVENTS,
+};
 pub use writer::{BATCH_EVENTS_MAX, QUEUE_APPENDS_MAX};
 
 /// Pages of `read_all_ahead` at least this long are read and decoded on

@@ -187,6 +187,15 @@ async fn first_break(backend: &Backend, found: ChainBreak) -> Result<ChainBreak,
 /// row, is the index read whole: one pass against the events' stored
 /// tags names the first row no event carries, if it comes first.
 pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
+    verify_with_progress(store, |_| {}).await
+}
+
+/// [`verify`], calling `progress` with the last position walked after
+/// every page, so that a long walk can be followed.
+pub async fn verify_with_progress(
+    store: &Store,
+    mut progress: impl FnMut(Position),
+) -> Result<VerifyReport, VerifyError> {
     let backend = &store.backend;
     let mut previous = GENESIS_HASH;
     let mut next: Position = 1;
@@ -237,6 +246,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
         if let Some(found) = broken {
             return Err(first_break(backend, found).await?.into());
         }
+        progress(next - 1);
     }
     let walked = next - 1;
     let stored_rows = match backend {
