@@ -229,6 +229,17 @@ async fn no_append_hides_a_removed_tail(kind: Kind) {
     h.finish().await;
 }
 
+/// `appends` appends of 100 events each, all tagged `tag:a`.
+async fn appends_of_a_hundred(h: &Harness, appends: usize) {
+    for _ in 0..appends {
+        let events = (0..100).map(|_| event("T", &["tag:a"])).collect();
+        h.store
+            .append(request("s", ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+    }
+}
+
 /// Verify reads the log in pages of 1,000 events. A tag index row that no
 /// event carries, on the first page, is named before a break on a later
 /// page: an altered event, or a tag row missing there.
@@ -236,13 +247,7 @@ async fn a_stray_tag_row_is_named_before_a_later_page(kind: Kind) {
     let Some(h) = Harness::new(kind).await else {
         return;
     };
-    for _ in 0..12 {
-        let events = (0..100).map(|_| event("T", &["tag:a"])).collect();
-        h.store
-            .append(request("s", ExpectedVersion::Any, events))
-            .await
-            .unwrap();
-    }
+    appends_of_a_hundred(&h, 12).await;
     assert_eq!(h.assert_intact().await, 1_200);
     alter(
         &h,
@@ -314,13 +319,7 @@ async fn verify_reports_its_progress_page_by_page(kind: Kind) {
     let Some(h) = Harness::new(kind).await else {
         return;
     };
-    for _ in 0..25 {
-        let events = (0..100).map(|_| event("T", &["tag:a"])).collect();
-        h.store
-            .append(request("s", ExpectedVersion::Any, events))
-            .await
-            .unwrap();
-    }
+    appends_of_a_hundred(&h, 25).await;
     let mut walked = Vec::new();
     let report = store::verify_with_progress(h.db.as_ref().unwrap(), |p| walked.push(p))
         .await
