@@ -2,8 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use commands::log::{verify_chain, ChainBreak, Position, StoreError, GENESIS_HASH};
+use commands::log::{verify_chain, ChainBreak, Position, RecordedEvent, StoreError, GENESIS_HASH};
 
+use super::row::RawEvent;
 use super::{Backend, Store};
 
 /// Events read per page while verifying, so memory stays bounded however
@@ -162,6 +163,27 @@ fn tag_disagreement((position, tag): (i64, String)) -> ChainBreak {
     }
 }
 
+/// The stored event expected at `next`, decoded and checked against the
+/// hash before it; with the hash and position the walk moves on to.
+fn link(
+    raw: RawEvent,
+    previous: [u8; 32],
+    next: Position,
+) -> Result<(RecordedEvent, ([u8; 32], Position)), ChainBreak> {
+    if raw.position() != next {
+        return Err(ChainBreak {
+            position: next,
+            reason: format!("found position {} instead", raw.position()),
+        });
+    }
+    let event = raw.decode().map_err(|reason| ChainBreak {
+        position: next,
+        reason,
+    })?;
+    let moved = verify_chain(std::iter::once(&event), previous, next)?;
+    Ok((event, moved))
+}
+
 /// The walk's first break, or an earlier tag index row that no event
 /// carries: the first bad position either way.
 async fn first_break(backend: &Backend, found: ChainBreak) -> Result<ChainBreak, StoreError> {
@@ -208,31 +230,16 @@ pub async fn verify_with_progress(
         let mut events = Vec::with_capacity(page.len());
         let mut broken = None;
         for raw in page {
-            if raw.position() != next {
-                broken = Some(ChainBreak {
-                    position: next,
-                    reason: format!("found position {} instead", raw.position()),
-                });
-                break;
-            }
-            let event = match raw.decode() {
-                Ok(event) => event,
-                Err(reason) => {
-                    broken = Some(ChainBreak {
-                        position: next,
-                        reason,
-                    });
-                    break;
+            match link(raw, previous, next) {
+                Ok((event, moved)) => {
+                    (previous, next) = moved;
+                    events.push(event);
                 }
-            };
-            match verify_chain(std::iter::once(&event), previous, next) {
-                Ok(moved) => (previous, next) = moved,
                 Err(chain_break) => {
                     broken = Some(chain_break);
                     break;
                 }
             }
-            events.push(event);
         }
         let expected: BTreeSet<(Position, &str)> = events
             .iter()
