@@ -10,7 +10,10 @@ pages. It prints events/s and the time of the inserts and of the
 COMMIT per batch, so that the cost of each index can be told apart.
 bench/README.md quotes its figures ("SQLite's tag index in two tables").
 
-    python3 bench/model/sqlite_batch.py [seconds per variant]
+    python3 bench/model/sqlite_batch.py [seconds per variant] [--page-sizes]
+
+With --page-sizes it compares SQLite's page sizes instead: today's batch
+and the multi-row baseline on pages of 1 to 64 KiB.
 """
 
 import json
@@ -50,7 +53,18 @@ METADATA = json.dumps({
 NOW = "2026-12-01T00:00:00.000000Z"
 
 
-def run(name, tags="direct", move_every=16, stream_key="key", synchronous="full", seconds=6.0):
+def connect(directory, synchronous="full", page_size=4096):
+    """A new database in `directory`, set as the store's writer sets it."""
+    db = sqlite3.connect(os.path.join(directory, "model.db"), isolation_level=None)
+    # The page size applies to a database that has no pages yet.
+    for pragma in (f"page_size={page_size}", "journal_mode=wal", f"synchronous={synchronous}",
+                   "temp_store=memory", "wal_autocheckpoint=8000"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+def run(name, tags="direct", move_every=16, stream_key="key", synchronous="full", seconds=6.0,
+        page_size=4096):
     """tags: "direct" (into the one index), "recent" (into a small table
     moved into the large one every `move_every` batches) or "none".
     stream_key: "key" (UNIQUE (stream, stream_version) on the events),
@@ -58,10 +72,7 @@ def run(name, tags="direct", move_every=16, stream_key="key", synchronous="full"
     position) rows into a small table, kept unique against the large one
     by a trigger, moved every 32 batches)."""
     with tempfile.TemporaryDirectory() as directory:
-        db = sqlite3.connect(os.path.join(directory, "model.db"), isolation_level=None)
-        for pragma in ("journal_mode=wal", f"synchronous={synchronous}",
-                       "temp_store=memory", "wal_autocheckpoint=8000"):
-            db.execute(f"PRAGMA {pragma}")
+        db = connect(directory, synchronous, page_size)
         schema = open(EVENT_LOG).read()
         if stream_key != "key":
             schema = schema.replace(",\n    UNIQUE (stream, stream_version)", "")
@@ -112,13 +123,10 @@ def run(name, tags="direct", move_every=16, stream_key="key", synchronous="full"
           flush=True)
 
 
-def multi_row(seconds):
+def multi_row(seconds, page_size=4096):
     """The multi-row baseline: 100 events of one stream per transaction."""
     with tempfile.TemporaryDirectory() as directory:
-        db = sqlite3.connect(os.path.join(directory, "model.db"), isolation_level=None)
-        for pragma in ("journal_mode=wal", "synchronous=full",
-                       "temp_store=memory", "wal_autocheckpoint=8000"):
-            db.execute(f"PRAGMA {pragma}")
+        db = connect(directory, page_size=page_size)
         db.executescript(open(EVENT_LOG).read())
         position, stored = 0, 0
         start = time.time()
@@ -136,12 +144,29 @@ def multi_row(seconds):
             stored += 100
         elapsed = time.time() - start
         db.close()
-    print(f"{'100 events of one stream per transaction':<44} {stored / elapsed:>8.0f} events/s",
+    name = "100 events of one stream per transaction"
+    if page_size != 4096:
+        name += f", {page_size // 1024} KiB pages"
+    print(f"{name:<44} {stored / elapsed:>8.0f} events/s",
           flush=True)
 
 
+def page_sizes(seconds):
+    """Today's batch (tags through the recent table) and the multi-row
+    baseline on each page size, twice."""
+    for _ in range(2):
+        for size in (1024, 2048, 4096, 8192, 16384, 65536):
+            run(f"recent tags, {size // 1024} KiB pages", "recent", 16, seconds=seconds,
+                page_size=size)
+            multi_row(seconds, page_size=size)
+
+
 def main():
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
+    numbers = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    seconds = float(numbers[0]) if numbers else 6.0
+    if "--page-sizes" in sys.argv:
+        page_sizes(seconds)
+        return
     for _ in range(2):
         run("tags into the one index", seconds=seconds)
         run("tags into the one index, synchronous=NORMAL", synchronous="normal", seconds=seconds)

@@ -31,6 +31,7 @@ use clap::Parser;
 use serde_json::json;
 use sqlx::Connection;
 
+use adapters::store::Store;
 use env::{Backend, Env};
 use measure::{drive, Op, Window};
 use report::{Figure, Rule, Target};
@@ -219,265 +220,302 @@ async fn raw_db(env: &Env, backend: Backend, name: &str) -> anyhow::Result<raw::
     Ok(db)
 }
 
-/// The one-writer pair: a raw one-event transaction and Lethe's
-/// one-event append, measured in turns; (raw figure, Lethe figure).
-async fn one_writer(
-    env: &Env,
-    backend: Backend,
-    window: Window,
-    raw_spec: &Spec<'_>,
-    lethe_spec: &Spec<'_>,
-) -> (Figure, Figure) {
-    let writers = async {
-        let db = raw_db(env, backend, "raw_one_1").await?;
-        let raw = raw::writers(&db, 1, 1).await?.pop();
-        let url = env.fresh(backend, "lethe_append_1").await?;
-        let store = Arc::new(adapters::store::open(&url).await?);
-        let lethe = lethe::append_writers(&store, 1, 1, false).pop();
-        match (raw, lethe) {
-            (Some(raw), Some(lethe)) => Ok((raw, lethe, store)),
-            _ => Err(anyhow::anyhow!("no writer was made")),
+/// What a measurement taken in turns keeps open until the turns end.
+enum Held {
+    Nothing,
+    Store(Arc<Store>),
+    Pool(sqlx::PgPool),
+}
+
+impl Held {
+    async fn close(self) {
+        match self {
+            Held::Nothing => {}
+            Held::Store(store) => store.close().await,
+            Held::Pool(pool) => pool.close().await,
         }
-    }
-    .await;
-    match writers {
-        Ok((raw, lethe, store)) => {
-            let (raw_sample, lethe_sample) = measure::drive_alternating(raw, lethe, window).await;
-            store.close().await;
-            (
-                raw_spec.figure(&raw_sample),
-                lethe_spec.figure(&lethe_sample),
-            )
-        }
-        Err(error) => (raw_spec.failed(&error), lethe_spec.failed(&error)),
     }
 }
 
+/// Boxes each writer for [`measure::drive_in_turns`].
+fn group<O: Op>(writers: Vec<O>) -> measure::Group {
+    writers
+        .into_iter()
+        .map(|op| Box::new(op) as Box<dyn Op>)
+        .collect()
+}
+
+/// The write side's rate measurements, taken together in turns by
+/// [`measure::drive_in_turns`] so that every ratio between them compares
+/// figures from the same moments of the machine; each with its writers
+/// (or why they could not be made) and what they hold open.
+#[derive(Default)]
+struct Turns<'a> {
+    entries: Vec<(Spec<'a>, anyhow::Result<(measure::Group, Held)>)>,
+}
+
+impl<'a> Turns<'a> {
+    /// Adds a measurement when `--only` wants it; its writers are made
+    /// only then.
+    async fn add(
+        &mut self,
+        spec: Spec<'a>,
+        writers: impl std::future::Future<Output = anyhow::Result<(measure::Group, Held)>>,
+    ) {
+        if wanted(&spec.key()) {
+            let writers = writers.await;
+            self.entries.push((spec, writers));
+        }
+    }
+
+    /// Runs every measurement whose writers were made; their figures, and
+    /// those of the others' failures, in the order added.
+    async fn run(self, window: Window, figures: &mut Vec<Figure>) {
+        let mut specs = Vec::with_capacity(self.entries.len());
+        let (mut groups, mut held) = (Vec::new(), Vec::new());
+        for (spec, writers) in self.entries {
+            match writers {
+                Ok((group, hold)) => {
+                    groups.push(group);
+                    held.push(hold);
+                    specs.push((spec, None));
+                }
+                Err(error) => specs.push((spec, Some(error))),
+            }
+        }
+        let mut samples = measure::drive_in_turns(groups, window).await.into_iter();
+        for (spec, error) in specs {
+            let figure = match (error, samples.next()) {
+                (Some(error), _) => spec.failed(&error),
+                (None, Some(sample)) => spec.figure(&sample),
+                (None, None) => spec.failed(&anyhow::anyhow!("no sample was taken")),
+            };
+            progress(&figure);
+            figures.push(figure);
+        }
+        for hold in held {
+            hold.close().await;
+        }
+    }
+}
+
+/// `writers` raw writers of `events_per_tx` events each on a fresh
+/// database named `name`.
+async fn raw_group(
+    env: &Env,
+    backend: Backend,
+    name: &str,
+    writers: usize,
+    events_per_tx: usize,
+) -> anyhow::Result<(measure::Group, Held)> {
+    let db = raw_db(env, backend, name).await?;
+    Ok((
+        group(raw::writers(&db, writers, events_per_tx).await?),
+        Held::Nothing,
+    ))
+}
+
+/// Lethe's store on a fresh database named `name`, with `writers`
+/// appenders of `events` events each.
+async fn lethe_group(
+    env: &Env,
+    backend: Backend,
+    name: &str,
+    writers: usize,
+    events: usize,
+    conditional: bool,
+) -> anyhow::Result<(measure::Group, Held)> {
+    let url = env.fresh(backend, name).await?;
+    let store = Arc::new(adapters::store::open(&url).await?);
+    let appenders = lethe::append_writers(&store, writers, events, conditional);
+    Ok((group(appenders), Held::Store(store)))
+}
+
+/// postgres-es on a fresh database named `name`, its writers made by
+/// `make` from a pool of their number.
+async fn peer_group<O: Op>(
+    env: &Env,
+    backend: Backend,
+    name: &str,
+    writers: usize,
+    make: fn(&sqlx::PgPool, usize) -> Vec<O>,
+) -> anyhow::Result<(measure::Group, Held)> {
+    let url = env.fresh(backend, name).await?;
+    let pool = peer::setup(&url, writers)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    Ok((group(make(&pool, writers)), Held::Pool(pool)))
+}
+
 async fn measure_backend(env: &Env, backend: Backend, plan: Plan, figures: &mut Vec<Figure>) {
-    let window = plan.window;
     let raw_one = |writers| key(backend, "raw.one_per_tx", writers);
     let raw_multi = key(backend, "raw.multi_row_100", 1);
-
-    // One writer: the raw transaction and Lethe's append take turns (see
-    // `measure::drive_alternating`), since their latency ratio is a target.
-    let raw_spec = Spec {
+    let raw_spec = |name, measurement, writers, baseline| Spec {
         backend,
         system: "raw sqlx",
-        name: "raw.one_per_tx",
-        measurement: "1 event per transaction",
-        writers: 1,
+        name,
+        measurement,
+        writers,
         unit: "events/s",
-        baseline: None,
+        baseline,
     };
-    let lethe_spec = Spec {
+    let lethe_spec = |name, measurement, writers, baseline: String| Spec {
         backend,
         system: "lethe store",
-        name: "lethe.append",
-        measurement: "append 1 event (group commit)",
-        writers: 1,
+        name,
+        measurement,
+        writers,
         unit: "events/s",
-        baseline: Some(raw_one(1)),
+        baseline: Some(baseline),
     };
-    let mut lethe_one = None;
-    if wanted(&raw_spec.key()) || wanted(&lethe_spec.key()) {
-        let (raw_figure, lethe_figure) =
-            one_writer(env, backend, window, &raw_spec, &lethe_spec).await;
-        progress(&raw_figure);
-        figures.push(raw_figure);
-        lethe_one = Some(lethe_figure);
-    }
-
-    // Baselines of the other writers.
-    let spec = Spec {
-        backend,
-        system: "raw sqlx",
-        name: "raw.one_per_tx",
-        measurement: "1 event per transaction",
-        writers: WRITERS_MANY,
-        unit: "events/s",
-        baseline: None,
-    };
-    if wanted(&spec.key()) {
-        let writers = async {
-            let db = raw_db(env, backend, &format!("raw_one_{WRITERS_MANY}")).await?;
-            raw::writers(&db, WRITERS_MANY, 1).await
-        }
-        .await;
-        record(figures, &spec, writers, window).await;
-    }
-    let spec = Spec {
-        backend,
-        system: "raw sqlx",
-        name: "raw.multi_row_100",
-        measurement: "100 events per tx, one multi-row INSERT",
-        writers: 1,
-        unit: "events/s",
-        baseline: None,
-    };
-    if wanted(&spec.key()) {
-        let writers = async {
-            let db = raw_db(env, backend, "raw_multi").await?;
-            raw::writers(&db, 1, raw::MULTI_ROW_EVENTS).await
-        }
-        .await;
-        record(figures, &spec, writers, window).await;
-    }
-    let spec = Spec {
-        backend,
-        system: "raw sqlx",
-        name: "raw.full_batch_64",
-        measurement: "one batch's rows (64 streams) per tx",
-        writers: 1,
-        unit: "events/s",
-        baseline: Some(raw_multi.clone()),
-    };
-    if wanted(&spec.key()) {
-        let writer = async {
-            let db = raw_db(env, backend, "raw_full_batch").await?;
-            Ok(vec![
-                raw::RawBatchWriter::new(&db, raw::BATCH_STREAMS).await?,
-            ])
-        }
-        .await;
-        record(figures, &spec, writer, window).await;
-    }
-
-    // The peer exists on PostgreSQL only.
-    for writers in [1, WRITERS_MANY] {
-        let spec = Spec {
-            backend,
-            system: "postgres-es",
-            name: "peer.persist",
-            measurement: "persist, 1 event per call",
-            writers,
-            unit: "events/s",
-            baseline: Some(raw_one(writers)),
-        };
-        if !wanted(&spec.key()) {
-            continue;
-        }
-        if backend == Backend::Sqlite {
-            figures.push(spec.absent("postgres-es is PostgreSQL only"));
-            continue;
-        }
-        let pool = async {
-            let url = env
-                .fresh(backend, &format!("peer_persist_{writers}"))
-                .await?;
-            peer::setup(&url, writers).await
-        }
-        .await;
-        let ops = pool
-            .as_ref()
-            .map(|pool| peer::persist_writers(pool, writers));
-        record(
-            figures,
-            &spec,
-            ops.map_err(|e| anyhow::anyhow!("{e:#}")),
-            window,
-        )
-        .await;
-        if let Ok(pool) = pool {
-            pool.close().await;
-        }
-    }
-    let spec = Spec {
+    let peer_spec = |name, measurement, writers, unit| Spec {
         backend,
         system: "postgres-es",
-        name: "peer.execute",
-        measurement: "CqrsFramework::execute, 6400 aggregates",
-        writers: WRITERS_MANY,
-        unit: "commands/s",
-        baseline: Some(raw_one(WRITERS_MANY)),
+        name,
+        measurement,
+        writers,
+        unit,
+        baseline: Some(raw_one(writers)),
     };
-    let peer_execute = wanted(&spec.key());
-    if peer_execute && backend == Backend::Sqlite {
-        figures.push(spec.absent("postgres-es is PostgreSQL only"));
-    } else if peer_execute {
-        let pool = async {
-            let url = env.fresh(backend, "peer_execute").await?;
-            peer::setup(&url, WRITERS_MANY).await
-        }
-        .await;
-        let ops = pool
-            .as_ref()
-            .map(|pool| peer::execute_writers(pool, WRITERS_MANY));
-        record(
-            figures,
-            &spec,
-            ops.map_err(|e| anyhow::anyhow!("{e:#}")),
-            window,
-        )
-        .await;
-        if let Ok(pool) = pool {
-            pool.close().await;
-        }
-    }
 
-    // Lethe through its store port.
-    if let Some(figure) = lethe_one {
-        progress(&figure);
-        figures.push(figure);
+    // Every rate of the write side, in turns, each Lethe figure beside
+    // its baseline. The one-writer pair comes first and back to back, as
+    // its latency ratio is a target.
+    let mut turns = Turns::default();
+    let one_event = "1 event per transaction";
+    for writers in [1, WRITERS_MANY] {
+        turns
+            .add(
+                raw_spec("raw.one_per_tx", one_event, writers, None),
+                raw_group(env, backend, &format!("raw_one_{writers}"), writers, 1),
+            )
+            .await;
+        turns
+            .add(
+                lethe_spec(
+                    "lethe.append",
+                    "append 1 event (group commit)",
+                    writers,
+                    raw_one(writers),
+                ),
+                lethe_group(
+                    env,
+                    backend,
+                    &format!("lethe_append_{writers}"),
+                    writers,
+                    1,
+                    false,
+                ),
+            )
+            .await;
     }
-    let store_runs: [(&str, &str, usize, usize, bool, String); 3] = [
-        (
-            "lethe.append",
-            "append 1 event (group commit)",
-            WRITERS_MANY,
-            1,
-            false,
-            raw_one(WRITERS_MANY),
-        ),
-        (
-            "lethe.append_conditional",
-            "append 1 event on a tag condition",
-            WRITERS_MANY,
-            1,
-            true,
-            raw_one(WRITERS_MANY),
-        ),
-        (
-            "lethe.append_batch_100",
-            "append 100 events in one append",
-            1,
-            BATCH_EVENTS,
-            false,
-            raw_multi.clone(),
-        ),
-    ];
-    for (name, measurement, writers, events, conditional, baseline) in store_runs {
-        let spec = Spec {
-            backend,
-            system: "lethe store",
-            name,
-            measurement,
-            writers,
-            unit: "events/s",
-            baseline: Some(baseline),
-        };
-        if !wanted(&spec.key()) {
-            continue;
-        }
-        let db_name = format!("{}_{writers}", name.replace('.', "_"));
-        let store = async {
-            let url = env.fresh(backend, &db_name).await?;
-            Ok::<_, anyhow::Error>(Arc::new(adapters::store::open(&url).await?))
-        }
-        .await;
-        let ops = store
-            .as_ref()
-            .map(|store| lethe::append_writers(store, writers, events, conditional));
-        record(
-            figures,
-            &spec,
-            ops.map_err(|e| anyhow::anyhow!("{e:#}")),
-            window,
+    turns
+        .add(
+            lethe_spec(
+                "lethe.append_conditional",
+                "append 1 event on a tag condition",
+                WRITERS_MANY,
+                raw_one(WRITERS_MANY),
+            ),
+            lethe_group(
+                env,
+                backend,
+                "lethe_append_conditional",
+                WRITERS_MANY,
+                1,
+                true,
+            ),
         )
         .await;
-        if let Ok(store) = store {
-            store.close().await;
+    turns
+        .add(
+            raw_spec(
+                "raw.multi_row_100",
+                "100 events per tx, one multi-row INSERT",
+                1,
+                None,
+            ),
+            raw_group(env, backend, "raw_multi", 1, raw::MULTI_ROW_EVENTS),
+        )
+        .await;
+    turns
+        .add(
+            lethe_spec(
+                "lethe.append_batch_100",
+                "append 100 events in one append",
+                1,
+                raw_multi.clone(),
+            ),
+            lethe_group(
+                env,
+                backend,
+                "lethe_append_batch_100",
+                1,
+                BATCH_EVENTS,
+                false,
+            ),
+        )
+        .await;
+    turns
+        .add(
+            raw_spec(
+                "raw.full_batch_64",
+                "one batch's rows (64 streams) per tx",
+                1,
+                Some(raw_multi.clone()),
+            ),
+            async {
+                let db = raw_db(env, backend, "raw_full_batch").await?;
+                let writer = raw::RawBatchWriter::new(&db, raw::BATCH_STREAMS).await?;
+                Ok((group(vec![writer]), Held::Nothing))
+            },
+        )
+        .await;
+    // The peer exists on PostgreSQL only.
+    let persist = "persist, 1 event per call";
+    let execute = "CqrsFramework::execute, 6400 aggregates";
+    let mut absent = Vec::new();
+    if backend == Backend::Sqlite {
+        for (name, measurement, writers, unit) in [
+            ("peer.persist", persist, 1, "events/s"),
+            ("peer.persist", persist, WRITERS_MANY, "events/s"),
+            ("peer.execute", execute, WRITERS_MANY, "commands/s"),
+        ] {
+            let spec = peer_spec(name, measurement, writers, unit);
+            if wanted(&spec.key()) {
+                absent.push(spec.absent("postgres-es is PostgreSQL only"));
+            }
         }
+    } else {
+        for writers in [1, WRITERS_MANY] {
+            turns
+                .add(
+                    peer_spec("peer.persist", persist, writers, "events/s"),
+                    peer_group(
+                        env,
+                        backend,
+                        &format!("peer_persist_{writers}"),
+                        writers,
+                        peer::persist_writers,
+                    ),
+                )
+                .await;
+        }
+        turns
+            .add(
+                peer_spec("peer.execute", execute, WRITERS_MANY, "commands/s"),
+                peer_group(
+                    env,
+                    backend,
+                    "peer_execute",
+                    WRITERS_MANY,
+                    peer::execute_writers,
+                ),
+            )
+            .await;
     }
+    turns.run(plan.window, figures).await;
+    figures.extend(absent);
 
     // Lethe's full command path.
     let spec = Spec {

@@ -104,48 +104,75 @@ pub async fn drive<O: Op>(writers: Vec<O>, window: Window) -> Sample {
     total
 }
 
-/// Slices of the window in [`drive_alternating`].
-pub const ALTERNATING_SLICES: u32 = 8;
+/// Slices of the window in [`drive_in_turns`].
+pub const TURN_SLICES: u32 = 8;
 
-/// Runs two single writers in turns: each warms up for `window.warmup`,
-/// then each runs a slice of `window.measure` at a time, in turn,
-/// [`ALTERNATING_SLICES`] times. Both thus meet the same moments of a
-/// shared, noisy machine, which a ratio of their latencies needs more
-/// than a ratio of rates does. Each gets `window.measure` in all.
-pub async fn drive_alternating<A: Op, B: Op>(a: A, b: B, window: Window) -> (Sample, Sample) {
-    let slice = window.measure / ALTERNATING_SLICES;
-    let (mut a, _) = turn(a, window.warmup, Duration::ZERO).await;
-    let (mut b, _) = turn(b, window.warmup, Duration::ZERO).await;
-    let (mut total_a, mut total_b) = (Sample::default(), Sample::default());
-    for _ in 0..ALTERNATING_SLICES {
-        let (next, sample) = turn(a, Duration::ZERO, slice).await;
-        a = next;
-        total_a.add(sample);
-        let (next, sample) = turn(b, Duration::ZERO, slice).await;
-        b = next;
-        total_b.add(sample);
+/// Writers of one measurement in [`drive_in_turns`], each a boxed [`Op`].
+pub type Group = Vec<Box<dyn Op>>;
+
+#[async_trait]
+impl Op for Box<dyn Op> {
+    async fn run(&mut self) -> anyhow::Result<u64> {
+        (**self).run().await
     }
-    for total in [&mut total_a, &mut total_b] {
-        total.latencies_us.sort_unstable();
-    }
-    (total_a, total_b)
 }
 
-/// One writer's turn on a task of its own, as in [`drive`]: `warmup`,
-/// then `measure`; hands the writer back with what it did.
-async fn turn<O: Op>(mut op: O, warmup: Duration, measure: Duration) -> (O, Sample) {
+/// Runs groups of writers in turns, one group at a time: each warms up
+/// for `window.warmup`, then each runs a slice of `window.measure` at a
+/// time, in turn, [`TURN_SLICES`] times. All thus meet the same moments of
+/// a shared, noisy machine (and of a server whose checkpoints fall where
+/// the write volume puts them), which a ratio between them needs: measured
+/// one after another, a baseline and Lethe could meet different machines.
+/// Each group gets `window.measure` in all; one [`Sample`] per group, in
+/// the order given.
+pub async fn drive_in_turns(groups: Vec<Group>, window: Window) -> Vec<Sample> {
+    let slice = window.measure / TURN_SLICES;
+    let mut warm = Vec::with_capacity(groups.len());
+    for group in groups {
+        warm.push(turn(group, window.warmup, Duration::ZERO).await.0);
+    }
+    let mut totals = vec![Sample::default(); warm.len()];
+    for _ in 0..TURN_SLICES {
+        for (group, total) in warm.iter_mut().zip(&mut totals) {
+            let (ops, sample) = turn(std::mem::take(group), Duration::ZERO, slice).await;
+            *group = ops;
+            total.add(sample);
+        }
+    }
+    for total in &mut totals {
+        total.latencies_us.sort_unstable();
+    }
+    totals
+}
+
+/// One group's turn, each writer on a task of its own as in [`drive`]:
+/// `warmup`, then `measure`; hands the writers back with what they did.
+async fn turn(group: Group, warmup: Duration, measure: Duration) -> (Group, Sample) {
     let measure_from = Instant::now() + warmup;
     let until = measure_from + measure;
-    let task = tokio::spawn(async move {
-        let (mut sample, _) = run_writer(&mut op, measure_from, until).await;
-        sample.elapsed = measure;
-        (op, sample)
-    });
-    match task.await {
-        Ok(done) => done,
-        // The writer is gone with its task: the benchmark cannot go on.
-        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+    let tasks: Vec<_> = group
+        .into_iter()
+        .map(|mut op| {
+            tokio::spawn(async move {
+                let (sample, _) = run_writer(&mut op, measure_from, until).await;
+                (op, sample)
+            })
+        })
+        .collect();
+    let mut ops = Vec::with_capacity(tasks.len());
+    let mut total = Sample::default();
+    for task in tasks {
+        match task.await {
+            Ok((op, sample)) => {
+                ops.push(op);
+                total.add(sample);
+            }
+            // The writer is gone with its task: the benchmark cannot go on.
+            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        }
     }
+    total.elapsed = measure;
+    (ops, total)
 }
 
 /// One writer until `until`; what it did from `measure_from` on, and when
