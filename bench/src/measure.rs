@@ -221,3 +221,65 @@ fn panicked(panic: &tokio::task::JoinError, measure_from: Instant) -> (Sample, I
         measure_from,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Records which group ran, one event per operation.
+    struct Tagged {
+        group: char,
+        log: Arc<Mutex<Vec<char>>>,
+    }
+
+    #[async_trait]
+    impl Op for Tagged {
+        async fn run(&mut self) -> anyhow::Result<u64> {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.log.lock().expect("log").push(self.group);
+            Ok(1)
+        }
+    }
+
+    fn tagged(group: char, writers: usize, log: &Arc<Mutex<Vec<char>>>) -> Group {
+        (0..writers)
+            .map(|_| {
+                Box::new(Tagged {
+                    group,
+                    log: log.clone(),
+                }) as Box<dyn Op>
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn groups_take_turns_and_each_gets_the_whole_window() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let window = Window {
+            warmup: Duration::from_millis(20),
+            measure: Duration::from_millis(160),
+        };
+        let groups = vec![tagged('a', 1, &log), tagged('b', 3, &log)];
+        let samples = drive_in_turns(groups, window).await;
+
+        assert_eq!(samples.len(), 2);
+        for sample in &samples {
+            assert_eq!(sample.elapsed, window.measure);
+            assert!(sample.ops > 0, "{sample:?}");
+            assert_eq!(sample.ops as usize, sample.latencies_us.len());
+            assert!(sample.latencies_us.is_sorted());
+        }
+        // Three writers in turn with one: about three times the operations.
+        assert!(samples[1].ops > 2 * samples[0].ops, "{samples:?}");
+
+        // Never two groups at once: the log changes group once per turn,
+        // the warmups (a, then b) and then eight slices of each.
+        let log = log.lock().expect("log");
+        let mut runs = log.clone();
+        runs.dedup();
+        let expected: Vec<char> = "ab".repeat(1 + TURN_SLICES as usize).chars().collect();
+        assert_eq!(runs, expected);
+    }
+}
