@@ -1454,9 +1454,11 @@ impl Ledger {
         until: DateTime<Utc>,
         note: Note,
     ) -> Result<(), CommandError> {
-        self.on_request(ctx, id, false, |request, _, now| {
+        // With the scope's inventory: the target must be within it.
+        self.on_request(ctx, id, true, |request, view, now| {
             let events = domain::request::record_retention(
                 request,
+                &view.inventory,
                 target.clone(),
                 basis,
                 until,

@@ -87,6 +87,29 @@ pub struct Request {
 }
 
 impl Request {
+    /// Whether `target` is within the request's scope: the scope itself,
+    /// a target of one of its tasks or of the plan the inventory gives the
+    /// scope at `now` (which names the connections of an external account,
+    /// for one), or something the inventory says the scope holds (a
+    /// workspace's resources and connections, a file's parts and derived
+    /// artifacts, an account's own records). Something the inventory does
+    /// not know is within no scope but its own.
+    pub fn holds_within_scope(
+        &self,
+        inventory: &Inventory,
+        target: &Subject,
+        now: DateTime<Utc>,
+    ) -> bool {
+        *target == self.scope
+            || self.tasks.values().any(|task| task.target == *target)
+            || inventory.covering_scopes(target).contains(&self.scope)
+            || {
+                let plan = plan(&self.scope, inventory, now);
+                plan.steps.iter().any(|step| step.target == *target)
+                    || plan.retained.iter().any(|kept| kept.target == *target)
+            }
+    }
+
     /// Folds a request's events; `None` before its first event.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a RequestEvent>) -> Option<Self> {
         let mut request: Option<Request> = None;
@@ -970,9 +993,14 @@ pub fn fail_task(
     }])
 }
 
-/// R1 / R14: a record kept on purpose, with basis and end date.
+/// R1 / R14: a record kept on purpose, with basis and end date. The
+/// record must be one the request would otherwise erase (see
+/// [`Request::holds_within_scope`]): an exception names what it keeps, and
+/// a target outside the scope would read in the audit as kept by a
+/// request that never covered it.
 pub fn record_retention(
     request: &Request,
+    inventory: &Inventory,
     target: Subject,
     basis: RetentionBasis,
     until: DateTime<Utc>,
@@ -982,6 +1010,17 @@ pub fn record_retention(
     request.require_open()?;
     if until <= now {
         return Err(InvalidInput::new("until", "the end date must be in the future").into());
+    }
+    if !request.holds_within_scope(inventory, &target, now) {
+        return Err(InvalidInput::new(
+            "target",
+            format!(
+                "{target} is not within this request's scope {}: name the scope, \
+                 something the ledger knows it holds, or a target of one of its tasks",
+                request.scope
+            ),
+        )
+        .into());
     }
     Ok(vec![RequestEvent::RetentionExceptionRecorded {
         request: request.id,

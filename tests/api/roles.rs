@@ -203,7 +203,7 @@ async fn valid_call(app: &TestApp, path: &str, n: usize) -> (Method, String, Opt
                 Method::POST,
                 format!("/v1/deletion-requests/{id}/retentions"),
                 body(
-                    json!({ "target": "billing-record:b-1", "basis": "billing", "until": "2033-01-01T00:00:00Z", "note": "invoices kept for tax" }),
+                    json!({ "target": format!("file:f-get-{n}"), "basis": "security", "until": "2033-01-01T00:00:00Z", "note": "access log kept" }),
                 ),
             )
         }

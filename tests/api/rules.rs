@@ -1085,11 +1085,25 @@ pub async fn r14_a_record_is_erased_when_its_retention_ends(app: &TestApp) {
 pub async fn r14_the_retention_sweep_leaves_exceptions_recorded_by_hand(app: &TestApp) {
     let (_, id) = blocked_by_a_workspace_hold(app, "ws-r14h", None).await;
     register(app, "billing-record:inv-h", "ws-r14h").await;
+    // The billing record's own request, blocked by the same hold: an
+    // exception names a target within its request's scope.
+    let billing_request = request(
+        app,
+        json!({ "scope": "billing-record:inv-h", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    assert_eq!(billing_request["state"], "blocked", "{billing_request}");
     let until = app.clock_now() + Duration::days(1);
     let retentions = format!("/v1/deletion-requests/{id}/retentions");
-    for target in ["file:ws-r14h-f", "billing-record:inv-h"] {
+    for (request_id, target) in [
+        (id.as_str(), "file:ws-r14h-f"),
+        (
+            billing_request["request_id"].as_str().unwrap(),
+            "billing-record:inv-h",
+        ),
+    ] {
         expect(
-            &app.post(Service, &retentions, json!({ "target": target, "basis": "security", "until": until.to_rfc3339(), "note": "access log kept for incident response" }))
+            &app.post(Service, &format!("/v1/deletion-requests/{request_id}/retentions"), json!({ "target": target, "basis": "security", "until": until.to_rfc3339(), "note": "access log kept for incident response" }))
                 .await,
             201,
         );
@@ -1569,7 +1583,8 @@ pub async fn reports_and_exports(app: &TestApp) {
 }
 
 /// A CCPA deadline extended once with a reason, and a retention
-/// exception recorded, over HTTP; both show in the trail.
+/// exception recorded, over HTTP; both show in the trail. A retention
+/// exception for a record outside the request's scope is refused.
 pub async fn extension_and_retention(app: &TestApp) {
     seed_workspace(app, "ws-ext").await;
     let answer = request(
@@ -1610,16 +1625,34 @@ pub async fn extension_and_retention(app: &TestApp) {
 
     let retentions = format!("/v1/deletion-requests/{id}/retentions");
     let past = app
-        .post(Service, &retentions, json!({ "target": "billing-record:b-ext", "basis": "billing", "until": "2020-01-01T00:00:00Z", "note": "invoices" }))
+        .post(Service, &retentions, json!({ "target": "file:ws-ext-f", "basis": "security", "until": "2020-01-01T00:00:00Z", "note": "access log" }))
         .await;
     expect(&past, 422);
     assert_eq!(past.json["field"], "until");
-    let until = app.clock_now() + Duration::days(7 * 365);
+    let until = app.clock_now() + Duration::days(90);
+    // A record of the workspace that this file's request does not cover,
+    // and one the ledger never heard of: neither can be kept by it.
+    register(app, "file:ws-ext-other", "ws-ext").await;
+    let head = app.head().await;
+    for outside in ["file:ws-ext-other", "billing-record:b-ext"] {
+        let refused = app
+            .post(Service, &retentions, json!({ "target": outside, "basis": "billing", "until": until.to_rfc3339(), "note": "invoices kept for tax" }))
+            .await;
+        expect(&refused, 422);
+        assert_eq!(refused.json["field"], "target", "{outside}");
+        assert_eq!(refused.content_type(), "application/problem+json");
+        let detail = refused.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("not within this request's scope file:ws-ext-f"),
+            "{detail}"
+        );
+    }
+    assert_eq!(app.head().await, head, "a refused retention stored events");
     let kept = app
-        .post(Service, &retentions, json!({ "target": "billing-record:b-ext", "basis": "billing", "until": until.to_rfc3339(), "note": "invoices kept for tax" }))
+        .post(Service, &retentions, json!({ "target": "file:ws-ext-f", "basis": "security", "until": until.to_rfc3339(), "note": "access log kept for incident response" }))
         .await;
     expect(&kept, 201);
-    assert_eq!(kept.json["basis"], "billing");
+    assert_eq!(kept.json["basis"], "security");
 
     let trail = app
         .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
@@ -1629,7 +1662,7 @@ pub async fn extension_and_retention(app: &TestApp) {
         "DeadlineExtended",
         "backups span two regions",
         "RetentionExceptionRecorded",
-        "invoices kept for tax",
+        "access log kept for incident response",
     ] {
         assert!(
             trail.text.contains(shown),

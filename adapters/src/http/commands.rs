@@ -280,7 +280,8 @@ pub async fn confirm_receipt(
 }
 
 /// Records a retention exception: a record of the request's scope that
-/// is kept on purpose, on a basis, until a date (R1, R14).
+/// is kept on purpose, on a basis, until a date (R1, R14). A target
+/// outside the scope is refused with 422 on `target`.
 pub async fn record_retention(
     State(state): State<AppState>,
     caller: Caller<ServiceCommands>,

@@ -343,9 +343,10 @@ fn r1_r7_a_retention_exception_recorded_while_blocked_does_not_stand_for_the_pla
     history.push(requested_as(&new, Verification::NotRequired).into());
     history.push(blocked(1, &[1]).into());
     let kept = given(history.clone())
-        .when_request(|_: &Inventory, r: &Request| {
+        .when_request(|inventory: &Inventory, r: &Request| {
             record_retention(
                 r,
+                inventory,
                 s("file:f-1"),
                 RetentionBasis::Security,
                 days_later(90),
@@ -489,9 +490,10 @@ fn r1_a_kept_record_is_a_retention_exception_with_basis_and_end_date() {
     history.push(requested(1, "integration:yt-1", member("alice")).into());
     history.extend(ledger_of(integration_plan(1, 1)));
     let keep = |until| {
-        move |_: &Inventory, r: &Request| {
+        move |inventory: &Inventory, r: &Request| {
             record_retention(
                 r,
+                inventory,
                 s("integration:yt-1"),
                 RetentionBasis::Security,
                 until,
@@ -1574,4 +1576,78 @@ fn r14_card_numbers_are_refused_on_every_decision_input_path() {
             )
         })
         .then_invalid("verified_by");
+}
+
+#[test]
+fn r1_a_retention_exception_keeps_only_what_the_request_covers() {
+    // Blocked before any task was released, so that only the scope and
+    // what the inventory knows of it decide.
+    let mut history = file_with_artifacts();
+    history.push(resource("file:f-2", "ws-1").event());
+    history.push(created("ws-2", "bob"));
+    history.push(resource("file:f-9", "ws-2").event());
+    history.push(placed(1, "file:f-1"));
+    let new = new_request(1, "file:f-1", member("alice"));
+    history.push(requested_as(&new, Verification::NotRequired).into());
+    history.push(blocked(1, &[1]).into());
+    let keep = |target: &'static str| {
+        move |inventory: &Inventory, r: &Request| {
+            record_retention(
+                r,
+                inventory,
+                s(target),
+                RetentionBasis::Security,
+                days_later(90),
+                note("kept for incident response"),
+                now(),
+            )
+        }
+    };
+    for within in ["file:f-1", "transcript:t-1", "search-index-entry:si-1"] {
+        let kept = given(history.clone()).when_request(keep(within)).events();
+        assert_eq!(kept.len(), 1, "{within}: {kept:?}");
+    }
+    // Another file of the workspace, a file of another workspace, the
+    // file's project and workspace, and a record the ledger never heard of.
+    for outside in [
+        "file:f-2",
+        "file:f-9",
+        "project:p-1",
+        "workspace:ws-1",
+        "billing-record:b-1",
+    ] {
+        given(history.clone())
+            .when_request(keep(outside))
+            .then_invalid("target");
+    }
+}
+
+#[test]
+fn r1_r5_a_retention_exception_may_keep_a_connection_of_the_external_account() {
+    let mut history = disconnected_youtube();
+    history.push(connected("yt-2", "ws-1", Platform::Youtube, "UC-channel-2"));
+    history.push(requested(1, "youtube:UC-channel-1", member("alice")).into());
+    let keep = |target: &'static str| {
+        move |inventory: &Inventory, r: &Request| {
+            record_retention(
+                r,
+                inventory,
+                s(target),
+                RetentionBasis::Security,
+                days_later(90),
+                note("token revocation log kept"),
+                now(),
+            )
+        }
+    };
+    assert_eq!(
+        given(history.clone())
+            .when_request(keep("integration:yt-1"))
+            .events()
+            .len(),
+        1
+    );
+    given(history)
+        .when_request(keep("integration:yt-2"))
+        .then_invalid("target");
 }
