@@ -1587,6 +1587,15 @@ pub async fn reports_and_exports(app: &TestApp) {
 /// exception for a record outside the request's scope is refused.
 pub async fn extension_and_retention(app: &TestApp) {
     seed_workspace(app, "ws-ext").await;
+    expect(
+        &app.post(
+            Service,
+            "/v1/resources",
+            json!({ "resource": "transcript:ws-ext-t", "workspace_id": "ws-ext", "derived_from": "file:ws-ext-f" }),
+        )
+        .await,
+        201,
+    );
     let answer = request(
         app,
         json!({ "scope": "file:ws-ext-f", "channel": "in-product", "policy": "ccpa", "requested_by": "account:acct-owner" }),
@@ -1653,6 +1662,10 @@ pub async fn extension_and_retention(app: &TestApp) {
         .await;
     expect(&kept, 201);
     assert_eq!(kept.json["basis"], "security");
+    let derived = app
+        .post(Service, &retentions, json!({ "target": "transcript:ws-ext-t", "basis": "troubleshooting", "until": until.to_rfc3339(), "note": "transcript kept for a support case" }))
+        .await;
+    expect(&derived, 201);
 
     let trail = app
         .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
