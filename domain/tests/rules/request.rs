@@ -1578,6 +1578,23 @@ fn r14_card_numbers_are_refused_on_every_decision_input_path() {
         .then_invalid("verified_by");
 }
 
+/// Records that `target` is kept on the security basis for 90 days.
+fn keep(
+    target: &'static str,
+) -> impl FnOnce(&Inventory, &Request) -> Result<Vec<RequestEvent>, DomainError> {
+    move |inventory: &Inventory, r: &Request| {
+        record_retention(
+            r,
+            inventory,
+            s(target),
+            RetentionBasis::Security,
+            days_later(90),
+            note("kept for incident response"),
+            now(),
+        )
+    }
+}
+
 #[test]
 fn r1_a_retention_exception_keeps_only_what_the_request_covers() {
     // Blocked before any task was released, so that only the scope and
@@ -1590,19 +1607,6 @@ fn r1_a_retention_exception_keeps_only_what_the_request_covers() {
     let new = new_request(1, "file:f-1", member("alice"));
     history.push(requested_as(&new, Verification::NotRequired).into());
     history.push(blocked(1, &[1]).into());
-    let keep = |target: &'static str| {
-        move |inventory: &Inventory, r: &Request| {
-            record_retention(
-                r,
-                inventory,
-                s(target),
-                RetentionBasis::Security,
-                days_later(90),
-                note("kept for incident response"),
-                now(),
-            )
-        }
-    };
     for within in ["file:f-1", "transcript:t-1", "search-index-entry:si-1"] {
         let kept = given(history.clone()).when_request(keep(within)).events();
         assert_eq!(kept.len(), 1, "{within}: {kept:?}");
@@ -1627,19 +1631,6 @@ fn r1_r5_a_retention_exception_may_keep_a_connection_of_the_external_account() {
     let mut history = disconnected_youtube();
     history.push(connected("yt-2", "ws-1", Platform::Youtube, "UC-channel-2"));
     history.push(requested(1, "youtube:UC-channel-1", member("alice")).into());
-    let keep = |target: &'static str| {
-        move |inventory: &Inventory, r: &Request| {
-            record_retention(
-                r,
-                inventory,
-                s(target),
-                RetentionBasis::Security,
-                days_later(90),
-                note("token revocation log kept"),
-                now(),
-            )
-        }
-    };
     assert_eq!(
         given(history.clone())
             .when_request(keep("integration:yt-1"))
