@@ -784,6 +784,9 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now
                 note: Note::parse("billing and transaction records are kept for tax, accounting, fraud-prevention and legal reasons")
                     .expect("a constant note is valid"),
             });
+            // What was derived from the record (its OCR text, say) is not
+            // the record R14 keeps: it goes as a file's artifacts do (R6).
+            plan_derived(plan, inventory, resource, now);
             return;
         }
     }
@@ -802,13 +805,7 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now
         resource.clone(),
         workspace.clone(),
     );
-    let derived: Vec<Subject> = inventory
-        .derived_from(resource)
-        .map(|r| r.subject.clone())
-        .collect();
-    for artifact in derived {
-        plan_resource(plan, inventory, &artifact, now);
-    }
+    plan_derived(plan, inventory, resource, now);
     if facts.kind == ResourceKind::File {
         plan.step(
             inventory,
@@ -822,6 +819,17 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now
             resource.clone(),
             workspace,
         );
+    }
+}
+
+/// Plans the erasure of every artifact derived from `resource`.
+fn plan_derived(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now: DateTime<Utc>) {
+    let derived: Vec<Subject> = inventory
+        .derived_from(resource)
+        .map(|r| r.subject.clone())
+        .collect();
+    for artifact in derived {
+        plan_resource(plan, inventory, &artifact, now);
     }
 }
 

@@ -1642,3 +1642,42 @@ fn r1_r5_a_retention_exception_may_keep_a_connection_of_the_external_account() {
         .when_request(keep("integration:yt-2"))
         .then_invalid("target");
 }
+
+#[test]
+fn r6_r14_what_was_derived_from_a_kept_billing_record_is_purged() {
+    let mut history = full_workspace();
+    history.push(artifact("ocr-text:o-b1", "billing-record:b-1", "ws-1").event());
+    for (n, scope) in [(1, "billing-record:b-1"), (2, "workspace:ws-1")] {
+        let events = given(history.clone())
+            .when(|inv| {
+                receive(
+                    inv,
+                    new_request(n, scope, member("alice")),
+                    &table(),
+                    now(),
+                    &mut new_task_ids(),
+                )
+            })
+            .events();
+        assert!(events.contains(&billing_kept(n)), "{scope}: {events:?}");
+        let steps: Vec<ErasureStep> = events
+            .iter()
+            .filter_map(|event| match event {
+                RequestEvent::TaskReleased { step, target, .. }
+                    if target == &s("ocr-text:o-b1") =>
+                {
+                    Some(*step)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(steps, vec![PurgeDerivedArtifact], "{scope}: {events:?}");
+        // Not complete before its artifact is purged.
+        assert!(
+            !events
+                .iter()
+                .any(|event| matches!(event, RequestEvent::DeletionCompleted { .. })),
+            "{scope}: {events:?}"
+        );
+    }
+}
