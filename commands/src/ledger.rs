@@ -212,6 +212,20 @@ enum Opened {
     Existing(RequestId),
 }
 
+/// What a decision on one request ([`Ledger::on_request`]) reads besides
+/// the request's own stream, and whether its append is conditioned on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestReads {
+    /// The request alone.
+    Request,
+    /// The scope as well, for what it holds; the append is conditioned on
+    /// the request's stream only.
+    Scope,
+    /// The scope as well, and the append fails if anything read of it
+    /// changed in the meantime (the decision then runs again).
+    GuardedScope,
+}
+
 /// What a decision reads before it decides.
 #[derive(Debug, Default)]
 struct Load {
@@ -1335,7 +1349,7 @@ impl Ledger {
         &self,
         ctx: &Context,
         id: RequestId,
-        with_scope: bool,
+        reads: RequestReads,
         decide: impl Fn(&Request, &View, DateTime<Utc>) -> Result<(Vec<RequestEvent>, T), CommandError>,
     ) -> Result<T, CommandError> {
         let scope = self.request(id).await?.scope;
@@ -1344,7 +1358,7 @@ impl Ledger {
             .execute(
                 ctx,
                 || {
-                    if with_scope {
+                    if reads != RequestReads::Request {
                         Self::scope_load(&scope, Some(id))
                     } else {
                         Load {
@@ -1361,7 +1375,7 @@ impl Ledger {
                     Ok(Decision {
                         stream: stream.clone(),
                         expected: view.version(&stream),
-                        condition: if with_scope {
+                        condition: if reads == RequestReads::GuardedScope {
                             view.condition_on_all_reads()
                         } else {
                             None
@@ -1382,7 +1396,7 @@ impl Ledger {
         id: RequestId,
         method: Note,
     ) -> Result<RequestSummary, CommandError> {
-        self.on_request(ctx, id, true, |request, view, now| {
+        self.on_request(ctx, id, RequestReads::GuardedScope, |request, view, now| {
             let events = domain::request::verify(
                 request,
                 &view.inventory,
@@ -1404,7 +1418,7 @@ impl Ledger {
         id: RequestId,
         detail: Note,
     ) -> Result<RequestSummary, CommandError> {
-        self.on_request(ctx, id, false, |request, _, _| {
+        self.on_request(ctx, id, RequestReads::Request, |request, _, _| {
             let events = domain::request::refuse_unverified(request, detail.clone())?;
             Ok((events.clone(), summary_after(request, &events)))
         })
@@ -1417,7 +1431,7 @@ impl Ledger {
         id: RequestId,
         reason: Option<Reason>,
     ) -> Result<RequestSummary, CommandError> {
-        self.on_request(ctx, id, false, |request, _, now| {
+        self.on_request(ctx, id, RequestReads::Request, |request, _, now| {
             let events = domain::request::extend(request, reason.clone(), &self.policies, now)?;
             Ok((events.clone(), summary_after(request, &events)))
         })
@@ -1434,7 +1448,7 @@ impl Ledger {
         id: RequestId,
         confirmed_at: Option<DateTime<Utc>>,
     ) -> Result<DateTime<Utc>, CommandError> {
-        self.on_request(ctx, id, false, |request, _, now| {
+        self.on_request(ctx, id, RequestReads::Request, |request, _, now| {
             let events = domain::request::confirm_receipt(request, confirmed_at, now)?;
             let confirmed = match events.first() {
                 Some(RequestEvent::ReceiptConfirmed { confirmed_at, .. }) => *confirmed_at,
@@ -1454,8 +1468,12 @@ impl Ledger {
         until: DateTime<Utc>,
         note: Note,
     ) -> Result<(), CommandError> {
-        // With the scope's inventory: the target must be within it.
-        self.on_request(ctx, id, true, |request, view, now| {
+        // With the scope's inventory, for the target must be within it;
+        // the append is not conditioned on the scope (what it holds only
+        // grows while the request is open), so that a busy workspace does
+        // not make it contend.
+        let target = self.vault.lookup_subject(&target);
+        self.on_request(ctx, id, RequestReads::Scope, |request, view, now| {
             let events = domain::request::record_retention(
                 request,
                 &view.inventory,
@@ -1477,7 +1495,7 @@ impl Ledger {
         ctx: &Context,
         id: RequestId,
     ) -> Result<RequestSummary, CommandError> {
-        self.on_request(ctx, id, true, |request, view, now| {
+        self.on_request(ctx, id, RequestReads::GuardedScope, |request, view, now| {
             let events = domain::request::progress(
                 request,
                 &view.inventory,
@@ -1580,7 +1598,7 @@ impl Ledger {
         worker: &str,
     ) -> Result<RequestSummary, CommandError> {
         let request_id = self.request_of_task(task).await?;
-        self.on_request(ctx, request_id, false, |request, _, now| {
+        self.on_request(ctx, request_id, RequestReads::Request, |request, _, now| {
             let events = domain::request::complete_task(
                 request,
                 task,
@@ -1602,7 +1620,7 @@ impl Ledger {
         error: Note,
     ) -> Result<RequestSummary, CommandError> {
         let request_id = self.request_of_task(task).await?;
-        self.on_request(ctx, request_id, false, |request, _, now| {
+        self.on_request(ctx, request_id, RequestReads::Request, |request, _, now| {
             let events =
                 domain::request::fail_task(request, task, worker.to_owned(), error.clone(), now)?;
             Ok((events.clone(), summary_after(request, &events)))

@@ -188,6 +188,15 @@ pub fn register_resource(
             )
             .into())
         }
+        // An artifact names the resource it comes from, so that erasing
+        // that resource finds every artifact of it (R6).
+        (Some(Subject::Resource(source)), true) if source.kind.is_derived_artifact() => {
+            return Err(crate::error::InvalidInput::new(
+                "derived_from",
+                "names the file or record the artifact comes from, not another derived artifact",
+            )
+            .into())
+        }
         _ => {}
     }
     for related in registration

@@ -88,26 +88,25 @@ pub struct Request {
 
 impl Request {
     /// Whether `target` is within the request's scope: the scope itself,
-    /// a target of one of its tasks or of the plan the inventory gives the
-    /// scope at `now` (which names the connections of an external account,
-    /// for one), or something the inventory says the scope holds (a
-    /// workspace's resources and connections, a file's parts and derived
-    /// artifacts, an account's own records). Something the inventory does
-    /// not know is within no scope but its own.
+    /// the target of one of its tasks, or what the plan the inventory
+    /// gives the scope at `now` erases or keeps (a workspace's resources,
+    /// their artifacts and its connections; a resource and its artifacts;
+    /// an account's profile and credentials; the connections of an
+    /// external account). Not a resource's children or references, which
+    /// its erasure does not remove (R8), nor anything the inventory does
+    /// not know.
     pub fn holds_within_scope(
         &self,
         inventory: &Inventory,
         target: &Subject,
         now: DateTime<Utc>,
     ) -> bool {
-        *target == self.scope
-            || self.tasks.values().any(|task| task.target == *target)
-            || inventory.covering_scopes(target).contains(&self.scope)
-            || {
-                let plan = plan(&self.scope, inventory, now);
-                plan.steps.iter().any(|step| step.target == *target)
-                    || plan.retained.iter().any(|kept| kept.target == *target)
-            }
+        if *target == self.scope || self.tasks.values().any(|task| task.target == *target) {
+            return true;
+        }
+        let plan = plan(&self.scope, inventory, now);
+        plan.steps.iter().any(|step| step.target == *target)
+            || plan.retained.iter().any(|kept| kept.target == *target)
     }
 
     /// Folds a request's events; `None` before its first event.
@@ -797,6 +796,9 @@ fn plan_resource(plan: &mut Plan, inventory: &Inventory, resource: &Subject, now
             ErasureStep::PurgeDerivedArtifact
         };
         plan.step(inventory, step, resource.clone(), workspace);
+        // Registration refuses an artifact of an artifact; one stored
+        // before it did goes with its source.
+        plan_derived(plan, inventory, resource, now);
         return;
     }
     plan.step(
@@ -1024,7 +1026,7 @@ pub fn record_retention(
             "target",
             format!(
                 "{target} is not within this request's scope {}: name the scope, \
-                 something the ledger knows it holds, or a target of one of its tasks",
+                 something its erasure removes or keeps, or a target of one of its tasks",
                 request.scope
             ),
         )

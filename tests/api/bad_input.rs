@@ -69,7 +69,7 @@ fn routes(request_id: &str, task_id: &str, hold_id: &str) -> Vec<(String, ApiRol
         (
             format!("/v1/deletion-requests/{request_id}/retentions"),
             Service,
-            json!({ "target": "billing-record:b-1", "basis": "billing", "until": "2033-01-01T00:00:00Z", "note": "tax" }),
+            json!({ "target": "thumbnail:ws-bad-f-th", "basis": "security", "until": "2033-01-01T00:00:00Z", "note": "kept" }),
         ),
         (
             "/v1/tasks/claim".into(),

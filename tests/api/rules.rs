@@ -1685,6 +1685,78 @@ pub async fn extension_and_retention(app: &TestApp) {
     }
 }
 
+/// R1 / R14: a retention exception names what its request erases or
+/// keeps, read from the scope while no task names it yet (the request is
+/// blocked), and an external account by its own id.
+pub async fn r1_a_retention_exception_names_what_its_request_covers(app: &TestApp) {
+    seed_workspace(app, "ws-rk").await;
+    register(app, "file:ws-rk-other", "ws-rk").await;
+    expect(&app.post(Service, "/v1/integrations", json!({ "integration_id": "yt-rk", "workspace_id": "ws-rk", "platform": "youtube", "external_account_id": "UC-rk", "connected_by": "platform" })).await, 201);
+    // An artifact names the file it comes from, not another artifact.
+    let nested = app
+        .post(Service, "/v1/resources", json!({ "resource": "embedding:ws-rk-e", "workspace_id": "ws-rk", "derived_from": "transcript:ws-rk-f-t" }))
+        .await;
+    expect(&nested, 422);
+    assert_eq!(nested.json["field"], "derived_from");
+    expect(
+        &app.post(Legal, "/v1/holds", json!({ "scope": "workspace:ws-rk", "kind": "legal", "matter": "M-rk", "reason": "litigation" }))
+            .await,
+        201,
+    );
+    let until = app.clock_now() + Duration::days(30);
+    for (scope, cases) in [
+        (
+            "file:ws-rk-f",
+            [
+                ("file:ws-rk-f", 201),
+                ("transcript:ws-rk-f-t", 201),
+                ("project:ws-rk-p", 422),
+                ("file:ws-rk-other", 422),
+            ],
+        ),
+        (
+            "youtube:UC-rk",
+            [
+                ("youtube:UC-rk", 201),
+                ("integration:yt-rk", 201),
+                ("youtube:UC-other", 422),
+                ("workspace:ws-rk", 422),
+            ],
+        ),
+    ] {
+        let blocked = request(
+            app,
+            json!({ "scope": scope, "channel": "in-product", "requested_by": "account:acct-owner" }),
+        )
+        .await;
+        assert_eq!(blocked["state"], "blocked", "{scope}: {blocked}");
+        let id = blocked["request_id"].as_str().unwrap();
+        assert_eq!(detail(app, id).await["tasks"], json!([]), "{scope}");
+        let retentions = format!("/v1/deletion-requests/{id}/retentions");
+        for (target, status) in cases {
+            let answer = app
+                .post(Service, &retentions, json!({ "target": target, "basis": "security", "until": until.to_rfc3339(), "note": "access log kept for incident response" }))
+                .await;
+            expect(&answer, status);
+            if status == 422 {
+                assert_eq!(answer.json["field"], "target", "{scope} {target}");
+            }
+        }
+    }
+    // The exception on the external account is filed under it, as the
+    // request is (the ledger names it by a keyed hash of its id).
+    let trail = app.get(Auditor, "/v1/audit?subject=youtube:UC-rk").await;
+    expect(&trail, 200);
+    let kept = trail.json["events"].as_array().unwrap().iter().any(|e| {
+        e["event_type"] == "RetentionExceptionRecorded"
+            && e["subjects"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("youtube:UC-rk"))
+    });
+    assert!(kept, "{}", trail.text);
+}
+
 /// CCPA: receipt is confirmed within 10 business days. The request shows
 /// its date, the report lists a confirmation past it, and recording one
 /// is answered the same way when repeated.
@@ -1944,5 +2016,6 @@ crate::on_every_backend!(
     reports_and_exports,
     a_late_request_stays_overdue_when_a_hold_comes,
     extension_and_retention,
+    r1_a_retention_exception_names_what_its_request_covers,
     ccpa_receipt_confirmation,
 );

@@ -1627,6 +1627,29 @@ fn r1_a_retention_exception_keeps_only_what_the_request_covers() {
 }
 
 #[test]
+fn r1_r8_a_retention_exception_on_a_project_does_not_reach_its_files() {
+    // Erasing a project removes its record; its files and canvases stay
+    // (R8 removes their references only), so they are not its to keep.
+    let mut history = file_with_artifacts();
+    history.push(placed(1, "project:p-1"));
+    let new = new_request(1, "project:p-1", member("alice"));
+    history.push(requested_as(&new, Verification::NotRequired).into());
+    history.push(blocked(1, &[1]).into());
+    assert_eq!(
+        given(history.clone())
+            .when_request(keep("project:p-1"))
+            .events()
+            .len(),
+        1
+    );
+    for outside in ["file:f-1", "transcript:t-1", "canvas:cv-1"] {
+        given(history.clone())
+            .when_request(keep(outside))
+            .then_invalid("target");
+    }
+}
+
+#[test]
 fn r1_r5_a_retention_exception_may_keep_a_connection_of_the_external_account() {
     let mut history = disconnected_youtube();
     history.push(connected("yt-2", "ws-1", Platform::Youtube, "UC-channel-2"));
