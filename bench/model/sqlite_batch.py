@@ -56,9 +56,11 @@ NOW = "2026-12-01T00:00:00.000000Z"
 def connect(directory, synchronous="full", page_size=4096):
     """A new database in `directory`, set as the store's writer sets it."""
     db = sqlite3.connect(os.path.join(directory, "model.db"), isolation_level=None)
-    # The page size applies to a database that has no pages yet.
+    # The page size applies to a database that has no pages yet; the
+    # checkpoint comes after the same 32 MB of WAL whatever the page size.
+    checkpoint_pages = 8000 * 4096 // page_size
     for pragma in (f"page_size={page_size}", "journal_mode=wal", f"synchronous={synchronous}",
-                   "temp_store=memory", "wal_autocheckpoint=8000"):
+                   "temp_store=memory", f"wal_autocheckpoint={checkpoint_pages}"):
         db.execute(f"PRAGMA {pragma}")
     return db
 

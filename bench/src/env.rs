@@ -44,16 +44,45 @@ impl Env {
         self.admin_url.as_deref()
     }
 
+    /// Fails, saying why, unless the PostgreSQL server accepts `needed`
+    /// connections: the write side's measurements, taken in turns, hold
+    /// all theirs open at once.
+    pub async fn require_connections(&self, needed: u32) -> anyhow::Result<()> {
+        let admin = self
+            .admin_url
+            .as_deref()
+            .context("PostgreSQL measurements need DATABASE_URL")?;
+        let mut connection = PgConnection::connect(admin)
+            .await
+            .context("connecting to DATABASE_URL")?;
+        let max: String = sqlx::query_scalar("SHOW max_connections")
+            .fetch_one(&mut connection)
+            .await
+            .context("reading max_connections")?;
+        connection.close().await.ok();
+        let max: u32 = max.parse().context("max_connections is not a number")?;
+        anyhow::ensure!(
+            max >= needed,
+            "the PostgreSQL server takes {max} connections and the benchmark holds up to \
+             {needed} at once: start it with max_connections={needed} or more \
+             (`make bench` starts one with 400)"
+        );
+        Ok(())
+    }
+
     pub fn sqlite_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.db"))
     }
 
     /// A URL to an empty database named `name` (dropped first if a
     /// previous run left it). On PostgreSQL the server then takes a
-    /// checkpoint: every measurement starts with nothing of the one before
-    /// it left to flush, so a checkpoint forced by one measurement's write
-    /// volume does not land in the next one's window. A checkpoint forced
-    /// by the measurement's own writes still counts against it.
+    /// checkpoint: a measurement starts with nothing of the ones before it
+    /// left to flush. The write side's measurements, taken in turns, get
+    /// their databases one after another before the first turn, so the
+    /// last checkpoint precedes them all, and a checkpoint forced by one
+    /// group's write volume lands in whichever slice is running; the
+    /// command, HTTP and read-side measurements each start after their
+    /// own.
     pub async fn fresh(&self, backend: Backend, name: &str) -> anyhow::Result<String> {
         match backend {
             Backend::Sqlite => {

@@ -42,6 +42,11 @@ use report::{Figure, Rule, Target};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Connections the PostgreSQL server must accept: the write side's
+/// measurements in turns hold theirs open at once (three groups of 64,
+/// four stores of a writer and a read pool each, a few single ones).
+const POSTGRES_CONNECTIONS_NEEDED: u32 = 250;
+
 /// The concurrency of the "many writers" measurements.
 const WRITERS_MANY: usize = 64;
 /// Events per append in the batch measurements.
@@ -743,6 +748,9 @@ async fn main() -> anyhow::Result<()> {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         if backend == Backend::Postgres && !env.has_postgres() {
             continue;
+        }
+        if backend == Backend::Postgres {
+            env.require_connections(POSTGRES_CONNECTIONS_NEEDED).await?;
         }
         measure_backend(&env, backend, plan, &mut figures).await;
         service::measure(&env, backend, plan, &mut figures).await;

@@ -87,7 +87,11 @@ pub async fn drive<O: Op>(writers: Vec<O>, window: Window) -> Sample {
     let until = measure_from + window.measure;
     let tasks: Vec<_> = writers
         .into_iter()
-        .map(|mut op| tokio::spawn(async move { run_writer(&mut op, measure_from, until).await }))
+        .map(|mut op| {
+            tokio::spawn(async move {
+                run_writer(&mut op, measure_from, until, WRITER_ERRORS_MAX).await
+            })
+        })
         .collect();
     let mut total = Sample::default();
     let mut last_end = measure_from;
@@ -119,24 +123,41 @@ impl Op for Box<dyn Op> {
 
 /// Runs groups of writers in turns, one group at a time: each warms up
 /// for `window.warmup`, then each runs a slice of `window.measure` at a
-/// time, in turn, [`TURN_SLICES`] times. All thus meet the same moments of
-/// a shared, noisy machine (and of a server whose checkpoints fall where
-/// the write volume puts them), which a ratio between them needs: measured
-/// one after another, a baseline and Lethe could meet different machines.
-/// Each group gets `window.measure` in all; one [`Sample`] per group, in
-/// the order given.
+/// time, in turn, [`TURN_SLICES`] times, in the order given and then in
+/// the reverse order, alternately (so that no group always follows the
+/// same one and meets what it leaves behind). All thus meet the same
+/// moments of a shared, noisy machine (and of a server whose checkpoints
+/// fall where the write volume puts them), which a ratio between them
+/// needs: measured one after another, a baseline and Lethe could meet
+/// different machines. Each group gets `window.measure` in all; one
+/// [`Sample`] per group, in the order given, with the errors of its
+/// warmup too. An operation still running when a slice ends is not
+/// counted, as at the end of a window in [`drive`].
 pub async fn drive_in_turns(groups: Vec<Group>, window: Window) -> Vec<Sample> {
     let slice = window.measure / TURN_SLICES;
-    let mut warm = Vec::with_capacity(groups.len());
-    for group in groups {
-        warm.push(turn(group, window.warmup, Duration::ZERO).await.0);
+    let mut groups: Vec<Vec<Turner>> = groups
+        .into_iter()
+        .map(|group| {
+            group
+                .into_iter()
+                .map(|op| Turner { op, errors: 0 })
+                .collect()
+        })
+        .collect();
+    let mut totals = vec![Sample::default(); groups.len()];
+    for (group, total) in groups.iter_mut().zip(&mut totals) {
+        let warmup = turn(group, window.warmup, Duration::ZERO).await;
+        total.errors += warmup.errors;
+        total.first_error = warmup.first_error;
     }
-    let mut totals = vec![Sample::default(); warm.len()];
-    for _ in 0..TURN_SLICES {
-        for (group, total) in warm.iter_mut().zip(&mut totals) {
-            let (ops, sample) = turn(std::mem::take(group), Duration::ZERO, slice).await;
-            *group = ops;
-            total.add(sample);
+    for round in 0..TURN_SLICES {
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for index in order {
+            let sample = turn(&mut groups[index], Duration::ZERO, slice).await;
+            totals[index].add(sample);
         }
     }
     for total in &mut totals {
@@ -145,39 +166,57 @@ pub async fn drive_in_turns(groups: Vec<Group>, window: Window) -> Vec<Sample> {
     totals
 }
 
+/// A writer of [`drive_in_turns`] and the errors it has had so far: one
+/// that has had [`WRITER_ERRORS_MAX`] runs no more.
+struct Turner {
+    op: Box<dyn Op>,
+    errors: u64,
+}
+
 /// One group's turn, each writer on a task of its own as in [`drive`]:
-/// `warmup`, then `measure`; hands the writers back with what they did.
-async fn turn(group: Group, warmup: Duration, measure: Duration) -> (Group, Sample) {
+/// `warmup`, then `measure`; what they did. A writer that panics is gone,
+/// and counts as an error.
+async fn turn(group: &mut Vec<Turner>, warmup: Duration, measure: Duration) -> Sample {
     let measure_from = Instant::now() + warmup;
     let until = measure_from + measure;
-    let tasks: Vec<_> = group
+    let (done, running): (Vec<Turner>, Vec<Turner>) = std::mem::take(group)
         .into_iter()
-        .map(|mut op| {
+        .partition(|turner| turner.errors >= WRITER_ERRORS_MAX);
+    *group = done;
+    let tasks: Vec<_> = running
+        .into_iter()
+        .map(|mut turner| {
             tokio::spawn(async move {
-                let (sample, _) = run_writer(&mut op, measure_from, until).await;
-                (op, sample)
+                let errors_max = WRITER_ERRORS_MAX - turner.errors;
+                let (sample, _) = run_writer(&mut turner.op, measure_from, until, errors_max).await;
+                turner.errors += sample.errors;
+                (turner, sample)
             })
         })
         .collect();
-    let mut ops = Vec::with_capacity(tasks.len());
     let mut total = Sample::default();
     for task in tasks {
         match task.await {
-            Ok((op, sample)) => {
-                ops.push(op);
+            Ok((turner, sample)) => {
+                group.push(turner);
                 total.add(sample);
             }
-            // The writer is gone with its task: the benchmark cannot go on.
-            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+            Err(panic) => total.add(panicked(&panic, measure_from).0),
         }
     }
     total.elapsed = measure;
-    (ops, total)
+    total
 }
 
 /// One writer until `until`; what it did from `measure_from` on, and when
 /// its last counted operation ended.
-async fn run_writer<O: Op>(op: &mut O, measure_from: Instant, until: Instant) -> (Sample, Instant) {
+/// It stops after `errors_max` failed operations.
+async fn run_writer<O: Op>(
+    op: &mut O,
+    measure_from: Instant,
+    until: Instant,
+    errors_max: u64,
+) -> (Sample, Instant) {
     let mut sample = Sample::default();
     let mut last_end = measure_from;
     loop {
@@ -202,7 +241,7 @@ async fn run_writer<O: Op>(op: &mut O, measure_from: Instant, until: Instant) ->
             Err(error) => {
                 sample.errors += 1;
                 sample.first_error.get_or_insert(format!("{error:#}"));
-                if sample.errors >= WRITER_ERRORS_MAX {
+                if sample.errors >= errors_max {
                     break;
                 }
             }
@@ -224,26 +263,42 @@ fn panicked(panic: &tokio::task::JoinError, measure_from: Instant) -> (Sample, I
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use super::*;
 
-    /// Records which group ran, one event per operation.
+    /// What the writers of the test did: which group ran, in order, and
+    /// how many operations of each group were in flight.
+    #[derive(Default)]
+    struct Log {
+        groups: Mutex<Vec<usize>>,
+        in_flight: [AtomicUsize; 2],
+        overlaps: AtomicUsize,
+    }
+
+    /// One millisecond of work of `group`, logged.
     struct Tagged {
-        group: char,
-        log: Arc<Mutex<Vec<char>>>,
+        group: usize,
+        log: Arc<Log>,
     }
 
     #[async_trait]
     impl Op for Tagged {
         async fn run(&mut self) -> anyhow::Result<u64> {
+            let log = &self.log;
+            log.in_flight[self.group].fetch_add(1, Ordering::SeqCst);
+            if log.in_flight[1 - self.group].load(Ordering::SeqCst) > 0 {
+                log.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
-            self.log.lock().expect("log").push(self.group);
+            log.groups.lock().expect("log").push(self.group);
+            log.in_flight[self.group].fetch_sub(1, Ordering::SeqCst);
             Ok(1)
         }
     }
 
-    fn tagged(group: char, writers: usize, log: &Arc<Mutex<Vec<char>>>) -> Group {
+    fn tagged(group: usize, writers: usize, log: &Arc<Log>) -> Group {
         (0..writers)
             .map(|_| {
                 Box::new(Tagged {
@@ -256,13 +311,14 @@ mod tests {
 
     #[tokio::test]
     async fn groups_take_turns_and_each_gets_the_whole_window() {
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Log::default());
         let window = Window {
-            warmup: Duration::from_millis(20),
-            measure: Duration::from_millis(160),
+            warmup: Duration::from_millis(40),
+            measure: Duration::from_millis(400),
         };
-        let groups = vec![tagged('a', 1, &log), tagged('b', 3, &log)];
-        let samples = drive_in_turns(groups, window).await;
+        let started = Instant::now();
+        let samples = drive_in_turns(vec![tagged(0, 1, &log), tagged(1, 3, &log)], window).await;
+        let took = started.elapsed();
 
         assert_eq!(samples.len(), 2);
         for sample in &samples {
@@ -270,16 +326,74 @@ mod tests {
             assert!(sample.ops > 0, "{sample:?}");
             assert_eq!(sample.ops as usize, sample.latencies_us.len());
             assert!(sample.latencies_us.is_sorted());
+            assert_eq!(sample.errors, 0);
         }
         // Three writers in turn with one: about three times the operations.
         assert!(samples[1].ops > 2 * samples[0].ops, "{samples:?}");
+        // Each group's warmup and window, one after another.
+        assert!(took >= 2 * (window.warmup + window.measure), "{took:?}");
 
-        // Never two groups at once: the log changes group once per turn,
-        // the warmups (a, then b) and then eight slices of each.
-        let log = log.lock().expect("log");
-        let mut runs = log.clone();
-        runs.dedup();
-        let expected: Vec<char> = "ab".repeat(1 + TURN_SLICES as usize).chars().collect();
-        assert_eq!(runs, expected);
+        // Never two groups at once, and the groups in turn: warmups 0 and
+        // 1, then rounds in the order given and in reverse, alternately.
+        assert_eq!(log.overlaps.load(Ordering::SeqCst), 0);
+        let mut turns = vec![0, 1];
+        for round in 0..TURN_SLICES {
+            turns.extend(if round % 2 == 0 { [0, 1] } else { [1, 0] });
+        }
+        turns.dedup();
+        let mut ran = log.groups.lock().expect("log").clone();
+        ran.dedup();
+        assert_eq!(ran, turns);
+        // What was counted is no more than what ran outside the warmups.
+        let logged = log.groups.lock().expect("log").len() as u64;
+        assert!(samples[0].ops + samples[1].ops < logged);
+    }
+
+    /// Fails every time, or panics.
+    struct Failing {
+        panics: bool,
+    }
+
+    #[async_trait]
+    impl Op for Failing {
+        async fn run(&mut self) -> anyhow::Result<u64> {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if self.panics {
+                panic!("the writer broke");
+            }
+            anyhow::bail!("the database is gone")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_writer_stops_at_its_error_limit_and_a_panicking_one_is_counted() {
+        let log = Arc::new(Log::default());
+        let window = Window {
+            warmup: Duration::from_millis(10),
+            measure: Duration::from_millis(80),
+        };
+        let groups: Vec<Group> = vec![
+            vec![Box::new(Failing { panics: false })],
+            vec![Box::new(Failing { panics: true })],
+            tagged(0, 1, &log),
+        ];
+        let samples = drive_in_turns(groups, window).await;
+
+        // Its errors from the warmup on, across every slice, up to the limit.
+        assert_eq!(samples[0].errors, WRITER_ERRORS_MAX);
+        assert_eq!(samples[0].ops, 0);
+        assert_eq!(
+            samples[0].first_error.as_deref(),
+            Some("the database is gone")
+        );
+        // Gone with its task after the first panic (in the warmup).
+        assert_eq!(samples[1].errors, 1);
+        assert!(samples[1]
+            .first_error
+            .as_deref()
+            .is_some_and(|e| e.contains("panicked")));
+        // The others are measured as ever.
+        assert_eq!(samples[2].errors, 0);
+        assert!(samples[2].ops > 0);
     }
 }
