@@ -1468,10 +1468,10 @@ impl Ledger {
         until: DateTime<Utc>,
         note: Note,
     ) -> Result<(), CommandError> {
-        // With the scope's inventory, for the target must be within it;
-        // the append is not conditioned on the scope (what it holds only
-        // grows while the request is open), so that a busy workspace does
-        // not make it contend.
+        // With the scope's inventory, for the target must be within it.
+        // The append is not conditioned on the scope, so that a busy
+        // workspace does not make it contend: the scope only says whether
+        // the target may be named, which new uploads do not change.
         let target = self.vault.lookup_subject(&target);
         self.on_request(ctx, id, RequestReads::Scope, |request, view, now| {
             let events = domain::request::record_retention(
