@@ -44,17 +44,25 @@ impl Env {
         self.admin_url.as_deref()
     }
 
+    /// `DATABASE_URL`, which PostgreSQL measurements need.
+    fn required_admin_url(&self) -> anyhow::Result<&str> {
+        self.admin_url
+            .as_deref()
+            .context("PostgreSQL measurements need DATABASE_URL")
+    }
+
+    /// A connection to the server's database named by `DATABASE_URL`.
+    async fn admin_connection(&self) -> anyhow::Result<PgConnection> {
+        PgConnection::connect(self.required_admin_url()?)
+            .await
+            .context("connecting to DATABASE_URL")
+    }
+
     /// Fails, saying why, unless the PostgreSQL server accepts `needed`
     /// connections: the write side's measurements, taken in turns, hold
     /// all theirs open at once.
     pub async fn require_connections(&self, needed: u32) -> anyhow::Result<()> {
-        let admin = self
-            .admin_url
-            .as_deref()
-            .context("PostgreSQL measurements need DATABASE_URL")?;
-        let mut connection = PgConnection::connect(admin)
-            .await
-            .context("connecting to DATABASE_URL")?;
+        let mut connection = self.admin_connection().await?;
         let max: String = sqlx::query_scalar("SHOW max_connections")
             .fetch_one(&mut connection)
             .await
@@ -93,13 +101,7 @@ impl Env {
                 Ok(format!("sqlite://{}", path.display()))
             }
             Backend::Postgres => {
-                let admin = self
-                    .admin_url
-                    .as_deref()
-                    .context("PostgreSQL measurements need DATABASE_URL")?;
-                let mut connection = PgConnection::connect(admin)
-                    .await
-                    .context("connecting to DATABASE_URL")?;
+                let mut connection = self.admin_connection().await?;
                 let database = format!("lethe_bench_{name}");
                 // Two round trips: a multi-statement string would run as
                 // one transaction, which DROP DATABASE refuses.
@@ -114,7 +116,7 @@ impl Env {
                         .with_context(|| format!("preparing database {database}: {statement}"))?;
                 }
                 connection.close().await.ok();
-                Ok(with_database(admin, &database))
+                Ok(with_database(self.required_admin_url()?, &database))
             }
         }
     }
