@@ -338,10 +338,7 @@ fn r1_r7_a_retention_exception_recorded_while_blocked_does_not_stand_for_the_pla
     // when the hold is lifted, the erasure is still planned and released,
     // not completed with nothing erased.
     let mut history = file_with_artifacts();
-    history.push(placed(1, "file:f-1"));
-    let new = new_request(1, "file:f-1", member("alice"));
-    history.push(requested_as(&new, Verification::NotRequired).into());
-    history.push(blocked(1, &[1]).into());
+    block_request_on(&mut history, "file:f-1");
     let kept = given(history.clone())
         .when_request(|inventory: &Inventory, r: &Request| {
             record_retention(
@@ -1578,6 +1575,30 @@ fn r14_card_numbers_are_refused_on_every_decision_input_path() {
         .then_invalid("verified_by");
 }
 
+/// Appends a hold on `scope` and request 1 on it, blocked by the hold
+/// before any task was released.
+fn block_request_on(history: &mut Vec<LedgerEvent>, scope: &str) {
+    history.push(placed(1, scope));
+    let new = new_request(1, scope, member("alice"));
+    history.push(requested_as(&new, Verification::NotRequired).into());
+    history.push(blocked(1, &[1]).into());
+}
+
+/// Request 1 of `history` may keep each of `within` and no one of
+/// `outside`.
+#[track_caller]
+fn keeps_only(history: &[LedgerEvent], within: &[&'static str], outside: &[&'static str]) {
+    for target in within {
+        let kept = given(history.to_vec()).when_request(keep(target)).events();
+        assert_eq!(kept.len(), 1, "{target}: {kept:?}");
+    }
+    for target in outside {
+        given(history.to_vec())
+            .when_request(keep(target))
+            .then_invalid("target");
+    }
+}
+
 /// Records that `target` is kept on the security basis for 90 days.
 fn keep(
     target: &'static str,
@@ -1603,27 +1624,21 @@ fn r1_a_retention_exception_keeps_only_what_the_request_covers() {
     history.push(resource("file:f-2", "ws-1").event());
     history.push(created("ws-2", "bob"));
     history.push(resource("file:f-9", "ws-2").event());
-    history.push(placed(1, "file:f-1"));
-    let new = new_request(1, "file:f-1", member("alice"));
-    history.push(requested_as(&new, Verification::NotRequired).into());
-    history.push(blocked(1, &[1]).into());
-    for within in ["file:f-1", "transcript:t-1", "search-index-entry:si-1"] {
-        let kept = given(history.clone()).when_request(keep(within)).events();
-        assert_eq!(kept.len(), 1, "{within}: {kept:?}");
-    }
-    // Another file of the workspace, a file of another workspace, the
-    // file's project and workspace, and a record the ledger never heard of.
-    for outside in [
-        "file:f-2",
-        "file:f-9",
-        "project:p-1",
-        "workspace:ws-1",
-        "billing-record:b-1",
-    ] {
-        given(history.clone())
-            .when_request(keep(outside))
-            .then_invalid("target");
-    }
+    block_request_on(&mut history, "file:f-1");
+    keeps_only(
+        &history,
+        &["file:f-1", "transcript:t-1", "search-index-entry:si-1"],
+        // Another file of the workspace, a file of another workspace, the
+        // file's project and workspace, and a record the ledger never
+        // heard of.
+        &[
+            "file:f-2",
+            "file:f-9",
+            "project:p-1",
+            "workspace:ws-1",
+            "billing-record:b-1",
+        ],
+    );
 }
 
 #[test]
@@ -1631,22 +1646,12 @@ fn r1_r8_a_retention_exception_on_a_project_does_not_reach_its_files() {
     // Erasing a project removes its record; its files and canvases stay
     // (R8 removes their references only), so they are not its to keep.
     let mut history = file_with_artifacts();
-    history.push(placed(1, "project:p-1"));
-    let new = new_request(1, "project:p-1", member("alice"));
-    history.push(requested_as(&new, Verification::NotRequired).into());
-    history.push(blocked(1, &[1]).into());
-    assert_eq!(
-        given(history.clone())
-            .when_request(keep("project:p-1"))
-            .events()
-            .len(),
-        1
+    block_request_on(&mut history, "project:p-1");
+    keeps_only(
+        &history,
+        &["project:p-1"],
+        &["file:f-1", "transcript:t-1", "canvas:cv-1"],
     );
-    for outside in ["file:f-1", "transcript:t-1", "canvas:cv-1"] {
-        given(history.clone())
-            .when_request(keep(outside))
-            .then_invalid("target");
-    }
 }
 
 #[test]
@@ -1654,16 +1659,7 @@ fn r1_r5_a_retention_exception_may_keep_a_connection_of_the_external_account() {
     let mut history = disconnected_youtube();
     history.push(connected("yt-2", "ws-1", Platform::Youtube, "UC-channel-2"));
     history.push(requested(1, "youtube:UC-channel-1", member("alice")).into());
-    assert_eq!(
-        given(history.clone())
-            .when_request(keep("integration:yt-1"))
-            .events()
-            .len(),
-        1
-    );
-    given(history)
-        .when_request(keep("integration:yt-2"))
-        .then_invalid("target");
+    keeps_only(&history, &["integration:yt-1"], &["integration:yt-2"]);
 }
 
 #[test]
