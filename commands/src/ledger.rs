@@ -204,6 +204,57 @@ enum Cleanup {
     RefuseIfOpened,
 }
 
+/// What [`cleanups`] found of a disconnected integration.
+#[derive(Debug, Default)]
+struct Cleanups {
+    /// Who disconnected it, and through which channel.
+    disconnect: Option<(Initiator, Channel)>,
+    /// Its clean-up requests, in log order.
+    requests: Vec<RequestId>,
+}
+
+/// R1: the clean-up requests of `integration` among `events` (in log
+/// order): the requests on the integration alone, after its disconnect,
+/// asked by whoever disconnected it through the same channel, as the
+/// disconnect asks for its clean-up. A request on it asked by anyone else
+/// (one that support recorded from an e-mail, say, under another policy)
+/// is not one, and does not stand for it.
+fn cleanups<'a>(
+    events: impl IntoIterator<Item = &'a LedgerEvent>,
+    integration: &IntegrationId,
+) -> Cleanups {
+    let scope = Subject::Integration(integration.clone());
+    let mut found = Cleanups::default();
+    for event in events {
+        match event {
+            LedgerEvent::Integration(IntegrationEvent::IntegrationDisconnected {
+                integration: gone,
+                disconnected_by,
+                channel,
+                ..
+            }) if gone == integration && found.disconnect.is_none() => {
+                found.disconnect = Some((disconnected_by.clone(), *channel));
+            }
+            LedgerEvent::Request(RequestEvent::DeletionRequested {
+                request,
+                scope: asked,
+                requested_by,
+                channel,
+                ..
+            }) if *asked == scope
+                && found
+                    .disconnect
+                    .as_ref()
+                    .is_some_and(|(by, through)| by == requested_by && through == channel) =>
+            {
+                found.requests.push(*request);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 /// What [`Ledger::open_request`] decided: a request (new, or the replay
 /// of one), or the clean-up another call opened, to be loaded whole.
 #[derive(Debug)]
@@ -298,25 +349,13 @@ impl View {
         }
     }
 
-    /// The first deletion request on `integration` that the view holds
-    /// after the integration's disconnect: its clean-up (R1).
+    /// The first clean-up request of `integration` that the view holds
+    /// (R1; see [`cleanups`]).
     fn cleanup_of(&self, integration: &IntegrationId) -> Option<RequestId> {
-        let scope = Subject::Integration(integration.clone());
-        self.events
-            .values()
-            .skip_while(|(_, event)| {
-                !matches!(event, LedgerEvent::Integration(
-                    IntegrationEvent::IntegrationDisconnected { integration: gone, .. }
-                ) if gone == integration)
-            })
-            .find_map(|(_, event)| match event {
-                LedgerEvent::Request(RequestEvent::DeletionRequested {
-                    request,
-                    scope: asked,
-                    ..
-                }) if *asked == scope => Some(*request),
-                _ => None,
-            })
+        cleanups(self.events.values().map(|(_, event)| event), integration)
+            .requests
+            .into_iter()
+            .next()
     }
 
     fn request(&self, id: RequestId) -> Option<Request> {
@@ -971,8 +1010,8 @@ impl Ledger {
         &self,
         ctx: &Context,
         integration: IntegrationId,
-        disconnected_by: Initiator,
-        channel: Channel,
+        mut disconnected_by: Initiator,
+        mut channel: Channel,
         reason: Option<Reason>,
     ) -> Result<RequestSummary, CommandError> {
         let stream = streams::integration(&integration);
@@ -1016,19 +1055,24 @@ impl Ledger {
                 // stopped in between), this call opens it; a replay under
                 // the same key answers with it; anything else is told the
                 // integration is disconnected already.
-                let cleanups = self.cleanup_requests(&integration).await?;
-                if !cleanups.is_empty() {
+                let found = self.cleanup_requests(&integration).await?;
+                if !found.requests.is_empty() {
                     let replayed = cleanup_ctx
                         .idempotency_key
                         .is_some()
                         .then(|| RequestId::from_uuid(cleanup_ctx.id_for("deletion-request")))
-                        .filter(|id| cleanups.contains(id));
+                        .filter(|id| found.requests.contains(id));
                     return match replayed {
                         Some(id) => Ok(RequestSummary::of(&self.request(id).await?)),
                         None => Err(DomainError::AlreadyDisconnected(subject).into()),
                     };
                 }
                 tracing::warn!(%integration, "a disconnected integration had no clean-up request; opening it");
+                // Asked as the disconnect was, so that it is found as its
+                // clean-up (`cleanups`) whoever retries.
+                if let Some((by, through)) = found.disconnect {
+                    (disconnected_by, channel) = (by, through);
+                }
                 Cleanup::RefuseIfOpened
             }
             Err(error) => return Err(error),
@@ -1751,26 +1795,28 @@ impl Ledger {
         Ok(())
     }
 
-    /// The requests scoped to `integration`: its clean-up after a
-    /// disconnect (R1), and any other deletion asked for it alone.
+    /// The clean-up requests of `integration` in the log, and how it was
+    /// disconnected (see [`cleanups`]).
     async fn cleanup_requests(
         &self,
         integration: &IntegrationId,
-    ) -> Result<BTreeSet<RequestId>, CommandError> {
-        let scope = Subject::Integration(integration.clone());
-        Ok(self
-            .request_events_tagged(&scope)
-            .await?
-            .into_iter()
-            .filter_map(|event| match event {
-                RequestEvent::DeletionRequested {
-                    request,
-                    scope: asked,
-                    ..
-                } if asked == scope => Some(request),
-                _ => None,
-            })
-            .collect())
+    ) -> Result<Cleanups, CommandError> {
+        let mut view = View::empty();
+        let recorded = self
+            .read_tag_pages(
+                &[Subject::Integration(integration.clone()).to_string()],
+                &mut view,
+            )
+            .await?;
+        let mut events = Vec::with_capacity(recorded.len());
+        for event in recorded {
+            events.push(LedgerEvent::decode(
+                &event.event_type,
+                event.schema_version,
+                &event.payload,
+            )?);
+        }
+        Ok(cleanups(&events, integration))
     }
 
     /// The request events carrying `subject`'s tag, in log order.

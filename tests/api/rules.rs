@@ -454,8 +454,9 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
 /// R1: the disconnect and its clean-up request are two appends. When the
 /// second is lost (here the disconnect is appended to the log directly,
 /// as if the process had stopped in between), a retry opens the clean-up
-/// instead of answering "already disconnected"; a replay under the same
-/// key answers with it; a new disconnect still conflicts.
+/// instead of answering "already disconnected", even when support has
+/// recorded another request on the integration meanwhile; a replay under
+/// the same key answers with it; a new disconnect still conflicts.
 pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
     use commands::ledger::streams;
     use domain::events::{IntegrationEvent, LedgerEvent};
@@ -485,6 +486,17 @@ pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
     });
     app.append_directly(streams::integration(&integration), disconnected)
         .await;
+    // Support records an e-mail asking to delete the connection: a
+    // request on it, under another policy, but not its clean-up.
+    let emailed = request(
+        app,
+        json!({
+            "scope": "integration:yt-r1l", "channel": "email-to-support", "policy": "gdpr",
+            "requested_by": "account:acct-owner", "recorded_by": "support:maria",
+            "verification": "replied from the registered address",
+        }),
+    )
+    .await;
 
     let disconnect = |key: Option<&'static str>| async move {
         app.post_keyed(
@@ -498,8 +510,11 @@ pub async fn r1_a_lost_clean_up_is_opened_by_the_retry(app: &TestApp) {
     let retried = disconnect(Some("dis-1")).await;
     expect(&retried, 202);
     let id = retried.json["request_id"].as_str().unwrap().to_owned();
+    assert_ne!(retried.json["request_id"], emailed["request_id"]);
     let cleanup = detail(app, &id).await;
     assert_eq!(cleanup["scope"], "integration:yt-r1l");
+    assert_eq!(cleanup["channel"], "in-product", "{cleanup}");
+    assert_eq!(cleanup["policy"], "youtube-api-user-data", "{cleanup}");
     assert!(
         steps(&cleanup)
             .iter()
