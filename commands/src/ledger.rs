@@ -1801,21 +1801,9 @@ impl Ledger {
         &self,
         integration: &IntegrationId,
     ) -> Result<Cleanups, CommandError> {
-        let mut view = View::empty();
-        let recorded = self
-            .read_tag_pages(
-                &[Subject::Integration(integration.clone()).to_string()],
-                &mut view,
-            )
+        let events = self
+            .events_tagged(&Subject::Integration(integration.clone()))
             .await?;
-        let mut events = Vec::with_capacity(recorded.len());
-        for event in recorded {
-            events.push(LedgerEvent::decode(
-                &event.event_type,
-                event.schema_version,
-                &event.payload,
-            )?);
-        }
         Ok(cleanups(&events, integration))
     }
 
@@ -1824,21 +1812,30 @@ impl Ledger {
         &self,
         subject: &Subject,
     ) -> Result<Vec<RequestEvent>, CommandError> {
+        Ok(self
+            .events_tagged(subject)
+            .await?
+            .into_iter()
+            .filter_map(|event| match event {
+                LedgerEvent::Request(event) => Some(event),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The events carrying `subject`'s tag, decoded, in log order.
+    async fn events_tagged(&self, subject: &Subject) -> Result<Vec<LedgerEvent>, CommandError> {
         let mut view = View::empty();
-        let events = self
+        let recorded = self
             .read_tag_pages(&[subject.to_string()], &mut view)
             .await?;
-        let mut found = Vec::new();
-        for recorded in events {
-            if let LedgerEvent::Request(event) = LedgerEvent::decode(
-                &recorded.event_type,
-                recorded.schema_version,
-                &recorded.payload,
-            )? {
-                found.push(event);
-            }
-        }
-        Ok(found)
+        recorded
+            .iter()
+            .map(|event| {
+                LedgerEvent::decode(&event.event_type, event.schema_version, &event.payload)
+                    .map_err(Into::into)
+            })
+            .collect()
     }
 
     /// The open requests with unfinished tasks covered by `scope`.
