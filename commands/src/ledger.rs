@@ -623,7 +623,10 @@ impl Ledger {
                 .values()
                 .filter(|w| !w.erased && w.role_of(account) == Some(Role::Owner))
                 .flat_map(|w| w.members.keys())
-                .map(|member| erased_tag(&Subject::Account(member.clone())))
+                .flat_map(|member| {
+                    let member = Subject::Account(member.clone());
+                    [erased_tag(&member), erasing_tag(&member)]
+                })
                 .filter(|t| !view.tags_read.contains(t))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
@@ -836,6 +839,7 @@ impl Ledger {
                 tags: vec![
                     erased_tag(&Subject::Workspace(workspace.clone())),
                     erased_tag(&Subject::Account(owner.clone())),
+                    erasing_tag(&Subject::Account(owner.clone())),
                 ],
                 ..Load::default()
             },
@@ -867,7 +871,9 @@ impl Ledger {
                 streams: vec![stream.clone()],
                 tags: vec![
                     erased_tag(&Subject::Workspace(workspace.clone())),
+                    erasing_tag(&Subject::Workspace(workspace.clone())),
                     erased_tag(&Subject::Account(account.clone())),
+                    erasing_tag(&Subject::Account(account.clone())),
                 ],
                 ..Load::default()
             },
@@ -984,6 +990,7 @@ impl Ledger {
                 tags: vec![
                     format!("integration:{integration}"),
                     erased_tag(&Subject::Workspace(workspace.clone())),
+                    erasing_tag(&Subject::Workspace(workspace.clone())),
                 ],
                 ..Load::default()
             },

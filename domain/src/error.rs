@@ -51,6 +51,11 @@ pub enum DomainError {
     /// (HTTP 403).
     #[error("only the owner of {workspace} may delete it")]
     NotWorkspaceOwner { workspace: Subject },
+    /// R9: only an owner (or the platform) makes another owner, since an
+    /// owner may delete the workspace; an admin adds admins and members.
+    /// Ask an owner (HTTP 403).
+    #[error("only an owner of {workspace} may make another owner")]
+    NotOwnerToGrantOwner { workspace: Subject },
     /// R1: only a workspace owner or admin (or the platform) may do this
     /// (HTTP 403).
     #[error("only an owner or admin of {workspace} may do this")]

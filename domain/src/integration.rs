@@ -4,7 +4,7 @@ use crate::error::DomainError;
 use crate::events::IntegrationEvent;
 use crate::ids::{ExternalAccountId, IntegrationId, WorkspaceId};
 use crate::inventory::Inventory;
-use crate::membership::{live_workspace, require_owner_or_admin};
+use crate::membership::{open_workspace, require_owner_or_admin};
 use crate::subject::{Platform, Subject};
 use crate::text::Reason;
 use crate::values::{Channel, Initiator};
@@ -37,7 +37,9 @@ pub fn connect(
     if inventory.knows(&subject) {
         return Err(DomainError::AlreadyExists(subject));
     }
-    let facts = live_workspace(inventory, &workspace)?;
+    // R9: a connection made while the workspace's erasure is under way
+    // would outlive it, its tokens never revoked.
+    let facts = open_workspace(inventory, &workspace)?;
     require_owner_or_admin(facts, &workspace, &connected_by)?;
     Ok(vec![IntegrationEvent::IntegrationConnected {
         integration,

@@ -23,6 +23,35 @@ pub fn live_workspace<'a>(
     Ok(facts)
 }
 
+/// The workspace, known, not erased and not being erased: what is added
+/// to a workspace whose erasure is planned already would be left behind
+/// by it (R9).
+pub fn open_workspace<'a>(
+    inventory: &'a Inventory,
+    workspace: &WorkspaceId,
+) -> Result<&'a WorkspaceFacts, DomainError> {
+    let facts = live_workspace(inventory, workspace)?;
+    let subject = Subject::Workspace(workspace.clone());
+    if inventory.is_being_erased(&subject) {
+        return Err(DomainError::BeingErased(subject));
+    }
+    Ok(facts)
+}
+
+/// The account, neither erased (R12) nor being erased: a workspace or
+/// membership given to an account whose erasure is under way would
+/// outlive it.
+fn open_account(inventory: &Inventory, account: &AccountId) -> Result<(), DomainError> {
+    let subject = Subject::Account(account.clone());
+    if inventory.is_erased(&subject) {
+        return Err(DomainError::Erased(subject));
+    }
+    if inventory.is_being_erased(&subject) {
+        return Err(DomainError::BeingErased(subject));
+    }
+    Ok(())
+}
+
 /// R1: an owner or admin of the workspace, or the platform itself.
 pub fn require_owner_or_admin(
     facts: &WorkspaceFacts,
@@ -52,10 +81,7 @@ pub fn create_workspace(
     if inventory.knows(&subject) {
         return Err(DomainError::AlreadyExists(subject));
     }
-    let owner_subject = Subject::Account(owner.clone());
-    if inventory.is_erased(&owner_subject) {
-        return Err(DomainError::Erased(owner_subject));
-    }
+    open_account(inventory, &owner)?;
     Ok(vec![WorkspaceEvent::WorkspaceCreated { workspace, owner }])
 }
 
@@ -66,14 +92,22 @@ pub fn add_member(
     role: Role,
     added_by: Initiator,
 ) -> Result<Vec<WorkspaceEvent>, DomainError> {
-    let facts = live_workspace(inventory, &workspace)?;
+    let facts = open_workspace(inventory, &workspace)?;
     require_owner_or_admin(facts, &workspace, &added_by)?;
-    let account_subject = Subject::Account(account.clone());
-    if inventory.is_erased(&account_subject) {
-        return Err(DomainError::Erased(account_subject));
+    // R9: an owner may delete the workspace, so only an owner (or the
+    // platform) makes another; an admin adds admins and members.
+    if role == Role::Owner {
+        if let Initiator::Member { account: by } = &added_by {
+            if facts.role_of(by) != Some(Role::Owner) {
+                return Err(DomainError::NotOwnerToGrantOwner {
+                    workspace: Subject::Workspace(workspace),
+                });
+            }
+        }
     }
+    open_account(inventory, &account)?;
     if facts.members.contains_key(&account) {
-        return Err(DomainError::AlreadyExists(account_subject));
+        return Err(DomainError::AlreadyExists(Subject::Account(account)));
     }
     Ok(vec![WorkspaceEvent::MemberAdded {
         workspace,
@@ -142,11 +176,7 @@ pub fn register_resource(
         return Err(DomainError::AlreadyExists(registration.resource.clone()));
     }
     if let Some(workspace) = &registration.workspace {
-        live_workspace(inventory, workspace)?;
-        let subject = Subject::Workspace(workspace.clone());
-        if inventory.is_being_erased(&subject) {
-            return Err(DomainError::BeingErased(subject));
-        }
+        open_workspace(inventory, workspace)?;
     } else if !resource.kind.is_account_data() {
         return Err(crate::error::InvalidInput::new(
             "workspace",
@@ -162,13 +192,7 @@ pub fn register_resource(
         .into());
     }
     if let Some(account) = &registration.account {
-        let subject = Subject::Account(account.clone());
-        if inventory.is_erased(&subject) {
-            return Err(DomainError::Erased(subject));
-        }
-        if inventory.is_being_erased(&subject) {
-            return Err(DomainError::BeingErased(subject));
-        }
+        open_account(inventory, account)?;
     }
     match (
         &registration.derived_from,
@@ -220,6 +244,22 @@ pub fn register_resource(
         }
         if !inventory.knows(related) {
             return Err(DomainError::UnknownSubject(related.clone()));
+        }
+    }
+    // R6 / R9: an artifact lives where its source does. A workspace's
+    // erasure reaches its artifacts through their sources; one registered
+    // in another workspace would outlive the workspace it names.
+    if let Some(source) = registration
+        .derived_from
+        .as_ref()
+        .and_then(|s| inventory.resources.get(s))
+    {
+        if source.workspace != registration.workspace {
+            return Err(crate::error::InvalidInput::new(
+                "workspace_id",
+                "must be the workspace of the resource the artifact is derived from",
+            )
+            .into());
         }
     }
     Ok(vec![ResourceEvent::ResourceRegistered {

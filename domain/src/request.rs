@@ -492,9 +492,15 @@ pub fn progress(
             .iter()
             .filter(|(_, w)| {
                 // Members whose accounts were erased use it no more, and
-                // an erased owner owns it no more.
+                // an erased owner owns it no more; nor does one whose
+                // erasure is under way, which nothing takes back (two
+                // co-owners leaving at once would otherwise each count on
+                // the other).
                 let live = |member: &&AccountId| !inventory.erased_accounts.contains(*member);
-                let other_owners = w.owners().filter(live).any(|owner| owner != account);
+                let owning = |owner: &&AccountId| {
+                    live(owner) && !inventory.is_being_erased(&Subject::Account((*owner).clone()))
+                };
+                let other_owners = w.owners().filter(owning).any(|owner| owner != account);
                 let others_in_use = w.members.keys().filter(live).any(|m| m != account);
                 !w.erased
                     && w.role_of(account) == Some(Role::Owner)

@@ -790,6 +790,34 @@ pub async fn r6_r9_nothing_new_in_what_is_being_erased(app: &TestApp) {
         "{}",
         refused.text
     );
+    // Nor a connection or a member: the erasure, planned already, would
+    // leave them behind, a connection's tokens never revoked.
+    let refused = app
+        .post(
+            Service,
+            "/v1/integrations",
+            json!({ "integration_id": "yt-r9b", "workspace_id": "ws-r9b", "platform": "youtube", "external_account_id": "UC-r9b", "connected_by": "account:acct-owner" }),
+        )
+        .await;
+    expect(&refused, 409);
+    assert!(
+        refused.text.contains("workspace:ws-r9b is being erased"),
+        "{}",
+        refused.text
+    );
+    let refused = app
+        .post(
+            Service,
+            "/v1/workspaces/ws-r9b/members",
+            json!({ "account_id": "acct-late", "role": "member", "added_by": "account:acct-owner" }),
+        )
+        .await;
+    expect(&refused, 409);
+    assert!(
+        refused.text.contains("workspace:ws-r9b is being erased"),
+        "{}",
+        refused.text
+    );
     assert_eq!(app.head().await, head);
     work_all(app).await;
     let done = detail(app, whole["request_id"].as_str().unwrap()).await;

@@ -205,9 +205,9 @@ impl From<DomainError> for ApiError {
             DomainError::UnknownSubject(_) | DomainError::UnknownTask(_) => {
                 ApiError::not_found(detail)
             }
-            DomainError::NotWorkspaceOwner { .. } | DomainError::NotOwnerOrAdmin { .. } => {
-                ApiError::forbidden(detail)
-            }
+            DomainError::NotWorkspaceOwner { .. }
+            | DomainError::NotOwnerToGrantOwner { .. }
+            | DomainError::NotOwnerOrAdmin { .. } => ApiError::forbidden(detail),
             DomainError::ExtensionRefused(_) => ApiError::invalid("reason", detail),
             DomainError::AlreadyExists(_)
             | DomainError::Erased(_)

@@ -2,9 +2,11 @@
 
 use domain::error::{DomainError, InvalidInput};
 use domain::events::{LedgerEvent, ResourceEvent, WorkspaceEvent};
+use domain::integration::connect;
 use domain::inventory::Inventory;
 use domain::membership::{add_member, create_workspace, register_resource, remove_member};
-use domain::values::{Initiator, Role};
+use domain::subject::Platform;
+use domain::values::{ErasureStep, Initiator, Role};
 
 use crate::support::*;
 
@@ -79,6 +81,120 @@ fn only_an_owner_or_admin_adds_members() {
             &expect,
         );
     }
+}
+
+#[test]
+fn r9_only_an_owner_or_the_platform_makes_another_owner() {
+    // An owner may delete the workspace; an admin who could make one
+    // would get round R9.
+    for (case, by) in [
+        ("owner", member("alice")),
+        ("platform", Initiator::Platform),
+    ] {
+        check(
+            case,
+            team(),
+            |inv| add_member(inv, ws("ws-1"), acct("dave"), Role::Owner, by.clone()),
+            &Expect::Events(vec![WorkspaceEvent::MemberAdded {
+                workspace: ws("ws-1"),
+                account: acct("dave"),
+                role: Role::Owner,
+                added_by: by.clone(),
+            }]),
+        );
+    }
+    given(team())
+        .when(|inv| add_member(inv, ws("ws-1"), acct("dave"), Role::Owner, member("bob")))
+        .then_error(DomainError::NotOwnerToGrantOwner {
+            workspace: s("workspace:ws-1"),
+        });
+    // An admin still adds admins.
+    given(team())
+        .when(|inv| add_member(inv, ws("ws-1"), acct("dave"), Role::Admin, member("bob")))
+        .then_events(vec![WorkspaceEvent::MemberAdded {
+            workspace: ws("ws-1"),
+            account: acct("dave"),
+            role: Role::Admin,
+            added_by: member("bob"),
+        }]);
+}
+
+#[test]
+fn r9_r11_nothing_is_given_to_what_is_being_erased() {
+    // ws-1's record and dave's account have their erasing tasks out.
+    let mut history = team();
+    history.push(created("ws-2", "erin"));
+    history.push(
+        released(
+            1,
+            101,
+            ErasureStep::RemoveRecord,
+            "workspace:ws-1",
+            Some("ws-1"),
+            &["workspace:ws-1"],
+        )
+        .into(),
+    );
+    history.push(
+        released(
+            2,
+            201,
+            ErasureStep::RemoveRecord,
+            "account:dave",
+            None,
+            &["account:dave"],
+        )
+        .into(),
+    );
+    let being_erased =
+        |raw: &str| Expect::<WorkspaceEvent>::Error(DomainError::BeingErased(s(raw)));
+    check(
+        "a member of a workspace being erased",
+        history.clone(),
+        |inv| {
+            add_member(
+                inv,
+                ws("ws-1"),
+                acct("frank"),
+                Role::Member,
+                member("alice"),
+            )
+        },
+        &being_erased("workspace:ws-1"),
+    );
+    check(
+        "an account being erased as a member",
+        history.clone(),
+        |inv| add_member(inv, ws("ws-2"), acct("dave"), Role::Member, member("erin")),
+        &being_erased("account:dave"),
+    );
+    check(
+        "an account being erased as an owner",
+        history.clone(),
+        |inv| create_workspace(inv, ws("ws-3"), acct("dave")),
+        &being_erased("account:dave"),
+    );
+    given(history.clone())
+        .when(|inv| {
+            connect(
+                inv,
+                integ("yt-1"),
+                ws("ws-1"),
+                Platform::Youtube,
+                ext("UC-1"),
+                member("alice"),
+            )
+        })
+        .then_error(DomainError::BeingErased(s("workspace:ws-1")));
+    // Elsewhere, all of it still goes.
+    given(history)
+        .when(|inv| add_member(inv, ws("ws-2"), acct("frank"), Role::Member, member("erin")))
+        .then_events(vec![WorkspaceEvent::MemberAdded {
+            workspace: ws("ws-2"),
+            account: acct("frank"),
+            role: Role::Member,
+            added_by: member("erin"),
+        }]);
 }
 
 #[test]
@@ -175,6 +291,7 @@ fn r10_who_may_remove_whom() {
 #[test]
 fn resources_are_registered_with_their_relations() {
     let mut history = team();
+    history.push(created("ws-2", "alice"));
     history.push(resource("file:f-1", "ws-1").event());
     let transcript = artifact("transcript:t-1", "file:f-1", "ws-1").created_by("carol");
     let expected = match transcript.clone().event() {
@@ -213,6 +330,12 @@ fn resources_are_registered_with_their_relations() {
             "workspace unknown",
             resource("file:f-2", "ws-404"),
             Expect::Error(DomainError::UnknownSubject(s("workspace:ws-404"))),
+        ),
+        (
+            // R6 / R9: ws-2's erasure would not reach it through its file.
+            "an artifact in another workspace than its file",
+            artifact("caption:c-2", "file:f-1", "ws-2"),
+            Expect::Invalid("workspace_id"),
         ),
         (
             "not a resource",

@@ -1037,7 +1037,7 @@ fn r11_account_deletion_of_the_sole_owner_of_a_shared_workspace_is_refused() {
         (
             "shared workspace, sole owner",
             vec![],
-            vec![verified_event(1), refused],
+            vec![verified_event(1), refused.clone()],
         ),
         (
             "the other member left",
@@ -1053,6 +1053,24 @@ fn r11_account_deletion_of_the_sole_owner_of_a_shared_workspace_is_refused() {
             "another owner",
             vec![added("ws-1", "dave", Role::Owner)],
             allowed.clone(),
+        ),
+        (
+            // Dave's own deletion is under way: counting on him would let
+            // both go and leave carol in a workspace nobody owns.
+            "another owner whose account is being erased",
+            vec![
+                added("ws-1", "dave", Role::Owner),
+                released(
+                    2,
+                    201,
+                    RemoveRecord,
+                    "account:dave",
+                    None,
+                    &["account:dave"],
+                )
+                .into(),
+            ],
+            vec![verified_event(1), refused],
         ),
         (
             "a member of someone else's shared workspace",

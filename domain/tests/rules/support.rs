@@ -35,7 +35,7 @@ pub struct Given {
 }
 
 /// Folds `history` into the inventory and, if the history holds request
-/// events, into the state of that one request.
+/// events, into the state of the last request it names.
 pub fn given(history: Vec<LedgerEvent>) -> Given {
     let inventory = Inventory::from_events(&history);
     let request_events: Vec<RequestEvent> = history
@@ -45,17 +45,17 @@ pub fn given(history: Vec<LedgerEvent>) -> Given {
             _ => None,
         })
         .collect();
-    // The request under decision is the one of the history; a history
-    // with several requests (an erasure carried through, then another)
-    // is for decisions on the inventory only.
-    let one_request = request_events.first().is_some_and(|first| {
-        request_events
-            .iter()
-            .all(|e| e.request() == first.request())
-    });
+    // The request under decision is the last one of the history; other
+    // requests before it (an erasure under way elsewhere) shape the
+    // inventory only.
+    let last = request_events.last().map(RequestEvent::request);
+    let request_events: Vec<RequestEvent> = request_events
+        .into_iter()
+        .filter(|e| Some(e.request()) == last)
+        .collect();
     Given {
         inventory,
-        request: one_request
+        request: (!request_events.is_empty())
             .then(|| Request::from_events(&request_events))
             .flatten(),
     }
