@@ -290,6 +290,19 @@ pub async fn marker_text_outside_personal_values_is_refused(app: &TestApp) {
     ] {
         expect(&app.get(Legal, uri).await, 200);
     }
+    // Nor in a query, whose value an answer would echo: a clear 422, not
+    // a sealed value that fails to open.
+    for (uri, name) in [
+        ("/v1/audit?subject=file:sealed1:x", "subject"),
+        ("/v1/audit/export?subject=file:erased1:x", "subject"),
+        ("/v1/audit?actor=sealed1:x", "actor"),
+        ("/v1/resources?workspace=sealed1:x", "workspace"),
+        ("/v1/resources?scope=account:erased1:x", "scope"),
+    ] {
+        let refused = app.get(Legal, uri).await;
+        expect(&refused, 422);
+        assert_eq!(refused.json["field"], name, "{uri}: {}", refused.text);
+    }
     // A reason that merely looks like a keyed-hash id is shown as given:
     // an answer is revealed once, never its revealed text again.
     let reason = "see kh1-0123456789abcdef0123456789abcdef in the ticket";

@@ -184,6 +184,20 @@ pub async fn r1_r2_disconnect(app: &TestApp) {
     )
     .await;
     expect(&by_member, 403);
+    // The clean-up is asked through the disconnect's channel, so only a
+    // channel that needs nothing more is taken; nothing is stored else.
+    let head = app.head().await;
+    for channel in ["email-to-support", "meta-callback", "retention-policy"] {
+        let refused = disconnect(
+            app,
+            "yt-r1",
+            json!({ "disconnected_by": "platform", "channel": channel }),
+        )
+        .await;
+        expect(&refused, 422);
+        assert_eq!(refused.json["field"], "channel", "{}", refused.text);
+    }
+    assert_eq!(app.head().await, head);
     let cleanup = disconnect(
         app,
         "yt-r1",
@@ -831,6 +845,14 @@ pub async fn r6_r9_nothing_new_in_what_is_being_erased(app: &TestApp) {
 /// R10: a removed member loses access; what they created stays.
 pub async fn r10_removed_member_content_stays(app: &TestApp) {
     seed_workspace(app, "ws-r10").await;
+    // A misspelt parameter is refused, not read as "by the platform".
+    let misspelt = app
+        .delete(
+            Service,
+            "/v1/workspaces/ws-r10/members/acct-member?removedby=account:acct-member2",
+        )
+        .await;
+    expect(&misspelt, 422);
     let removed = app
         .delete(
             Service,

@@ -90,6 +90,7 @@ pub async fn add_member(
 
 /// Query of `DELETE /v1/workspaces/{id}/members/{account}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RemovedBy {
     /// `platform` (default) or `account:ID` of the owner or admin, or of
     /// the member leaving.

@@ -215,10 +215,40 @@ pub struct Disconnection {
 impl TryFrom<Disconnect> for Disconnection {
     type Error = ApiError;
     fn try_from(dto: Disconnect) -> Result<Self, ApiError> {
+        let channel =
+            opt("channel", dto.channel.as_deref(), str::parse)?.unwrap_or(Channel::InProduct);
+        // The disconnect's clean-up request is asked through the same
+        // channel, and the others need what this body cannot carry: an
+        // e-mail request its operator and verification (R15), a Meta one
+        // its signed callback (R4).
+        match channel {
+            Channel::InProduct | Channel::GoogleYoutube => {}
+            Channel::EmailToSupport => {
+                return Err(ApiError::invalid(
+                    "channel",
+                    "a request by e-mail to support is recorded with POST /v1/deletion-requests \
+                     (scope integration:ID, recorded_by, verification); a disconnect is \
+                     in-product or google-youtube",
+                ))
+            }
+            Channel::MetaCallback => {
+                return Err(ApiError::invalid(
+                    "channel",
+                    "meta-callback disconnects arrive only through the signed Meta \
+                     deauthorize callback",
+                ))
+            }
+            Channel::RetentionPolicy => {
+                return Err(ApiError::invalid(
+                    "channel",
+                    "retention-policy is the ledger's own channel; a disconnect is \
+                     in-product or google-youtube",
+                ))
+            }
+        }
         Ok(Disconnection {
             by: parse_initiator("disconnected_by", &dto.disconnected_by)?,
-            channel: opt("channel", dto.channel.as_deref(), str::parse)?
-                .unwrap_or(Channel::InProduct),
+            channel,
             reason: opt("reason", dto.reason.as_deref(), Reason::parse)?,
         })
     }

@@ -201,6 +201,10 @@ impl AuditParams {
     fn filter(&self) -> Result<AuditFilter, ApiError> {
         if let Some(raw) = self.subject.as_deref() {
             field("subject", domain::subject::Subject::parse(raw))?;
+            no_marker("subject", raw)?;
+        }
+        if let Some(raw) = self.actor.as_deref() {
+            no_marker("actor", raw)?;
         }
         Ok(AuditFilter {
             subject: self.subject.clone(),
@@ -212,6 +216,20 @@ impl AuditParams {
             limit: limit_field(self.limit)?,
         })
     }
+}
+
+/// Refuses a query value that holds a sealed- or erased-value marker.
+/// No subject or actor is written so (the ledger refuses such ids), and
+/// an answer that echoed one would read as a tampered sealed value.
+fn no_marker(name: &'static str, raw: &str) -> Result<(), ApiError> {
+    if domain::personal::Personal::holds_marker(raw) {
+        return Err(ApiError::invalid(
+            name,
+            "holds sealed1: or erased1:, which mark sealed personal values; give the subject \
+             as it was sent to the ledger",
+        ));
+    }
+    Ok(())
 }
 
 pub async fn audit(
@@ -433,9 +451,13 @@ pub async fn resources(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let scope = match (query.workspace.as_deref(), query.scope) {
-        (Some(raw), None) => format!("workspace:{}", field("workspace", WorkspaceId::parse(raw))?),
+        (Some(raw), None) => {
+            no_marker("workspace", raw)?;
+            format!("workspace:{}", field("workspace", WorkspaceId::parse(raw))?)
+        }
         (None, Some(scope)) => {
             field("scope", domain::subject::Subject::parse(&scope))?;
+            no_marker("scope", &scope)?;
             scope
         }
         _ => {
