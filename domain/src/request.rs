@@ -516,6 +516,11 @@ pub fn progress(
             }];
         }
     }
+    // Every task of the plan done: nothing is left for a hold to suspend
+    // (a request left so by an earlier build completes here).
+    if request.planned && request.tasks.values().all(|t| t.completed) {
+        return vec![completed(request.id, table, now)];
+    }
     let plan = if request.planned {
         None
     } else {
@@ -979,7 +984,10 @@ pub fn complete_task(
         .tasks
         .iter()
         .all(|(id, other)| *id == task || other.completed);
-    if rest_done && request.blocked_by.is_empty() {
+    // Done is done, under a hold or not: a hold placed while this task
+    // was leased suspends nothing once no task is left, and waiting for
+    // its lift would date the completion (and R13's purge date) then.
+    if rest_done {
         events.push(completed(request.id, table, now));
     }
     Ok(events)

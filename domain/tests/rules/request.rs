@@ -1414,6 +1414,55 @@ fn r13_the_last_completed_task_states_when_residual_copies_are_purged() {
 }
 
 #[test]
+fn r7_r13_the_last_task_done_under_a_hold_placed_after_its_claim_completes_the_request() {
+    // Tasks 1-3 done; task 4 leased; then a hold on the workspace blocks
+    // the request. The worker finishes task 4: nothing is left to suspend,
+    // so the request completes now, not at the hold's lift.
+    let mut history = disconnected_youtube();
+    history.push(requested(1, "integration:yt-1", member("alice")).into());
+    history.extend(ledger_of(integration_plan(1, 1)));
+    for done in 1..=3 {
+        history.push(claimed(1, done, "worker-1").into());
+        history.push(
+            RequestEvent::TaskCompleted {
+                request: req(1),
+                task: task(done),
+                step: [RevokeTokens, ClearAnalyticsCache, RemoveAnalyticsRows][done as usize - 1],
+                target: s("integration:yt-1"),
+                worker: "worker-1".into(),
+            }
+            .into(),
+        );
+    }
+    history.push(claimed(1, 4, "worker-1").into());
+    history.push(placed(1, "workspace:ws-1"));
+    history.push(blocked(1, &[1]).into());
+    let finished = days_later(2);
+    let completion = RequestEvent::DeletionCompleted {
+        request: req(1),
+        completed_at: finished,
+        residual_copies_purged_by: finished
+            + Duration::days(i64::from(table().residual_copies_days)),
+    };
+    let last = RequestEvent::TaskCompleted {
+        request: req(1),
+        task: task(4),
+        step: DeactivateConnectionRecord,
+        target: s("integration:yt-1"),
+        worker: "worker-1".into(),
+    };
+    given(history.clone())
+        .when_request(|_, r| complete_task(r, task(4), "worker-1".into(), &table(), finished))
+        .then_events(vec![last.clone(), completion.clone()]);
+    // A request left blocked with every task done (by an earlier build)
+    // completes at the next progress, whatever the hold.
+    history.push(last.into());
+    given(history)
+        .when_request(|inv, r| Ok(progress(r, inv, &table(), finished, &mut new_task_ids())))
+        .then_events(vec![completion]);
+}
+
+#[test]
 fn r13_a_task_that_is_not_the_last_does_not_complete_the_request() {
     let mut history = disconnected_youtube();
     history.push(requested(1, "integration:yt-1", member("alice")).into());
