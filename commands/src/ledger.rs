@@ -18,7 +18,7 @@ use domain::ids::{
 use domain::inventory::Inventory;
 use domain::membership::Registration;
 use domain::request::{NewRequest, Request, RequestState};
-use domain::subject::{ExternalAccount, Platform, Subject};
+use domain::subject::{ExternalAccount, Platform, ResourceKind, Subject};
 use domain::text::{Contact, MatterRef, Note, Reason};
 use domain::values::{Channel, HoldKind, Initiator, RetentionBasis, Role};
 use serde::Serialize;
@@ -286,6 +286,11 @@ struct Load {
     expand: bool,
     /// Read the holds on every scope that covers what was read.
     holds: bool,
+    /// Read what earlier requests did to each resource and connection
+    /// found: whether it was erased, and a billing record's retention.
+    /// Those events are tagged with their target, not its workspace or
+    /// account, so a scope's own tags do not bring them.
+    fates: bool,
     /// For an account: read whether the members of the workspaces it owns
     /// had their accounts erased (R11: an account deletion asks who else
     /// uses a workspace it owns).
@@ -615,6 +620,16 @@ impl Ledger {
             }
             let events = self.read_tag_pages(&new_tags, &mut view).await?;
             Self::absorb(&mut view, events)?;
+        }
+        if load.fates {
+            let tags = fate_tags(&view.inventory)
+                .filter(|t| !view.tags_read.contains(t))
+                .collect::<Vec<_>>();
+            let events = self.read_tag_pages(&tags, &mut view).await?;
+            if !events.is_empty() {
+                Self::absorb(&mut view, events)?;
+                view.inventory = Inventory::from_events(view.events.values().map(|(_, e)| e));
+            }
         }
         if let Some(account) = &load.members_erased {
             let tags: Vec<String> = view
@@ -1227,6 +1242,7 @@ impl Ledger {
             tags,
             expand: true,
             holds: true,
+            fates: true,
             members_erased: match scope {
                 Subject::Account(account) => Some(account.clone()),
                 _ => None,
@@ -2003,6 +2019,31 @@ impl Ledger {
 }
 
 /// The workspaces and resources an inventory points to but may not hold.
+/// The tags under which the fates of what `inventory` holds are found:
+/// `erased:` of each resource and connection not known to be erased (R12:
+/// a workspace's request must not plan again a file or connection that
+/// an earlier request erased), and a billing record's own tag, for the
+/// end date of its retention (R14: a later request keeps the first).
+fn fate_tags(inventory: &Inventory) -> impl Iterator<Item = String> + '_ {
+    let resources = inventory
+        .resources
+        .iter()
+        .filter(|(_, facts)| !facts.erased)
+        .map(|(subject, facts)| {
+            if facts.kind == ResourceKind::BillingRecord {
+                subject.to_string()
+            } else {
+                erased_tag(subject)
+            }
+        });
+    let integrations = inventory
+        .integrations
+        .iter()
+        .filter(|(_, facts)| !facts.erased)
+        .map(|(id, _)| erased_tag(&Subject::Integration(id.clone())));
+    resources.chain(integrations)
+}
+
 fn referenced(inventory: &Inventory) -> (BTreeSet<WorkspaceId>, BTreeSet<Subject>) {
     let mut workspaces = BTreeSet::new();
     let mut resources = BTreeSet::new();

@@ -1038,6 +1038,88 @@ pub async fn r14_billing_and_card_numbers(app: &TestApp) {
     );
 }
 
+/// What request `id` recorded as kept, and until when.
+async fn kept_summaries(app: &TestApp, id: &str) -> Vec<String> {
+    let audit = app
+        .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
+        .await;
+    expect(&audit, 200);
+    audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "RetentionExceptionRecorded")
+        .map(|e| {
+            let summary = e["summary"].as_str().unwrap();
+            // What was kept and until when, without the request's id.
+            summary.split(" (request").next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// R12 / R14: a workspace's request sees what earlier requests did to
+/// single resources and connections in it. A connection cleaned up and a
+/// file erased before are not planned again; a billing record kept by
+/// its own request a year before is kept until the same date, not a year
+/// longer.
+pub async fn r12_r14_a_workspace_request_sees_what_earlier_requests_did(app: &TestApp) {
+    seed_workspace(app, "ws-fate").await;
+    connect(app, "ws-fate", "yt-fate", "youtube", "UCfate").await;
+    register(app, "file:ws-fate-g", "ws-fate").await;
+    register(app, "billing-record:inv-fate", "ws-fate").await;
+    expect(
+        &disconnect(
+            app,
+            "yt-fate",
+            json!({ "disconnected_by": "account:acct-owner" }),
+        )
+        .await,
+        202,
+    );
+    for scope in ["file:ws-fate-g", "billing-record:inv-fate"] {
+        request(
+            app,
+            json!({ "scope": scope, "channel": "in-product", "requested_by": "account:acct-owner" }),
+        )
+        .await;
+    }
+    let first = app
+        .get(Auditor, "/v1/audit?subject=billing-record:inv-fate")
+        .await;
+    let first_request = first.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "RetentionExceptionRecorded")
+        .and_then(|e| e["stream"].as_str())
+        .and_then(|s| s.strip_prefix("request-"))
+        .expect("the record's own request kept it")
+        .to_owned();
+    let kept_first = kept_summaries(app, &first_request).await;
+    assert_eq!(kept_first.len(), 1, "{kept_first:?}");
+    work_all(app).await;
+
+    app.clock.advance(chrono::Duration::days(365));
+    let whole = request(
+        app,
+        json!({ "scope": "workspace:ws-fate", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let id = whole["request_id"].as_str().unwrap();
+    let targets: Vec<String> = steps(&detail(app, id).await)
+        .into_iter()
+        .map(|(_, target)| target)
+        .collect();
+    for gone in ["integration:yt-fate", "file:ws-fate-g"] {
+        assert!(
+            !targets.iter().any(|t| t == gone),
+            "{gone} was erased before, yet planned again: {targets:?}"
+        );
+    }
+    assert!(targets.iter().any(|t| t == "file:ws-fate-f"), "{targets:?}");
+    assert_eq!(kept_summaries(app, id).await, kept_first);
+}
+
 /// R14: a billing record kept under its retention exception is erased
 /// once the end date has passed. The retention sweep opens one request for
 /// it; a hold blocks that request, and sweeping again opens no other; the
@@ -2074,6 +2156,7 @@ crate::on_every_backend!(
     r12_no_hold_on_an_erased_file,
     r13_purge_date,
     r14_billing_and_card_numbers,
+    r12_r14_a_workspace_request_sees_what_earlier_requests_did,
     r14_a_record_is_erased_when_its_retention_ends,
     r14_the_retention_sweep_leaves_exceptions_recorded_by_hand,
     r15_email_request,
