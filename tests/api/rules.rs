@@ -465,6 +465,57 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
     models.close().await;
 }
 
+/// R7: a hold whose reaction was lost (here appended to the log directly)
+/// leaves a request in progress whose tasks cannot be claimed; the sweep
+/// marks it blocked by the hold, so that the report does not count it
+/// overdue, and then finds nothing more to do.
+pub async fn r7_blocks_when_the_holds_reaction_was_lost(app: &TestApp) {
+    use commands::ledger::streams;
+    use domain::events::{HoldEvent, LedgerEvent};
+    use domain::ids::HoldId;
+    use domain::personal::Personal;
+    use domain::values::HoldKind;
+
+    seed_workspace(app, "ws-r7h").await;
+    let opened = request(
+        app,
+        json!({ "scope": "file:ws-r7h-f", "channel": "in-product", "requested_by": "account:acct-owner" }),
+    )
+    .await;
+    let id = opened["request_id"].as_str().unwrap().to_owned();
+    let hold = HoldId::from_uuid(uuid::Uuid::now_v7());
+    let placed = LedgerEvent::Hold(HoldEvent::HoldPlaced {
+        hold,
+        scope: domain::subject::Subject::parse("workspace:ws-r7h").unwrap(),
+        kind: HoldKind::Legal,
+        matter: Personal::plain("M-r7h"),
+        reason: Personal::plain("litigation"),
+        placed_by: "legal:test".into(),
+    });
+    app.append_directly(streams::hold(hold), placed).await;
+    let unmarked = detail(app, &id).await;
+    assert_eq!(
+        unmarked["state"], "in-progress",
+        "nothing reacted to the hold yet"
+    );
+
+    let models = adapters::readmodel::ReadModels::open(&app.url)
+        .await
+        .unwrap();
+    let marked = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
+        .await
+        .expect("the sweep");
+    assert_eq!(marked, 1);
+    let after = detail(app, &id).await;
+    assert_eq!(after["state"], "blocked", "{after}");
+    assert_eq!(after["blocked_by"], json!([hold.to_string()]), "{after}");
+    let again = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
+        .await
+        .expect("the sweep");
+    assert_eq!(again, 0);
+    models.close().await;
+}
+
 /// R1: the disconnect and its clean-up request are two appends. When the
 /// second is lost (here the disconnect is appended to the log directly,
 /// as if the process had stopped in between), a retry opens the clean-up
@@ -2148,6 +2199,7 @@ crate::on_every_backend!(
     r6_a_worker_claims_tasks_of_its_step,
     r7_hold_blocks_then_resumes,
     r7_resumes_when_the_lifts_reaction_was_lost,
+    r7_blocks_when_the_holds_reaction_was_lost,
     r9_only_owner_deletes_workspace,
     r6_r9_nothing_new_in_what_is_being_erased,
     r10_removed_member_content_stays,

@@ -785,6 +785,34 @@ impl ReadModels {
         rows.iter().map(|r| r.text("request")).collect()
     }
 
+    /// Requests shown in progress although an active hold covers one of
+    /// their pending tasks, earliest due first, at most `limit`: a hold
+    /// whose reaction did not mark them blocked (it failed, or the process
+    /// stopped between the hold and its reaction). Their tasks cannot be
+    /// claimed, so without the mark the report would count them overdue
+    /// rather than blocked by hold. Marking them is the job of
+    /// `crate::resume`.
+    pub async fn unmarked_held_requests(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<String>, ReadModelError> {
+        let limit = page_rows(limit);
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .exec()
+            .fetch_all(
+                "SELECT q.request FROM rm_requests q WHERE q.state = 'in-progress' \
+                 AND q.request IN (SELECT t.request FROM rm_holds h \
+                     JOIN rm_task_scopes s ON s.scope = h.scope \
+                     JOIN rm_tasks t ON t.task = s.task AND t.state <> 'completed' \
+                     WHERE h.lifted_at IS NULL) \
+                 ORDER BY q.due_at, q.request LIMIT $1",
+                vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
+            )
+            .await?;
+        rows.iter().map(|r| r.text("request")).collect()
+    }
+
     /// The deadline compliance report at `now`: rows and per-policy,
     /// per-month summary of the requests received in the range, and the
     /// open requests overdue, at risk and blocked (from all time).
