@@ -376,8 +376,8 @@ async fn a_large_history_rebuilds_to_the_same_rows(kind: Kind) {
     // Tenants are made by the Ledger in memory (fast), then appended to
     // the real store concurrently while the runner follows the log.
     let started = std::time::Instant::now();
-    let mut tenants = history::generate_in_memory(72, 2).await;
-    let late = tenants.split_off(68);
+    let mut tenants = history::generate_in_memory(76, 2).await;
+    let late = tenants.split_off(72);
     eprintln!("{kind:?}: history made in {:?}", started.elapsed());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let follower = {

@@ -465,6 +465,41 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
     models.close().await;
 }
 
+/// R1 / R7: a connection disconnected under a workspace hold has its
+/// clean-up blocked before any task is released; the resources view
+/// shows it blocked by the hold (and lists it so), not merely
+/// disconnected, until the lift.
+pub async fn r1_r7_a_clean_up_blocked_by_a_hold_shows_on_its_connection(app: &TestApp) {
+    let (hold_id, _) = blocked_by_a_workspace_hold(app, "ws-r1h", None).await;
+    connect(app, "ws-r1h", "tt-r1h", "tiktok", "tt-user-1").await;
+    let cleanup = disconnect(
+        app,
+        "tt-r1h",
+        json!({ "disconnected_by": "account:acct-owner" }),
+    )
+    .await;
+    expect(&cleanup, 202);
+    assert_eq!(cleanup.json["state"], "blocked", "{}", cleanup.text);
+    let shown = |state: &'static str| async move {
+        let uri = format!("/v1/resources?workspace=ws-r1h&state={state}");
+        app.resource_row(&uri, "integration:tt-r1h").await
+    };
+    let row = app
+        .resource_row("/v1/resources?workspace=ws-r1h", "integration:tt-r1h")
+        .await
+        .expect("listed");
+    assert_eq!(row["display_state"], "blocked-by-hold", "{row}");
+    assert!(shown("blocked-by-hold").await.is_some());
+    assert!(shown("disconnected").await.is_none());
+    lift(app, &hold_id, "settled").await;
+    work_all(app).await;
+    let row = app
+        .resource_row("/v1/resources?workspace=ws-r1h", "integration:tt-r1h")
+        .await
+        .expect("listed");
+    assert_eq!(row["display_state"], "erased", "{row}");
+}
+
 /// R7: a hold whose reaction was lost (here appended to the log directly)
 /// leaves a request in progress whose tasks cannot be claimed; the sweep
 /// marks it blocked by the hold, so that the report does not count it
@@ -2200,6 +2235,7 @@ crate::on_every_backend!(
     r7_hold_blocks_then_resumes,
     r7_resumes_when_the_lifts_reaction_was_lost,
     r7_blocks_when_the_holds_reaction_was_lost,
+    r1_r7_a_clean_up_blocked_by_a_hold_shows_on_its_connection,
     r9_only_owner_deletes_workspace,
     r6_r9_nothing_new_in_what_is_being_erased,
     r10_removed_member_content_stays,

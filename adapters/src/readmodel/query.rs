@@ -240,11 +240,12 @@ fn tag_positions(backend: super::Backend, filter: &str) -> String {
 }
 
 /// The resources shown blocked by a hold: tasks released and stopped by
-/// an active hold, or a deletion that met a hold before its release.
+/// an active hold, or a deletion that met a hold before its release (a
+/// disconnected connection's clean-up among them).
 fn blocked_by_hold_filter() -> String {
     format!(
         " AND ((r.state = 'deletion-pending' AND {ACTIVE_HOLD_ON_RESOURCE}) \
-         OR (r.state = 'active' AND {BLOCKED_REQUEST_ON_RESOURCE}) \
+         OR (r.state IN ('active', 'disconnected') AND {BLOCKED_REQUEST_ON_RESOURCE}) \
          OR (r.state = 'retained' AND {BLOCKED_REQUEST_ON_RECORD}))"
     )
 }
@@ -402,6 +403,9 @@ impl ReadModels {
             Some("retained") => {
                 format!(" AND r.state = 'retained' AND NOT {BLOCKED_REQUEST_ON_RECORD}")
             }
+            Some("disconnected") => {
+                format!(" AND r.state = 'disconnected' AND NOT {BLOCKED_REQUEST_ON_RESOURCE}")
+            }
             Some(state) if projections::rows::ResourceState::parse(state).is_some() => {
                 args.push(state.into());
                 format!(" AND r.state = ${}", args.len())
@@ -437,9 +441,11 @@ impl ReadModels {
             .into_iter()
             .map(|row| {
                 let holds = holds.get(&row.subject).cloned().unwrap_or_default();
-                use projections::rows::ResourceState::{Active, DeletionPending, Retained};
+                use projections::rows::ResourceState::{
+                    Active, DeletionPending, Disconnected, Retained,
+                };
                 let display_state = if (row.state == DeletionPending && !holds.is_empty())
-                    || ((row.state == Active || row.state == Retained)
+                    || (matches!(row.state, Active | Disconnected | Retained)
                         && waiting.contains(&row.subject))
                 {
                     "blocked-by-hold".to_owned()
@@ -974,18 +980,23 @@ async fn covering_holds(
     Ok(found)
 }
 
-/// Which of `resources` are active while a deletion asked for them (or a
-/// scope covering them) is blocked by a hold before its release.
+/// Which of `resources` are active (or disconnected) while a deletion
+/// asked for them (or a scope covering them) is blocked by a hold before
+/// its release.
 async fn waiting_on_blocked_requests(
     exec: &mut Exec<'_>,
     resources: &[ResourceRow],
 ) -> Result<BTreeSet<String>, ReadModelError> {
-    use projections::rows::ResourceState::{Active, Retained};
+    use projections::rows::ResourceState::{Active, Disconnected, Retained};
     let mut waiting = BTreeSet::new();
-    // An active resource waits on a blocked request for any scope that
-    // covers it; a retained record only on one for itself (a request for
-    // its workspace would keep it).
-    for (state, own_scope_only) in [(Active, ""), (Retained, " AND c.scope = c.subject")] {
+    // An active resource or a disconnected connection waits on a blocked
+    // request for any scope that covers it; a retained record only on one
+    // for itself (a request for its workspace would keep it).
+    for (state, own_scope_only) in [
+        (Active, ""),
+        (Disconnected, ""),
+        (Retained, " AND c.scope = c.subject"),
+    ] {
         let subjects: Vec<Val> = resources
             .iter()
             .filter(|r| r.state == state)
