@@ -1755,6 +1755,20 @@ pub async fn reports_and_exports(app: &TestApp) {
     assert_eq!(gdpr.json["at_risk"], json!([]), "{}", gdpr.text);
     let ccpa = app.get(Auditor, "/v1/reports/deadlines?policy=ccpa").await;
     assert_eq!(ccpa.json["at_risk"].as_array().unwrap().len(), 1);
+    // A policy the ledger does not know, or a range that ends before it
+    // starts, is refused on its own parameter, not answered empty.
+    for (uri, name) in [
+        ("/v1/reports/deadlines?policy=GDPR", "policy"),
+        (
+            "/v1/reports/deadlines?from=2026-05-01T00:00:00Z&to=2026-04-01T00:00:00Z",
+            "to",
+        ),
+        ("/v1/resources?workspace=ws-rep&state=bogus", "state"),
+    ] {
+        let refused = app.get(Auditor, uri).await;
+        expect(&refused, 422);
+        assert_eq!(refused.json["field"], name, "{uri}: {}", refused.text);
+    }
     let csv = app.get(Auditor, "/v1/reports/deadlines?format=csv").await;
     expect(&csv, 200);
     assert!(csv.text.starts_with("request,"));

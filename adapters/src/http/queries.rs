@@ -402,11 +402,19 @@ pub async fn deadline_report(
         "csv" => true,
         _ => return Err(ApiError::invalid("format", "must be json or csv")),
     };
-    let range = report_range(
-        time_field("from", query.from.as_deref())?,
-        time_field("to", query.to.as_deref())?,
-        query.policy,
-    );
+    // A policy the ledger does not know would answer an empty report,
+    // which reads as "nothing overdue".
+    if let Some(policy) = query.policy.as_deref() {
+        field("policy", policy.parse::<domain::deadline::PolicyName>())?;
+    }
+    let from = time_field("from", query.from.as_deref())?;
+    let to = time_field("to", query.to.as_deref())?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if to <= from {
+            return Err(ApiError::invalid("to", "must be after from"));
+        }
+    }
+    let range = report_range(from, to, query.policy);
     let position = caught_up(&state).await?;
     let report = state
         .read_models
@@ -467,6 +475,15 @@ pub async fn resources(
             ))
         }
     };
+    if let Some(state) = query.state.as_deref() {
+        if state != "blocked-by-hold" && projections::rows::ResourceState::parse(state).is_none() {
+            return Err(ApiError::invalid(
+                "state",
+                "must be one of: active, disconnected, deletion-pending, blocked-by-hold, \
+                 retained, erased",
+            ));
+        }
+    }
     let filter = ResourceQuery {
         scope,
         state: query.state,

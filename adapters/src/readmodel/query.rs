@@ -853,10 +853,14 @@ impl ReadModels {
         // policy: one window of the earliest-due open requests let a
         // blocked request due later fall out behind 3,000 on-track ones.
         let at_risk_until = now + chrono::Duration::hours(i64::from(table.at_risk_hours));
+        // A request blocked only once it was late stays overdue
+        // (`deadline_row`), so it is taken with the overdue list, not with
+        // the blocked one: each list is then one query under one limit.
         let lists = [
-            ("state = 'blocked'", Vec::new()),
+            ("state = 'blocked' AND blocked_since <= due_at", Vec::new()),
             (
-                "state IN ('awaiting-verification', 'in-progress') AND due_at < $2",
+                "(state IN ('awaiting-verification', 'in-progress') AND due_at < $2) \
+                 OR (state = 'blocked' AND blocked_since > due_at)",
                 vec![Val::from(now)],
             ),
             (
@@ -881,7 +885,7 @@ impl ReadModels {
             let open = exec
                 .fetch_all(
                     &format!(
-                        "SELECT * FROM rm_requests WHERE {condition}{policy} \
+                        "SELECT * FROM rm_requests WHERE ({condition}){policy} \
                          ORDER BY due_at, request LIMIT $1"
                     ),
                     args,
