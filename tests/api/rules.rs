@@ -750,6 +750,20 @@ pub async fn r7_hold_blocks_then_resumes(app: &TestApp) {
         state_of("/v1/resources?workspace=ws-r7&state=active".into()).await,
         None
     );
+    // The workspace's trail holds the request for its file and its block
+    // from the start, not only once the lift releases its tasks: a reader
+    // that pages on with `after` would never see entries added behind it.
+    let trail = app.get(Auditor, "/v1/audit?subject=workspace:ws-r7").await;
+    expect(&trail, 200);
+    let types: Vec<&str> = trail.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    for wanted in ["HoldPlaced", "DeletionRequested", "DeletionBlocked"] {
+        assert!(types.contains(&wanted), "{wanted} missing from {types:?}");
+    }
 
     lift(app, &hold_id, "matter settled").await;
     let resumed = detail(app, &id).await;

@@ -87,7 +87,11 @@ pub(crate) fn audit_sql(
         let after = arg(query.after.into(), &mut args);
         // The log's tag index, which holds an entry's subjects as tags
         // (`projections::audit::subjects`), for the subject and for every
-        // request asked for it or with a task on it: a request's own
+        // request asked for it, for something it covers (a file of a
+        // workspace, a connection of an external account: from the
+        // request's first event on, not only once its tasks are out, so
+        // that a trail never gains entries behind a reader's `after`), or
+        // with a task on it: a request's own
         // events (verified, blocked, resumed, claims, failures, completed)
         // carry only the request's tag, and they are the subject's story
         // as much as the request for it. The join keeps the events the
@@ -97,6 +101,8 @@ pub(crate) fn audit_sql(
             "s.position > {after} \
              AND s.tag IN (SELECT CAST({s} AS TEXT) \
                  UNION SELECT 'request:' || q.request FROM rm_requests q WHERE q.scope = {s} \
+                 UNION SELECT 'request:' || q.request FROM rm_resource_scopes c \
+                     JOIN rm_requests q ON q.scope = c.subject WHERE c.scope = {s} \
                  UNION SELECT 'request:' || t.request FROM rm_task_scopes c \
                      JOIN rm_tasks t ON t.task = c.task WHERE c.scope = {s})"
         );
