@@ -95,6 +95,14 @@ pub async fn run_request(command: RequestCommand) -> anyhow::Result<ExitCode> {
             text(&task["attempts"])
         );
     }
+    if let Some(after) = detail["tasks_next_after"].as_i64() {
+        println!(
+            "(the first {} of {} tasks; GET /v1/deletion-requests/{id}?tasks_after={after} \
+             pages on)",
+            detail["tasks"].as_array().map_or(0, Vec::len),
+            text(&detail["tasks_total"])
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -369,7 +369,42 @@ pub async fn r6_r8_file_deletion(app: &TestApp) {
     )
     .await;
     let id = answer["request_id"].as_str().unwrap().to_owned();
-    let steps = steps(&detail(app, &id).await);
+    let whole = detail(app, &id).await;
+    assert_eq!(whole["tasks_next_after"], Value::Null);
+    // Paged two at a time, the detail gives the same tasks, each once.
+    let mut paged = Vec::new();
+    let mut uri = format!("/v1/deletion-requests/{id}?tasks_limit=2");
+    loop {
+        let page = app.get(Auditor, &uri).await;
+        expect(&page, 200);
+        let tasks = page.json["tasks"].as_array().unwrap();
+        assert!(tasks.len() <= 2, "{}", page.text);
+        paged.extend(tasks.iter().map(|t| t["task_id"].clone()));
+        match page.json["tasks_next_after"].as_i64() {
+            Some(after) => {
+                uri = format!("/v1/deletion-requests/{id}?tasks_limit=2&tasks_after={after}")
+            }
+            None => break,
+        }
+    }
+    let all: Vec<Value> = whole["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].clone())
+        .collect();
+    assert!(all.len() > 2, "{all:?}");
+    assert_eq!(paged, all);
+    assert_eq!(whole["tasks_total"].as_u64(), Some(all.len() as u64));
+    let refused = app
+        .get(
+            Auditor,
+            &format!("/v1/deletion-requests/{id}?tasks_limit=0"),
+        )
+        .await;
+    expect(&refused, 422);
+    assert_eq!(refused.json["field"], "tasks_limit");
+    let steps = steps(&whole);
     for target in [
         "file:ws-r6-f",
         "transcript:ws-r6-f-t",

@@ -116,23 +116,43 @@ pub fn request_json(detail: &RequestDetail) -> Value {
         "tasks_total": request.tasks_total,
         "tasks_done": request.tasks_done,
         "tasks": tasks,
+        "tasks_next_after": detail.tasks_next_after,
     })
+}
+
+/// Query of `GET /v1/deletion-requests/{id}`: which page of its tasks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestDetailQuery {
+    /// The `tasks_next_after` of the page before.
+    pub tasks_after: Option<Position>,
+    pub tasks_limit: Option<usize>,
 }
 
 pub async fn deletion_request(
     State(state): State<AppState>,
     _caller: Caller<Reads>,
     Path(id): Path<String>,
+    query: QueryResult<RequestDetailQuery>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let not_found = || ApiError::not_found(format!("request {id:?} not found"));
     let request = RequestId::parse(&id).map_err(|_| not_found())?;
+    let tasks_limit = match query.tasks_limit {
+        None => PAGE_ROWS_MAX,
+        Some(limit) => limit_field(Some(limit)).map_err(|_| {
+            ApiError::invalid("tasks_limit", format!("must be 1 to {PAGE_ROWS_MAX}"))
+        })?,
+    };
     caught_up(&state).await?;
     let detail = state
         .read_models
-        .request_detail(
+        .request_detail_page(
             &request.to_string(),
             state.ledger.policies(),
             state.ledger.clock().now(),
+            query.tasks_after.unwrap_or(0),
+            tasks_limit,
         )
         .await?
         .ok_or_else(not_found)?;

@@ -297,7 +297,10 @@ pub struct TaskQuery {
 pub struct RequestDetail {
     pub request: RequestRow,
     pub deadline: DeadlineRow,
+    /// One page of its tasks, in release order.
     pub tasks: Vec<TaskRow>,
+    /// The `tasks_after` of the next page of tasks; `None` on the last.
+    pub tasks_next_after: Option<Position>,
     pub explanation: String,
 }
 
@@ -580,13 +583,30 @@ impl ReadModels {
         rows.iter().map(codec::task_from).collect()
     }
 
-    /// One request with its deadline at `now` and its tasks.
+    /// One request with its deadline at `now` and the first page of its
+    /// tasks ([`PAGE_ROWS_MAX`]).
     pub async fn request_detail(
         &self,
         request: &str,
         table: &PolicyTable,
         now: DateTime<Utc>,
     ) -> Result<Option<RequestDetail>, ReadModelError> {
+        self.request_detail_page(request, table, now, 0, PAGE_ROWS_MAX)
+            .await
+    }
+
+    /// One request with its deadline at `now` and the page of its tasks
+    /// released after position `tasks_after`, at most `tasks_limit` (0:
+    /// [`PAGE_ROWS_DEFAULT`]; capped at [`PAGE_ROWS_MAX`]).
+    pub async fn request_detail_page(
+        &self,
+        request: &str,
+        table: &PolicyTable,
+        now: DateTime<Utc>,
+        tasks_after: Position,
+        tasks_limit: usize,
+    ) -> Result<Option<RequestDetail>, ReadModelError> {
+        let limit = page_rows(tasks_limit);
         let mut conn = self.conn().await?;
         let mut exec = conn.exec();
         let Some(row) = exec
@@ -599,23 +619,31 @@ impl ReadModels {
             return Ok(None);
         };
         let request = codec::request_from(&row)?;
-        let tasks = exec
+        let mut tasks = exec
             .fetch_all(
-                "SELECT * FROM rm_tasks WHERE request = $1 ORDER BY released_position LIMIT $2",
+                "SELECT * FROM rm_tasks WHERE request = $1 AND released_position > $2 \
+                 ORDER BY released_position LIMIT $3",
                 vec![
                     request.request.as_str().into(),
-                    i64::try_from(PAGE_ROWS_MAX).unwrap_or(i64::MAX).into(),
+                    tasks_after.into(),
+                    i64::try_from(limit + 1).unwrap_or(i64::MAX).into(),
                 ],
             )
             .await?
             .iter()
             .map(codec::task_from)
             .collect::<Result<Vec<_>, _>>()?;
+        let more = tasks.len() > limit;
+        tasks.truncate(limit);
+        let tasks_next_after = more
+            .then(|| tasks.last().map(|t| t.released_position))
+            .flatten();
         Ok(Some(RequestDetail {
             deadline: deadline_row(&request, table, now),
             explanation: projections::requests::explain(&request, now),
             request,
             tasks,
+            tasks_next_after,
         }))
     }
 
