@@ -382,7 +382,7 @@ pub async fn r6_r8_file_deletion(app: &TestApp) {
         paged.extend(tasks.iter().map(|t| t["task_id"].clone()));
         match page.json["tasks_next_after"].as_i64() {
             Some(after) => {
-                uri = format!("/v1/deletion-requests/{id}?tasks_limit=2&tasks_after={after}")
+                uri = format!("/v1/deletion-requests/{id}?tasks_limit=2&tasks_after={after}");
             }
             None => break,
         }
