@@ -187,6 +187,9 @@ pub mod streams {
     pub fn callbacks() -> StreamId {
         StreamId::new("callbacks")
     }
+    pub fn access_refusals() -> StreamId {
+        StreamId::new("access-refusals")
+    }
     pub fn subject(subject: &Subject) -> StreamId {
         StreamId::new(format!("subject-{subject}"))
     }
@@ -1203,15 +1206,49 @@ impl Ledger {
         reason: &str,
     ) -> Result<(), CommandError> {
         let now = self.clock.now();
-        let event: LedgerEvent = CallbackEvent::CallbackRefused {
+        let event = CallbackEvent::CallbackRefused {
             endpoint: endpoint.chars().take(200).collect(),
             reason: reason.chars().take(500).collect(),
             received_at: now,
-        }
-        .into();
+        };
+        self.record_refusal(ctx, streams::callbacks(), event, now)
+            .await
+    }
+
+    /// DESIGN, Security: every refusal is audited. An API call refused
+    /// with 401 or 403 (`route` is its method and route pattern; nothing
+    /// was done) is recorded, unconditionally, on its own stream.
+    pub async fn record_access_refused(
+        &self,
+        ctx: &Context,
+        route: &str,
+        status: u16,
+        principal: Option<&str>,
+        reason: &str,
+    ) -> Result<(), CommandError> {
+        let now = self.clock.now();
+        let event = CallbackEvent::AccessRefused {
+            route: route.chars().take(200).collect(),
+            status,
+            principal: principal.map(|p| p.chars().take(200).collect()),
+            reason: reason.chars().take(500).collect(),
+            received_at: now,
+        };
+        self.record_refusal(ctx, streams::access_refusals(), event, now)
+            .await
+    }
+
+    async fn record_refusal(
+        &self,
+        ctx: &Context,
+        stream: StreamId,
+        event: CallbackEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        let event: LedgerEvent = event.into();
         self.store
             .append(AppendRequest {
-                stream: streams::callbacks(),
+                stream,
                 expected: ExpectedVersion::Any,
                 condition: None,
                 idempotency_key: None,

@@ -629,7 +629,9 @@ impl DomainEvent for RequestEvent {
 
 // ----------------------------------------------------------------- callback
 
-/// Events of the public callback endpoints, stream `callbacks`.
+/// Calls refused at the edge: invalid Meta callbacks (stream
+/// `callbacks`) and API calls refused for their token or their caller's
+/// rights (stream `access-refusals`). DESIGN: every refusal is audited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum CallbackEvent {
@@ -639,15 +641,34 @@ pub enum CallbackEvent {
         reason: String,
         received_at: DateTime<Utc>,
     },
+    /// An API call refused with 401 (no token, or one unknown or revoked)
+    /// or 403 (its role, or a rule, reserves it to someone else). Nothing
+    /// was done.
+    AccessRefused {
+        /// The method and the route's pattern, e.g. `POST /v1/holds`
+        /// (never the path as sent, which may hold subjects).
+        route: String,
+        status: u16,
+        /// The token's name, when the token was known.
+        principal: Option<String>,
+        reason: String,
+        received_at: DateTime<Utc>,
+    },
 }
-event_types!(CallbackEvent { CallbackRefused });
+event_types!(CallbackEvent {
+    CallbackRefused,
+    AccessRefused
+});
 
 impl DomainEvent for CallbackEvent {
     fn event_type(&self) -> &'static str {
         self.type_name()
     }
     fn tags(&self) -> Vec<String> {
-        vec!["callbacks".to_owned()]
+        match self {
+            CallbackEvent::CallbackRefused { .. } => vec!["callbacks".to_owned()],
+            CallbackEvent::AccessRefused { .. } => vec!["access-refusals".to_owned()],
+        }
     }
 }
 

@@ -370,6 +370,18 @@ fn samples() -> Vec<(LedgerEvent, Vec<&'static str>)> {
             vec!["callbacks"],
         ),
         (
+            CallbackEvent::AccessRefused {
+                route: "POST /v1/holds".to_owned(),
+                status: 403,
+                principal: Some("file-manager".to_owned()),
+                reason: "role service may not do this: placing and lifting holds (role legal)"
+                    .to_owned(),
+                received_at: received,
+            }
+            .into(),
+            vec!["access-refusals"],
+        ),
+        (
             PrivacyEvent::SubjectForgotten {
                 subject: s("request:0190a0b0-0000-7000-8000-000000000001"),
                 cause: ForgetCause::AfterRequestCompleted,

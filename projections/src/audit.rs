@@ -213,6 +213,23 @@ pub fn describe(event: &LedgerEvent) -> (String, Option<String>) {
             format!("callback to {endpoint} refused; nothing was deleted"),
             Some(reason.clone()),
         ),
+        LedgerEvent::Callback(CallbackEvent::AccessRefused {
+            route,
+            status,
+            principal,
+            reason,
+            ..
+        }) => (
+            format!(
+                "{route} refused ({status}){}; nothing was done",
+                match (principal, status) {
+                    (Some(name), _) => format!(" to {name}"),
+                    (None, 401) => " without a known token".to_owned(),
+                    (None, _) => String::new(),
+                }
+            ),
+            Some(reason.clone()),
+        ),
         LedgerEvent::Privacy(PrivacyEvent::SubjectForgotten { subject, cause, .. }) => (
             format!(
                 "personal data of {subject} forgotten ({}): its data key is destroyed, its values read [erased]",

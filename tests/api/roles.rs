@@ -354,4 +354,73 @@ pub async fn role_matrix(app: &TestApp) {
     }
 }
 
-crate::on_every_backend!(role_matrix);
+/// Every refusal is audited (DESIGN): a call refused for its role, for
+/// its token, or by a rule is recorded with its route, never its path.
+pub async fn refusals_are_audited(app: &TestApp) {
+    seed_workspace(app, "ws-refused").await;
+    let head = app.head().await;
+    expect(
+        &app.post(
+            ApiRole::Service,
+            "/v1/holds",
+            json!({ "scope": "workspace:ws-refused", "kind": "legal", "matter": "M", "reason": "r" }),
+        )
+        .await,
+        403,
+    );
+    expect(
+        &app.raw(
+            Method::GET,
+            "/v1/audit?subject=workspace:ws-refused",
+            None,
+            None,
+            Vec::new(),
+            &[],
+        )
+        .await,
+        401,
+    );
+    expect(
+        &app.post(
+            ApiRole::Service,
+            "/v1/deletion-requests",
+            json!({ "scope": "workspace:ws-refused", "channel": "in-product", "requested_by": "account:acct-member" }),
+        )
+        .await,
+        403,
+    );
+    assert_eq!(
+        app.head().await,
+        head + 3,
+        "one record a refusal, nothing else"
+    );
+    let audit = app
+        .get(ApiRole::Auditor, "/v1/audit?event_type=AccessRefused")
+        .await;
+    expect(&audit, 200);
+    let summaries: Vec<&str> = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(summaries.len(), 3, "{summaries:?}");
+    assert!(
+        summaries[0].starts_with("POST /v1/holds refused (403) to "),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries[1].starts_with("GET /v1/audit refused (401) without a known token"),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries[2].starts_with("POST /v1/deletion-requests refused (403)"),
+        "{summaries:?}"
+    );
+    assert!(
+        !summaries.iter().any(|s| s.contains("ws-refused")),
+        "the path as sent is not recorded: {summaries:?}"
+    );
+}
+
+crate::on_every_backend!(role_matrix, refusals_are_audited);

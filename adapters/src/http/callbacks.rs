@@ -64,30 +64,44 @@ impl RefusalWindow {
     }
 }
 
+/// Whether a refusal at `now` is recorded one by one under `window`'s
+/// limit, and the reason to record: `reason`, preceded by how many
+/// refusals before it were over the limit and not recorded (`what` names
+/// them). `None`: over the limit, answer and log only.
+pub(crate) fn admitted_reason(
+    window: &std::sync::Mutex<RefusalWindow>,
+    now: chrono::DateTime<chrono::Utc>,
+    reason: String,
+    what: &str,
+) -> Option<String> {
+    let admitted = window
+        .lock()
+        .map(|mut window| window.admit(now))
+        .unwrap_or(Some(0));
+    match admitted? {
+        0 => Some(reason),
+        unrecorded => Some(format!(
+            "({unrecorded} refused {what} before this one were over the limit of \
+             {REFUSALS_RECORDED_PER_MINUTE} a minute and not recorded one by one) {reason}"
+        )),
+    }
+}
+
 /// Records the refusal, then answers with `error`. If even the record
 /// cannot be written, answers 503 so that Meta retries. Past
 /// [`REFUSALS_RECORDED_PER_MINUTE`] the refusal is answered and logged but
 /// not recorded; the next one recorded counts those that were not.
 async fn refuse(state: &AppState, endpoint: &str, error: ApiError) -> ApiError {
-    let mut reason = format!("{}: {}", error.title, error.detail);
-    let admitted = state
-        .refusals
-        .lock()
-        .map(|mut window| window.admit(state.ledger.clock().now()))
-        .unwrap_or(Some(0));
-    match admitted {
-        None => {
-            tracing::warn!(endpoint, %reason, "Meta callback refused (not recorded: over the limit)");
-            return error;
-        }
-        Some(0) => {}
-        Some(unrecorded) => {
-            reason = format!(
-                "({unrecorded} refused callbacks before this one were over the limit of \
-                 {REFUSALS_RECORDED_PER_MINUTE} a minute and not recorded one by one) {reason}"
-            );
-        }
-    }
+    let reason = format!("{}: {}", error.title, error.detail);
+    let Some(reason) = admitted_reason(
+        &state.refusals,
+        state.ledger.clock().now(),
+        reason.clone(),
+        "callbacks",
+    ) else {
+        tracing::warn!(endpoint, %reason, "Meta callback refused (not recorded: over the limit)");
+        return error;
+    };
     match state
         .ledger
         .record_refused_callback(&context(), endpoint, &reason)

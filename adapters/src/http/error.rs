@@ -30,6 +30,18 @@ pub struct ApiError {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The token's name behind a 403, for the record of the refusal;
+    /// never shown.
+    #[serde(skip)]
+    pub principal: Option<String>,
+}
+
+/// What a 401 or 403 answer carries (as a response extension) to the
+/// middleware that records it: every refusal is audited (DESIGN).
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    pub principal: Option<String>,
+    pub reason: String,
 }
 
 impl ApiError {
@@ -40,6 +52,7 @@ impl ApiError {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            principal: None,
         }
     }
 
@@ -184,6 +197,12 @@ impl IntoResponse for ApiError {
         let status = self.status_code();
         let body = serde_json::to_vec(&self).expect("problem documents serialize");
         let mut response = (status, body).into_response();
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            response.extensions_mut().insert(Refused {
+                principal: self.principal,
+                reason: format!("{}: {}", self.title, self.detail),
+            });
+        }
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

@@ -103,11 +103,13 @@ impl<P: Permission> FromRequestParts<AppState> for Caller<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = authenticate(parts, state).await?;
         if !P::ROLES.contains(&principal.role) {
-            return Err(ApiError::forbidden(format!(
+            let mut refused = ApiError::forbidden(format!(
                 "role {} may not do this: {}",
                 principal.role,
                 P::WHAT
-            )));
+            ));
+            refused.principal = Some(principal.actor());
+            return Err(refused);
         }
         Ok(Caller {
             principal,

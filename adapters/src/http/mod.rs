@@ -10,7 +10,9 @@
 //! **Boundary:** handlers parse the request into domain values (`TryFrom`
 //! on the DTOs), call the [`Ledger`], and map every error to a problem
 //! document. No rule is decided here, and nothing is stored on any error
-//! (except the record of a refused Meta callback, which R5 requires).
+//! but the record of a refusal: a refused Meta callback (R5), and an API
+//! call refused with 401 or 403 ([`refusals`]; DESIGN: every refusal is
+//! audited).
 
 pub mod callbacks;
 pub mod commands;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod queries;
+pub mod refusals;
 pub mod reveal;
 
 use ::commands::Ledger;
@@ -54,6 +57,8 @@ pub struct AppState {
     /// How many refused Meta callbacks this minute were recorded one by
     /// one (anyone can send them, and the log keeps every event).
     pub(crate) refusals: std::sync::Arc<std::sync::Mutex<callbacks::RefusalWindow>>,
+    /// The same, for API calls refused with 401 or 403.
+    pub(crate) access_refusals: std::sync::Arc<std::sync::Mutex<callbacks::RefusalWindow>>,
 }
 
 impl AppState {
@@ -72,6 +77,7 @@ impl AppState {
             meta,
             public_url: public_url.trim_end_matches('/').to_owned(),
             refusals: Default::default(),
+            access_refusals: Default::default(),
         }
     }
 }
@@ -150,6 +156,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             reveal::reveal_personal_data,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refusals::record_refusals,
         ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         // Spans name the route's pattern, never the path or query as sent:

@@ -265,6 +265,15 @@ pub async fn tenant(l: &Ledger, clock: &ManualClock, i: usize) {
     l.record_refused_callback(&meta, "/meta/data-deletion", "signature does not match")
         .await
         .unwrap();
+    l.record_access_refused(
+        &ctx("lethe:api"),
+        "POST /v1/holds",
+        403,
+        Some("file-manager"),
+        "Forbidden: role service may not do this",
+    )
+    .await
+    .unwrap();
 
     // R11: the sole owner of a shared workspace is refused after verification;
     // an unverified request is refused too.
