@@ -423,4 +423,42 @@ pub async fn refusals_are_audited(app: &TestApp) {
     );
 }
 
-crate::on_every_backend!(role_matrix, refusals_are_audited);
+/// Every error is a problem document, even one an extractor raises
+/// before a handler runs (a path that is not UTF-8).
+pub async fn rejected_paths_answer_problem_documents(app: &TestApp) {
+    let head = app.head().await;
+    for (method, uri, token) in [
+        (Method::GET, "/deletion-status/%FF", None),
+        (
+            Method::POST,
+            "/v1/holds/%FF/lift",
+            Some(app.token(ApiRole::Legal)),
+        ),
+        (
+            Method::GET,
+            "/v1/deletion-requests/%FF%FE",
+            Some(app.token(ApiRole::Auditor)),
+        ),
+    ] {
+        let answer = app
+            .raw(
+                method,
+                uri,
+                token,
+                Some("application/json"),
+                br#"{"reason":"r"}"#.to_vec(),
+                &[],
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 400, "{uri}: {}", answer.text);
+        assert_eq!(answer.content_type(), "application/problem+json", "{uri}");
+        assert_eq!(answer.json["status"], 400, "{uri}: {}", answer.text);
+    }
+    assert_eq!(app.head().await, head);
+}
+
+crate::on_every_backend!(
+    role_matrix,
+    refusals_are_audited,
+    rejected_paths_answer_problem_documents
+);

@@ -338,3 +338,40 @@ impl From<AuthError> for ApiError {
         ApiError::unavailable("the token store is unavailable; retry later")
     }
 }
+
+/// Longest error text of an extractor's rejection that is carried into a
+/// problem document; such texts are a line or two.
+const REJECTION_TEXT_BYTES_MAX: usize = 4 * 1024;
+
+/// Turns an error answered by something other than [`ApiError`] (an
+/// extractor's rejection: a path that is not UTF-8, say) into a problem
+/// document with the same status, so that every error is
+/// `application/problem+json`.
+pub async fn problem_for_other_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), REJECTION_TEXT_BYTES_MAX)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let detail = if text.is_empty() {
+        "the request could not be read".to_owned()
+    } else {
+        text
+    };
+    let mut problem = ApiError::new(status, "rejected", "Request rejected", detail);
+    if status.is_server_error() {
+        problem.detail = "the request could not be handled; retry later".to_owned();
+    }
+    problem.into_response()
+}

@@ -161,6 +161,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             refusals::record_refusals,
         ))
+        .layer(middleware::from_fn(error::problem_for_other_errors))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         // Spans name the route's pattern, never the path or query as sent:
         // those hold subjects, external account ids among them.
