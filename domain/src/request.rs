@@ -491,17 +491,16 @@ pub fn progress(
             .workspaces
             .iter()
             .filter(|(_, w)| {
-                // Members whose accounts were erased use it no more, and
-                // an erased owner owns it no more; nor does one whose
-                // erasure is under way, which nothing takes back (two
-                // co-owners leaving at once would otherwise each count on
-                // the other).
-                let live = |member: &&AccountId| !inventory.erased_accounts.contains(*member);
-                let owning = |owner: &&AccountId| {
-                    live(owner) && !inventory.is_being_erased(&Subject::Account((*owner).clone()))
+                // Members whose accounts were erased, or whose erasure is
+                // under way (nothing takes it back), use it no more, and
+                // such an owner owns it no more: two co-owners leaving at
+                // once would otherwise each count on the other.
+                let staying = |member: &&AccountId| {
+                    !inventory.erased_accounts.contains(*member)
+                        && !inventory.is_being_erased(&Subject::Account((*member).clone()))
                 };
-                let other_owners = w.owners().filter(owning).any(|owner| owner != account);
-                let others_in_use = w.members.keys().filter(live).any(|m| m != account);
+                let other_owners = w.owners().filter(staying).any(|owner| owner != account);
+                let others_in_use = w.members.keys().filter(staying).any(|m| m != account);
                 !w.erased
                     && w.role_of(account) == Some(Role::Owner)
                     && !other_owners

@@ -73,8 +73,8 @@ impl<P> Caller<P> {
 }
 
 /// The principal behind the request's bearer token.
-pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Principal, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthenticated(
             "send Authorization: Bearer <token> (create one with `lethe token create`)",
         ));
@@ -101,7 +101,7 @@ impl<P: Permission> FromRequestParts<AppState> for Caller<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = authenticate(parts, state).await?;
+        let principal = authenticate(&parts.headers, state).await?;
         if !P::ROLES.contains(&principal.role) {
             let mut refused = ApiError::forbidden(format!(
                 "role {} may not do this: {}",

@@ -57,8 +57,10 @@ pub struct AppState {
     /// How many refused Meta callbacks this minute were recorded one by
     /// one (anyone can send them, and the log keeps every event).
     pub(crate) refusals: std::sync::Arc<std::sync::Mutex<callbacks::RefusalWindow>>,
-    /// The same, for API calls refused with 401 or 403.
+    /// The same, for API calls refused without a known token (401).
     pub(crate) access_refusals: std::sync::Arc<std::sync::Mutex<callbacks::RefusalWindow>>,
+    /// The same, for API calls of known tokens refused (403).
+    pub(crate) token_refusals: std::sync::Arc<std::sync::Mutex<callbacks::RefusalWindow>>,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_owned(),
             refusals: Default::default(),
             access_refusals: Default::default(),
+            token_refusals: Default::default(),
         }
     }
 }

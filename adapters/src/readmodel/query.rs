@@ -841,11 +841,14 @@ impl ReadModels {
         let rows = conn
             .exec()
             .fetch_all(
+                // From the open tasks (their partial index), not from the
+                // holds: a long hold on a busy workspace covers every task
+                // ever released in it.
                 "SELECT q.request FROM rm_requests q WHERE q.state = 'in-progress' \
-                 AND q.request IN (SELECT t.request FROM rm_holds h \
-                     JOIN rm_task_scopes s ON s.scope = h.scope \
-                     JOIN rm_tasks t ON t.task = s.task AND t.state <> 'completed' \
-                     WHERE h.lifted_at IS NULL) \
+                 AND q.request IN (SELECT t.request FROM rm_tasks t \
+                     WHERE t.state <> 'completed' AND EXISTS (SELECT 1 FROM rm_task_scopes s \
+                         JOIN rm_holds h ON h.scope = s.scope AND h.lifted_at IS NULL \
+                         WHERE s.task = t.task)) \
                  ORDER BY q.due_at, q.request LIMIT $1",
                 vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
             )

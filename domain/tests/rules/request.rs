@@ -1073,6 +1073,30 @@ fn r11_account_deletion_of_the_sole_owner_of_a_shared_workspace_is_refused() {
             vec![verified_event(1), refused],
         ),
         (
+            // Nor does he use it any more: with carol gone, nobody else
+            // does, and alice may go.
+            "the only other member, an owner whose account is being erased",
+            vec![
+                WorkspaceEvent::MemberRemoved {
+                    workspace: ws("ws-1"),
+                    account: acct("carol"),
+                    removed_by: member("carol"),
+                }
+                .into(),
+                added("ws-1", "dave", Role::Owner),
+                released(
+                    2,
+                    201,
+                    RemoveRecord,
+                    "account:dave",
+                    None,
+                    &["account:dave"],
+                )
+                .into(),
+            ],
+            allowed.clone(),
+        ),
+        (
             "a member of someone else's shared workspace",
             vec![
                 created("ws-3", "erin"),
