@@ -482,22 +482,9 @@ pub async fn r7_resumes_when_the_lifts_reaction_was_lost(app: &TestApp) {
         "nothing reacted to the lift yet"
     );
 
-    let models = adapters::readmodel::ReadModels::open(&app.url)
-        .await
-        .unwrap();
-    let resumed = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
-        .await
-        .expect("the sweep");
-    assert_eq!(resumed, 1);
-    let after = detail(app, &id).await;
+    let after = swept_once(app, &id).await;
     assert_eq!(after["state"], "in-progress", "{after}");
     assert!(after["tasks_total"].as_u64().unwrap() > 0);
-    // Nothing left for the next sweep.
-    let again = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
-        .await
-        .expect("the sweep");
-    assert_eq!(again, 0);
-    models.close().await;
 }
 
 /// R1 / R7: a connection disconnected under a workspace hold has its
@@ -535,6 +522,20 @@ pub async fn r1_r7_a_clean_up_blocked_by_a_hold_shows_on_its_connection(app: &Te
     assert_eq!(row["display_state"], "erased", "{row}");
 }
 
+/// Runs the resume sweep: it takes request `id` forward, and a second
+/// sweep finds nothing left. Answers the request's detail after.
+async fn swept_once(app: &TestApp, id: &str) -> Value {
+    let models = adapters::readmodel::ReadModels::open(&app.url)
+        .await
+        .unwrap();
+    let sweep = || adapters::resume::resume_unblocked_requests(&app.ledger, &models);
+    assert_eq!(sweep().await.expect("the sweep"), 1);
+    let after = detail(app, id).await;
+    assert_eq!(sweep().await.expect("the sweep"), 0, "nothing left");
+    models.close().await;
+    after
+}
+
 /// R7: a hold whose reaction was lost (here appended to the log directly)
 /// leaves a request in progress whose tasks cannot be claimed; the sweep
 /// marks it blocked by the hold, so that the report does not count it
@@ -569,21 +570,9 @@ pub async fn r7_blocks_when_the_holds_reaction_was_lost(app: &TestApp) {
         "nothing reacted to the hold yet"
     );
 
-    let models = adapters::readmodel::ReadModels::open(&app.url)
-        .await
-        .unwrap();
-    let marked = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
-        .await
-        .expect("the sweep");
-    assert_eq!(marked, 1);
-    let after = detail(app, &id).await;
+    let after = swept_once(app, &id).await;
     assert_eq!(after["state"], "blocked", "{after}");
     assert_eq!(after["blocked_by"], json!([hold.to_string()]), "{after}");
-    let again = adapters::resume::resume_unblocked_requests(&app.ledger, &models)
-        .await
-        .expect("the sweep");
-    assert_eq!(again, 0);
-    models.close().await;
 }
 
 /// R1: the disconnect and its clean-up request are two appends. When the

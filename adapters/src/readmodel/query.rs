@@ -809,18 +809,25 @@ impl ReadModels {
         &self,
         limit: usize,
     ) -> Result<Vec<String>, ReadModelError> {
+        self.request_ids(
+            "SELECT q.request FROM rm_requests q WHERE q.state = 'blocked' \
+             AND NOT EXISTS (SELECT 1 FROM rm_request_holds b \
+                 JOIN rm_holds h ON h.hold = b.hold \
+                 WHERE b.request = q.request AND h.lifted_at IS NULL) \
+             ORDER BY q.due_at, q.request LIMIT $1",
+            limit,
+        )
+        .await
+    }
+
+    /// The `request` column of `sql`'s rows, whose one parameter is the
+    /// row limit ([`page_rows`] of `limit`).
+    async fn request_ids(&self, sql: &str, limit: usize) -> Result<Vec<String>, ReadModelError> {
         let limit = page_rows(limit);
         let mut conn = self.conn().await?;
         let rows = conn
             .exec()
-            .fetch_all(
-                "SELECT q.request FROM rm_requests q WHERE q.state = 'blocked' \
-                 AND NOT EXISTS (SELECT 1 FROM rm_request_holds b \
-                     JOIN rm_holds h ON h.hold = b.hold \
-                     WHERE b.request = q.request AND h.lifted_at IS NULL) \
-                 ORDER BY q.due_at, q.request LIMIT $1",
-                vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
-            )
+            .fetch_all(sql, vec![i64::try_from(limit).unwrap_or(i64::MAX).into()])
             .await?;
         rows.iter().map(|r| r.text("request")).collect()
     }
@@ -836,24 +843,19 @@ impl ReadModels {
         &self,
         limit: usize,
     ) -> Result<Vec<String>, ReadModelError> {
-        let limit = page_rows(limit);
-        let mut conn = self.conn().await?;
-        let rows = conn
-            .exec()
-            .fetch_all(
-                // From the open tasks (their partial index), not from the
-                // holds: a long hold on a busy workspace covers every task
-                // ever released in it.
-                "SELECT q.request FROM rm_requests q WHERE q.state = 'in-progress' \
-                 AND q.request IN (SELECT t.request FROM rm_tasks t \
-                     WHERE t.state <> 'completed' AND EXISTS (SELECT 1 FROM rm_task_scopes s \
-                         JOIN rm_holds h ON h.scope = s.scope AND h.lifted_at IS NULL \
-                         WHERE s.task = t.task)) \
-                 ORDER BY q.due_at, q.request LIMIT $1",
-                vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
-            )
-            .await?;
-        rows.iter().map(|r| r.text("request")).collect()
+        // From the open tasks (their partial index), not from the holds:
+        // a long hold on a busy workspace covers every task ever released
+        // in it.
+        self.request_ids(
+            "SELECT q.request FROM rm_requests q WHERE q.state = 'in-progress' \
+             AND q.request IN (SELECT t.request FROM rm_tasks t \
+                 WHERE t.state <> 'completed' AND EXISTS (SELECT 1 FROM rm_task_scopes s \
+                     JOIN rm_holds h ON h.scope = s.scope AND h.lifted_at IS NULL \
+                     WHERE s.task = t.task)) \
+             ORDER BY q.due_at, q.request LIMIT $1",
+            limit,
+        )
+        .await
     }
 
     /// The deadline compliance report at `now`: rows and per-policy,

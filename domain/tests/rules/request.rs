@@ -1022,6 +1022,22 @@ fn r11_account_deletion_waits_for_verification() {
     given(history).when_request(verify_now).then_events(want);
 }
 
+/// Dave made an owner of ws-1, and his own account's erasure released.
+fn dave_owner_being_erased() -> Vec<LedgerEvent> {
+    vec![
+        added("ws-1", "dave", Role::Owner),
+        released(
+            2,
+            201,
+            RemoveRecord,
+            "account:dave",
+            None,
+            &["account:dave"],
+        )
+        .into(),
+    ]
+}
+
 #[test]
 fn r11_account_deletion_of_the_sole_owner_of_a_shared_workspace_is_refused() {
     let refused = RequestEvent::DeletionRefused {
@@ -1058,42 +1074,22 @@ fn r11_account_deletion_of_the_sole_owner_of_a_shared_workspace_is_refused() {
             // Dave's own deletion is under way: counting on him would let
             // both go and leave carol in a workspace nobody owns.
             "another owner whose account is being erased",
-            vec![
-                added("ws-1", "dave", Role::Owner),
-                released(
-                    2,
-                    201,
-                    RemoveRecord,
-                    "account:dave",
-                    None,
-                    &["account:dave"],
-                )
-                .into(),
-            ],
+            dave_owner_being_erased(),
             vec![verified_event(1), refused],
         ),
         (
             // Nor does he use it any more: with carol gone, nobody else
             // does, and alice may go.
             "the only other member, an owner whose account is being erased",
-            vec![
-                WorkspaceEvent::MemberRemoved {
-                    workspace: ws("ws-1"),
-                    account: acct("carol"),
-                    removed_by: member("carol"),
-                }
-                .into(),
-                added("ws-1", "dave", Role::Owner),
-                released(
-                    2,
-                    201,
-                    RemoveRecord,
-                    "account:dave",
-                    None,
-                    &["account:dave"],
-                )
-                .into(),
-            ],
+            vec![WorkspaceEvent::MemberRemoved {
+                workspace: ws("ws-1"),
+                account: acct("carol"),
+                removed_by: member("carol"),
+            }
+            .into()]
+            .into_iter()
+            .chain(dave_owner_being_erased())
+            .collect(),
             allowed.clone(),
         ),
         (
@@ -1398,8 +1394,8 @@ fn r12_after_all_tasks_complete_the_resource_is_erased_and_every_command_refuses
 
 // --------------------------------------------------------------------- R13
 
-#[test]
-fn r13_the_last_completed_task_states_when_residual_copies_are_purged() {
+/// yt-1's clean-up with tasks 1 to 3 done and task 4 leased to worker-1.
+fn clean_up_with_the_last_task_leased() -> Vec<LedgerEvent> {
     let mut history = disconnected_youtube();
     history.push(requested(1, "integration:yt-1", member("alice")).into());
     history.extend(ledger_of(integration_plan(1, 1)));
@@ -1417,6 +1413,12 @@ fn r13_the_last_completed_task_states_when_residual_copies_are_purged() {
         );
     }
     history.push(claimed(1, 4, "worker-1").into());
+    history
+}
+
+#[test]
+fn r13_the_last_completed_task_states_when_residual_copies_are_purged() {
+    let history = clean_up_with_the_last_task_leased();
     let finished = days_later(2);
     given(history)
         .when_request(|_, r| complete_task(r, task(4), "worker-1".into(), &table(), finished))
@@ -1442,23 +1444,7 @@ fn r7_r13_the_last_task_done_under_a_hold_placed_after_its_claim_completes_the_r
     // Tasks 1-3 done; task 4 leased; then a hold on the workspace blocks
     // the request. The worker finishes task 4: nothing is left to suspend,
     // so the request completes now, not at the hold's lift.
-    let mut history = disconnected_youtube();
-    history.push(requested(1, "integration:yt-1", member("alice")).into());
-    history.extend(ledger_of(integration_plan(1, 1)));
-    for done in 1..=3 {
-        history.push(claimed(1, done, "worker-1").into());
-        history.push(
-            RequestEvent::TaskCompleted {
-                request: req(1),
-                task: task(done),
-                step: [RevokeTokens, ClearAnalyticsCache, RemoveAnalyticsRows][done as usize - 1],
-                target: s("integration:yt-1"),
-                worker: "worker-1".into(),
-            }
-            .into(),
-        );
-    }
-    history.push(claimed(1, 4, "worker-1").into());
+    let mut history = clean_up_with_the_last_task_leased();
     history.push(placed(1, "workspace:ws-1"));
     history.push(blocked(1, &[1]).into());
     let finished = days_later(2);
