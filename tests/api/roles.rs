@@ -424,6 +424,58 @@ pub async fn refusals_are_audited(app: &TestApp) {
     );
 }
 
+/// Calls without a token cannot crowd a known token's refusals out of the
+/// record: past the limit of the first, the second is still recorded one
+/// by one.
+pub async fn a_flood_of_anonymous_calls_leaves_token_refusals_recorded(app: &TestApp) {
+    let limit = adapters::http::callbacks::REFUSALS_RECORDED_PER_MINUTE as usize;
+    for _ in 0..=limit {
+        expect(
+            &app.raw(Method::GET, "/v1/policies", None, None, Vec::new(), &[])
+                .await,
+            401,
+        );
+    }
+    expect(
+        &app.post(
+            ApiRole::Service,
+            "/v1/holds",
+            json!({ "scope": "workspace:ws-x", "kind": "legal", "matter": "M", "reason": "r" }),
+        )
+        .await,
+        403,
+    );
+    let audit = app
+        .get(
+            ApiRole::Auditor,
+            "/v1/audit?event_type=AccessRefused&limit=1000",
+        )
+        .await;
+    expect(&audit, 200);
+    let summaries: Vec<&str> = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    let anonymous = summaries
+        .iter()
+        .filter(|s| s.starts_with("GET /v1/policies refused (401)"))
+        .count();
+    assert_eq!(
+        anonymous, limit,
+        "the anonymous calls past the limit are not recorded one by one"
+    );
+    assert_eq!(
+        summaries
+            .last()
+            .copied()
+            .map(|s| s.starts_with("POST /v1/holds refused (403) to ")),
+        Some(true),
+        "{summaries:?}"
+    );
+}
+
 /// Every error is a problem document, even one an extractor raises
 /// before a handler runs (a path that is not UTF-8).
 pub async fn rejected_paths_answer_problem_documents(app: &TestApp) {
@@ -461,5 +513,6 @@ pub async fn rejected_paths_answer_problem_documents(app: &TestApp) {
 crate::on_every_backend!(
     role_matrix,
     refusals_are_audited,
+    a_flood_of_anonymous_calls_leaves_token_refusals_recorded,
     rejected_paths_answer_problem_documents
 );
