@@ -20,6 +20,11 @@ pub enum ReadModelError {
     /// limit out of range). Fix the input; a retry fails the same way (400).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// One parameter of the query is invalid (an unknown resource state,
+    /// say); `name` is the parameter as the caller gave it. Fix it; a
+    /// retry fails the same way (422 on that parameter).
+    #[error("invalid {name}: {why}")]
+    InvalidParameter { name: &'static str, why: String },
     /// Stored personal data failed its integrity check while being shown
     /// (a sealed value does not open under its live key). Nothing is
     /// shown; an operator must look (500, run `lethe verify`).

@@ -219,6 +219,21 @@ impl TestApp {
 
     /// The row of `subject` in the `/v1/resources` page at `uri`, as an
     /// auditor reads it (the page must answer 200), or `None`.
+    /// The summaries of the audit entries `GET /v1/audit?{query}` answers
+    /// an auditor, in log order.
+    pub async fn audit_summaries(&self, query: &str) -> Vec<String> {
+        let audit = self
+            .get(ApiRole::Auditor, &format!("/v1/audit?{query}"))
+            .await;
+        expect(&audit, 200);
+        audit.json["events"]
+            .as_array()
+            .expect("audit entries")
+            .iter()
+            .map(|e| e["summary"].as_str().expect("a summary").to_owned())
+            .collect()
+    }
+
     pub async fn resource_row(&self, uri: &str, subject: &str) -> Option<Value> {
         let page = self.get(ApiRole::Auditor, uri).await;
         expect(&page, 200);

@@ -354,20 +354,25 @@ pub async fn role_matrix(app: &TestApp) {
     }
 }
 
+/// A service token tries to place a hold on `ws`: 403 (legal only).
+async fn service_places_a_hold(app: &TestApp, ws: &str) {
+    expect(
+        &app.post(
+            ApiRole::Service,
+            "/v1/holds",
+            json!({ "scope": format!("workspace:{ws}"), "kind": "legal", "matter": "M", "reason": "r" }),
+        )
+        .await,
+        403,
+    );
+}
+
 /// Every refusal is audited (DESIGN): a call refused for its role, for
 /// its token, or by a rule is recorded with its route, never its path.
 pub async fn refusals_are_audited(app: &TestApp) {
     seed_workspace(app, "ws-refused").await;
     let head = app.head().await;
-    expect(
-        &app.post(
-            ApiRole::Service,
-            "/v1/holds",
-            json!({ "scope": "workspace:ws-refused", "kind": "legal", "matter": "M", "reason": "r" }),
-        )
-        .await,
-        403,
-    );
+    service_places_a_hold(app, "ws-refused").await;
     expect(
         &app.raw(
             Method::GET,
@@ -394,16 +399,9 @@ pub async fn refusals_are_audited(app: &TestApp) {
         head + 3,
         "one record a refusal, nothing else"
     );
-    let audit = app
-        .get(ApiRole::Auditor, "/v1/audit?event_type=AccessRefused")
+    let summaries = app
+        .audit_summaries("event_type=AccessRefused&limit=1000")
         .await;
-    expect(&audit, 200);
-    let summaries: Vec<&str> = audit.json["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["summary"].as_str().unwrap())
-        .collect();
     assert_eq!(summaries.len(), 3, "{summaries:?}");
     assert!(
         summaries[0].starts_with("POST /v1/holds refused (403) to "),
@@ -436,28 +434,10 @@ pub async fn a_flood_of_anonymous_calls_leaves_token_refusals_recorded(app: &Tes
             401,
         );
     }
-    expect(
-        &app.post(
-            ApiRole::Service,
-            "/v1/holds",
-            json!({ "scope": "workspace:ws-x", "kind": "legal", "matter": "M", "reason": "r" }),
-        )
-        .await,
-        403,
-    );
-    let audit = app
-        .get(
-            ApiRole::Auditor,
-            "/v1/audit?event_type=AccessRefused&limit=1000",
-        )
+    service_places_a_hold(app, "ws-x").await;
+    let summaries = app
+        .audit_summaries("event_type=AccessRefused&limit=1000")
         .await;
-    expect(&audit, 200);
-    let summaries: Vec<&str> = audit.json["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["summary"].as_str().unwrap())
-        .collect();
     let anonymous = summaries
         .iter()
         .filter(|s| s.starts_with("GET /v1/policies refused (401)"))
@@ -469,7 +449,6 @@ pub async fn a_flood_of_anonymous_calls_leaves_token_refusals_recorded(app: &Tes
     assert_eq!(
         summaries
             .last()
-            .copied()
             .map(|s| s.starts_with("POST /v1/holds refused (403) to ")),
         Some(true),
         "{summaries:?}"

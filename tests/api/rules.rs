@@ -1164,21 +1164,14 @@ pub async fn r14_billing_and_card_numbers(app: &TestApp) {
 
 /// What request `id` recorded as kept, and until when.
 async fn kept_summaries(app: &TestApp, id: &str) -> Vec<String> {
-    let audit = app
-        .get(Auditor, &format!("/v1/audit?subject=request:{id}"))
-        .await;
-    expect(&audit, 200);
-    audit.json["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "RetentionExceptionRecorded")
-        .map(|e| {
-            let summary = e["summary"].as_str().unwrap();
-            // What was kept and until when, without the request's id.
-            summary.split(" (request").next().unwrap().to_owned()
-        })
-        .collect()
+    app.audit_summaries(&format!(
+        "subject=request:{id}&event_type=RetentionExceptionRecorded"
+    ))
+    .await
+    .into_iter()
+    // What was kept and until when, without the request's id.
+    .map(|summary| summary.split(" (request").next().unwrap().to_owned())
+    .collect()
 }
 
 /// R12 / R14: a workspace's request sees what earlier requests did to

@@ -273,6 +273,7 @@ impl From<ReadModelError> for ApiError {
     fn from(error: ReadModelError) -> Self {
         match error {
             ReadModelError::InvalidQuery(why) => ApiError::invalid("query", why),
+            ReadModelError::InvalidParameter { name, why } => ApiError::invalid(name, why),
             ReadModelError::Store(store) => store.into(),
             ReadModelError::Unavailable(why) => {
                 tracing::error!(%why, "read models unavailable");

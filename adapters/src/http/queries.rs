@@ -51,12 +51,12 @@ fn time_field(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Ap
     raw.map(|raw| field(name, rfc3339(raw))).transpose()
 }
 
-fn limit_field(raw: Option<usize>) -> Result<usize, ApiError> {
+fn limit_field(name: &'static str, raw: Option<usize>) -> Result<usize, ApiError> {
     match raw {
         None => Ok(0),
         Some(n) if (1..=PAGE_ROWS_MAX).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::invalid(
-            "limit",
+            name,
             format!("must be 1 to {PAGE_ROWS_MAX}"),
         )),
     }
@@ -138,11 +138,10 @@ pub async fn deletion_request(
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let not_found = || ApiError::not_found(format!("request {id:?} not found"));
     let request = RequestId::parse(&id).map_err(|_| not_found())?;
-    let tasks_limit = match query.tasks_limit {
-        None => PAGE_ROWS_MAX,
-        Some(limit) => limit_field(Some(limit)).map_err(|_| {
-            ApiError::invalid("tasks_limit", format!("must be 1 to {PAGE_ROWS_MAX}"))
-        })?,
+    // Unset: the whole first page the detail has always shown.
+    let tasks_limit = match limit_field("tasks_limit", query.tasks_limit)? {
+        0 => PAGE_ROWS_MAX,
+        limit => limit,
     };
     caught_up(&state).await?;
     let detail = state
@@ -187,7 +186,7 @@ pub async fn holds(
         active_only: query.active.unwrap_or(false),
         scope: query.scope,
         after: query.after.unwrap_or(0),
-        limit: limit_field(query.limit)?,
+        limit: limit_field("limit", query.limit)?,
     };
     caught_up(&state).await?;
     let holds = state.read_models.holds(&filter).await?;
@@ -233,7 +232,7 @@ impl AuditParams {
             from: time_field("from", self.from.as_deref())?,
             to: time_field("to", self.to.as_deref())?,
             after: self.after.unwrap_or(0),
-            limit: limit_field(self.limit)?,
+            limit: limit_field("limit", self.limit)?,
         })
     }
 }
@@ -495,20 +494,11 @@ pub async fn resources(
             ))
         }
     };
-    if let Some(state) = query.state.as_deref() {
-        if state != "blocked-by-hold" && projections::rows::ResourceState::parse(state).is_none() {
-            return Err(ApiError::invalid(
-                "state",
-                "must be one of: active, disconnected, deletion-pending, blocked-by-hold, \
-                 retained, erased",
-            ));
-        }
-    }
     let filter = ResourceQuery {
         scope,
         state: query.state,
         after: query.after,
-        limit: limit_field(query.limit)?,
+        limit: limit_field("limit", query.limit)?,
     };
     caught_up(&state).await?;
     let page = state.read_models.resources(&filter).await?;

@@ -420,10 +420,13 @@ impl ReadModels {
                 format!(" AND r.state = ${}", args.len())
             }
             Some(other) => {
-                return Err(ReadModelError::InvalidQuery(format!(
-                    "unknown resource state {other:?}; expected one of: active, disconnected, \
-                     deletion-pending, blocked-by-hold, retained, erased"
-                )))
+                return Err(ReadModelError::InvalidParameter {
+                    name: "state",
+                    why: format!(
+                        "unknown resource state {other:?}; expected one of: active, \
+                         disconnected, deletion-pending, blocked-by-hold, retained, erased"
+                    ),
+                })
             }
         };
         args.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
